@@ -1,0 +1,3 @@
+export { murmur3_32 } from './murmur3.ts';
+export { bucket, evaluate } from './evaluate.ts';
+export type { EvaluationReason, EvaluationResult, FlagDefinition } from './evaluate.ts';
