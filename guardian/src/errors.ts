@@ -14,6 +14,7 @@
  * - `SOURCE_BAD_RESPONSE`: the provider's body was not the documented shape; no data.
  * - `SOURCE_BAD_QUERY`: the provider refused the query (400); a configuration or code problem.
  * - `STORE_UNREACHABLE`: the database could not be reached.
+ * - `MIGRATION_FAILED`: a migration, the test shim or the seed could not be read or applied (the file is named).
  * - `STORE_CONFLICT`: the database refused the change (for example a locked or rolled-back flag).
  * - `NOT_FOUND`: a flag or event that was asked for does not exist.
  * - `BAD_ARGUMENT`: a CLI argument or API body is wrong.
@@ -29,6 +30,7 @@ export type GuardianErrorCode =
   | 'SOURCE_BAD_RESPONSE'
   | 'SOURCE_BAD_QUERY'
   | 'STORE_UNREACHABLE'
+  | 'MIGRATION_FAILED'
   | 'STORE_CONFLICT'
   | 'NOT_FOUND'
   | 'BAD_ARGUMENT'
