@@ -17,7 +17,7 @@ insert into public.feature_flags (name, description, enabled, rollout_percentage
   ('booking_agent_enabled', 'Booking agent: books appointments for the user. Gradual rollout at 25%.', true, 25, null),
   ('session_agent_enabled', 'Session agent: assists during a live session. Early rollout at 10%.', true, 10, null),
   ('insights_agent_enabled', 'Insights agent: summaries and trends. Half of users.', true, 50, null),
-  ('followup_agent_enabled', 'Follow-up agent: drafts follow-up messages. Not released yet (internal targets only).', false, 0, null)
+  ('followup_agent_enabled', 'Follow-up agent: drafts follow-up messages. Internal testing only: 0% rollout, on for its targets.', true, 0, null)
 on conflict (name) do nothing;
 
 -- Internal QA accounts that see features before their cohort does.
