@@ -1,0 +1,146 @@
+import type { FlagChange, FlagTransport, SdkLogger, SubscriptionStatus, Timers } from '../types.ts';
+
+/** What a {@link Sync} needs from its client. */
+export interface SyncHost {
+  /** Fetches and applies the flags; rejects on failure. */
+  load(signal: AbortSignal): Promise<void>;
+  /** A change event from the subscription (version filtering is the host's job). */
+  change(change: FlagChange): void;
+  /** A load failed (the sync retries on its own schedule). */
+  loadFailed(error: unknown): void;
+  /** The subscription went live or down. */
+  statusChanged?(status: SubscriptionStatus): void;
+}
+
+/** Options of {@link Sync}. */
+export interface SyncOptions {
+  transport: FlagTransport;
+  pollIntervalMs: number;
+  ttlMs: number;
+  timers: Timers;
+  logger: SdkLogger;
+}
+
+/**
+ * Keeps a client's flags fresh: an initial load, a re-fetch on EVERY subscription `live` (changes
+ * made while disconnected are never replayed by Realtime), version-checked polling while the
+ * subscription is down or absent, and a TTL re-fetch while it is live. Loads are single-flight: a
+ * refresh asked for during a load runs once more after it, never concurrently.
+ */
+export class Sync {
+  private readonly host: SyncHost;
+  private readonly opts: SyncOptions;
+  private live = false;
+  private running: Promise<boolean> | null = null;
+  private queued: Promise<boolean> | null = null;
+  private timer: unknown = null;
+  private stopped = false;
+  private unsubscribe: (() => void) | null = null;
+  private readonly abort = new AbortController();
+
+  constructor(host: SyncHost, opts: SyncOptions) {
+    this.host = host;
+    this.opts = opts;
+  }
+
+  /** Whether the change subscription is live. */
+  get isLive(): boolean {
+    return this.live;
+  }
+
+  /** Subscribes (bindings first, so nothing is missed) and runs the first load. */
+  start(): Promise<boolean> {
+    const { transport } = this.opts;
+    if (transport.subscribe) {
+      try {
+        this.unsubscribe = transport.subscribe({
+          change: (c) => {
+            if (!this.stopped) this.host.change(c);
+          },
+          status: (s, detail) => this.onStatus(s, detail),
+        });
+      } catch (error) {
+        this.opts.logger.warn({ err: error }, 'flag subscription failed; polling instead');
+      }
+    }
+    return this.refresh();
+  }
+
+  private onStatus(status: SubscriptionStatus, detail?: string): void {
+    if (this.stopped) return;
+    const wasLive = this.live;
+    this.live = status === 'live';
+    this.host.statusChanged?.(status);
+    if (status === 'live') {
+      // Re-fetch after every (re)subscription: Realtime keeps no buffer.
+      void this.refresh();
+    } else if (wasLive) {
+      this.opts.logger.warn({ detail }, 'flag change subscription is down; polling until it is back');
+      this.schedule();
+    }
+  }
+
+  /** Loads now (coalesced with a load in flight). Resolves `true` when the load succeeded. */
+  refresh(): Promise<boolean> {
+    if (this.stopped) return Promise.resolve(false);
+    if (this.running) {
+      this.queued ??= this.running.then(() => {
+        this.queued = null;
+        return this.refresh();
+      });
+      return this.queued;
+    }
+    const run = (async (): Promise<boolean> => {
+      try {
+        await this.host.load(this.abort.signal);
+        return true;
+      } catch (error) {
+        if (!this.stopped) this.host.loadFailed(error);
+        return false;
+      } finally {
+        this.running = null;
+        this.schedule();
+      }
+    })();
+    this.running = run;
+    return run;
+  }
+
+  private schedule(): void {
+    if (this.stopped) return;
+    const { timers } = this.opts;
+    if (this.timer !== null) timers.clearTimeout(this.timer);
+    const ms = this.live ? this.opts.ttlMs : this.opts.pollIntervalMs;
+    this.timer = timers.setTimeout(() => {
+      this.timer = null;
+      void this.refresh();
+    }, ms);
+  }
+
+  /** Stops timers and the subscription; loads in flight are aborted. */
+  stop(): void {
+    this.stopped = true;
+    if (this.timer !== null) this.opts.timers.clearTimeout(this.timer);
+    this.timer = null;
+    this.abort.abort();
+    try {
+      this.unsubscribe?.();
+    } catch (error) {
+      this.opts.logger.warn({ err: error }, 'unsubscribing from flag changes failed');
+    }
+  }
+}
+
+/** The global timers, bound (some runtimes require `this === globalThis`). */
+export const defaultTimers: Timers = {
+  setTimeout: (fn, ms) => {
+    const handle: unknown = globalThis.setTimeout(fn, ms);
+    // In Node, a refresh timer must not keep the process alive.
+    (handle as { unref?: () => void }).unref?.();
+    return handle;
+  },
+  clearTimeout: (handle) => globalThis.clearTimeout(handle as Parameters<typeof globalThis.clearTimeout>[0]),
+};
+
+/** A logger that drops everything. */
+export const silentLogger: SdkLogger = { warn: () => undefined, error: () => undefined };

@@ -1,0 +1,296 @@
+import { compileFlag, evaluateCompiled, isCompiledOn } from '../core/compiled.ts';
+import type { CompiledFlag } from '../core/compiled.ts';
+import { checkMs, SdkError } from './errors.ts';
+import { ListenerHub } from './internal/base.ts';
+import type { FlagChangeEvent } from './internal/base.ts';
+import { defaultTimers, silentLogger, Sync } from './internal/sync.ts';
+import type { FlagChange, FlagEvaluation, FlagRecord, FlagTransport, SdkLogger, Timers } from './types.ts';
+
+/**
+ * Options of {@link createServerClient}.
+ *
+ * @example
+ * const options: ServerClientOptions = { transport: supabaseTransport(supabase), pollIntervalMs: 10_000 };
+ */
+export interface ServerClientOptions {
+  /** Where the flags come from; needs `loadAll` (service role: definitions and targets). */
+  readonly transport: FlagTransport;
+  /** Poll period while no change subscription is live (default 15 000 ms). */
+  readonly pollIntervalMs?: number;
+  /** Safety-net re-fetch period while the subscription is live (default 300 000 ms). */
+  readonly ttlMs?: number;
+  /** Definitions to serve before the first load completes (e.g. baked into the deployment). */
+  readonly bootstrap?: readonly FlagRecord[];
+  readonly logger?: SdkLogger;
+  readonly timers?: Timers;
+}
+
+interface Entry {
+  readonly record: FlagRecord;
+  readonly compiled: CompiledFlag;
+}
+
+function sameRecord(a: FlagRecord, b: FlagRecord): boolean {
+  if (
+    a.version !== b.version ||
+    a.enabled !== b.enabled ||
+    a.rolloutPercentage !== b.rolloutPercentage ||
+    a.bucketGroup !== b.bucketGroup ||
+    a.guardState !== b.guardState ||
+    a.rollbackMessage !== b.rollbackMessage
+  ) {
+    return false;
+  }
+  const ta = a.targets ?? [];
+  const tb = b.targets ?? [];
+  if (ta.length !== tb.length) return false;
+  const set = new Set(ta);
+  return tb.every((t) => set.has(t));
+}
+
+function toEntry(record: FlagRecord): Entry {
+  return {
+    record,
+    compiled: compileFlag({
+      name: record.name,
+      enabled: record.enabled,
+      rolloutPercentage: record.rolloutPercentage,
+      bucketGroup: record.bucketGroup,
+      targets: record.targets ?? [],
+      version: record.version,
+    }),
+  };
+}
+
+/**
+ * Server mode (service key; Node, Deno, Edge Functions): holds every flag definition and its
+ * targets, evaluates locally (a map lookup and one hash of the user id), and keeps them fresh
+ * from the transport's change stream, with polling as the fallback and a TTL safety net.
+ * Evaluation never throws: bad input, an unknown flag or a client that is not ready give the
+ * caller's default.
+ *
+ * @example
+ * const flags = createServerClient({ transport: supabaseTransport(supabaseAdmin) });
+ * await flags.ready();
+ * if (flags.isEnabled('booking_agent_enabled', user.id)) runAgent();
+ */
+export class ServerFlagClient extends ListenerHub {
+  private flags = new Map<string, Entry>();
+  private readonly transport: FlagTransport;
+  private readonly sync: Sync;
+  private loaded = false;
+
+  constructor(options: ServerClientOptions) {
+    const logger = options?.logger ?? silentLogger;
+    super(logger);
+    if (options === null || typeof options !== 'object' || options.transport === null || typeof options.transport !== 'object') {
+      throw new SdkError('INVALID_OPTION', 'createServerClient: options.transport is required (e.g. supabaseTransport(client) or postgresTransport(pool))');
+    }
+    if (typeof options.transport.loadAll !== 'function') {
+      throw new SdkError('UNSUPPORTED', 'createServerClient: options.transport has no loadAll(); server mode needs a service-role transport that can read all definitions');
+    }
+    this.transport = options.transport;
+    const pollIntervalMs = checkMs('createServerClient: options.pollIntervalMs', options.pollIntervalMs, 15_000);
+    const ttlMs = checkMs('createServerClient: options.ttlMs', options.ttlMs, 300_000);
+    if (options.bootstrap !== undefined) {
+      if (!Array.isArray(options.bootstrap)) throw new SdkError('INVALID_OPTION', 'createServerClient: options.bootstrap must be an array of flag records');
+      this.replaceAll(options.bootstrap, false);
+      this.currentStatus = 'READY';
+    }
+    this.sync = new Sync(
+      {
+        load: async (signal) => {
+          const records = await this.transport.loadAll!(signal);
+          this.replaceAll(records, true);
+          this.loaded = true;
+          this.setStatus('READY');
+        },
+        change: (c) => this.applyChange(c),
+        loadFailed: (error) => {
+          logger.error({ err: error }, 'loading flag definitions failed; serving last-known values');
+          this.setStatus(this.loaded || this.flags.size > 0 ? 'STALE' : 'ERROR');
+        },
+      },
+      { transport: this.transport, pollIntervalMs, ttlMs, timers: options.timers ?? defaultTimers, logger },
+    );
+    void this.sync.start();
+  }
+
+  /** Whether the change subscription is live (otherwise the client is polling). */
+  get realtime(): boolean {
+    return this.sync.isLive;
+  }
+
+  /**
+   * `true` when `flagName` is on for `userId`; `defaultValue` (default `false`) when the flag is
+   * unknown, the client is not ready or the arguments are bad. Never throws.
+   *
+   * @example
+   * flags.isEnabled('ai_beta_users', 'user-42'); // true | false
+   */
+  isEnabled(flagName: string, userId: string, defaultValue = false): boolean {
+    const entry = this.flags.get(flagName);
+    let value: boolean;
+    if (entry === undefined || typeof userId !== 'string' || !entry.compiled.valid) {
+      value = this.evaluate(flagName, userId, defaultValue).value;
+      return value; // evaluate() already notified listeners
+    }
+    value = isCompiledOn(entry.compiled, userId);
+    if (this.evaluationListeners.length !== 0) this.notifyEvaluation(flagName, value, userId);
+    return value;
+  }
+
+  /**
+   * The value and why: `TARGETING_MATCH`, `SPLIT`, `DISABLED`, or `ERROR` with an `errorCode`
+   * (`FLAG_NOT_FOUND`, `PROVIDER_NOT_READY`, `INVALID_USER_ID`, `INVALID_FLAG`, `INVALID_ARGUMENT`)
+   * and the caller's default. Never throws.
+   *
+   * @example
+   * const { value, reason } = flags.evaluate('ai_alpha_users', 'user-42', false);
+   */
+  evaluate(flagName: string, userId: string, defaultValue = false): FlagEvaluation {
+    const fallback = typeof defaultValue === 'boolean' ? defaultValue : false;
+    let result: FlagEvaluation;
+    if (typeof flagName !== 'string') {
+      result = { flag: String(flagName), value: fallback, reason: 'ERROR', errorCode: 'INVALID_ARGUMENT' };
+    } else {
+      const entry = this.flags.get(flagName);
+      if (entry === undefined) {
+        const notReady = this.currentStatus === 'NOT_READY' || (this.currentStatus === 'ERROR' && this.flags.size === 0);
+        result = { flag: flagName, value: fallback, reason: 'ERROR', errorCode: notReady ? 'PROVIDER_NOT_READY' : 'FLAG_NOT_FOUND' };
+      } else {
+        const r = evaluateCompiled(entry.compiled, userId);
+        result =
+          r.reason === 'ERROR'
+            ? { flag: flagName, value: fallback, reason: 'ERROR', errorCode: r.errorCode ?? 'INVALID_FLAG', version: entry.record.version }
+            : { flag: flagName, value: r.value, reason: r.reason, version: entry.record.version };
+      }
+    }
+    if (this.evaluationListeners.length !== 0) this.notifyEvaluation(result.flag, result.value, typeof userId === 'string' ? userId : null);
+    return result;
+  }
+
+  /**
+   * Every known flag's value for one user (what the PostHog adapter attaches to events).
+   * Does not notify evaluation listeners.
+   *
+   * @example
+   * flags.allValues('user-42'); // { ai_beta_users: true, booking_agent_enabled: false, ... }
+   */
+  allValues(userId: string): Record<string, boolean> {
+    const out: Record<string, boolean> = {};
+    if (typeof userId !== 'string') return out;
+    for (const [name, e] of this.flags) out[name] = isCompiledOn(e.compiled, userId);
+    return out;
+  }
+
+  /**
+   * The held definition of one flag (a copy of the record), or `undefined`.
+   *
+   * @example
+   * flags.getFlag('booking_agent_enabled')?.guardState; // 'watching'
+   */
+  getFlag(flagName: string): FlagRecord | undefined {
+    const e = this.flags.get(flagName);
+    return e === undefined ? undefined : { ...e.record };
+  }
+
+  /**
+   * Names of all held flags.
+   *
+   * @example
+   * flags.flagNames(); // ['ai_alpha_users', ...]
+   */
+  flagNames(): string[] {
+    return [...this.flags.keys()];
+  }
+
+  /**
+   * Re-fetches now (coalesced with a load in flight). Resolves `true` on success; never rejects.
+   *
+   * @example
+   * await flags.refresh();
+   */
+  refresh(): Promise<boolean> {
+    return this.sync.refresh();
+  }
+
+  /**
+   * Stops the subscription and timers and closes the transport.
+   *
+   * @example
+   * await flags.close();
+   */
+  async close(): Promise<void> {
+    this.sync.stop();
+    await this.transport.close?.();
+  }
+
+  private replaceAll(records: readonly FlagRecord[], fromSource: boolean): void {
+    const next = new Map<string, Entry>();
+    const events: FlagChangeEvent[] = [];
+    for (const record of records) {
+      if (record === null || typeof record !== 'object' || typeof record.name !== 'string') continue;
+      const old = this.flags.get(record.name);
+      // A fetch that raced with a newer change event must not roll the flag back in time.
+      if (old !== undefined && record.version < old.record.version) {
+        next.set(record.name, old);
+        continue;
+      }
+      if (old !== undefined && sameRecord(old.record, record)) {
+        next.set(record.name, old);
+        continue;
+      }
+      next.set(record.name, toEntry(record));
+      if (fromSource) {
+        events.push({ flag: record.name, version: record.version, deleted: false });
+        this.checkRollback(old?.record, record);
+      }
+    }
+    if (fromSource) {
+      for (const name of this.flags.keys()) if (!next.has(name)) events.push({ flag: name, version: null, deleted: true });
+    }
+    this.flags = next;
+    this.emitChanges(events);
+  }
+
+  private applyChange(change: FlagChange): void {
+    const old = this.flags.get(change.name);
+    if (change.type === 'DELETE') {
+      if (old !== undefined) {
+        this.flags.delete(change.name);
+        this.emitChanges([{ flag: change.name, version: null, deleted: true }]);
+      }
+      return;
+    }
+    // Drop events older than (or as old as) what is held.
+    if (old !== undefined && change.version !== null && change.version <= old.record.version) return;
+    if (change.record !== null) {
+      // Apply the public fields at once (a rollback must not wait for a round trip), keeping the
+      // targets held; the re-fetch below brings the targets of this version.
+      const record: FlagRecord = { ...change.record, targets: old?.record.targets ?? [] };
+      this.flags.set(change.name, toEntry(record));
+      this.checkRollback(old?.record, record);
+      this.emitChanges([{ flag: change.name, version: record.version, deleted: false }]);
+    }
+    void this.sync.refresh();
+  }
+
+  private checkRollback(old: FlagRecord | undefined, next: FlagRecord): void {
+    if (old === undefined || old.guardState === 'rolled_back' || next.guardState !== 'rolled_back') return;
+    this.emitRollback(next.name, next.rollbackMessage, next.version);
+  }
+}
+
+/**
+ * Creates a {@link ServerFlagClient} and starts loading (call `ready()` to wait for it).
+ * Throws an `SdkError` (`INVALID_OPTION`/`UNSUPPORTED`) on bad options, naming the option.
+ *
+ * @example
+ * import { createServerClient } from '@rollback-guardian/sdk';
+ * import { supabaseTransport } from '@rollback-guardian/sdk/supabase';
+ * const flags = createServerClient({ transport: supabaseTransport(createClient(url, serviceKey)) });
+ */
+export function createServerClient(options: ServerClientOptions): ServerFlagClient {
+  return new ServerFlagClient(options);
+}
