@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest';
 import { createServerClient, evaluate, SdkError } from '../src/index.ts';
-import { flag, flush, ManualTimers, MemoryTransport } from './helpers/memory-transport.ts';
+import { flag, flush, ManualTimers, MemoryTransport, pub } from './helpers/memory-transport.ts';
 
 function setup(rows = [flag('a', { rolloutPercentage: 50, bucketGroup: 'grp' }), flag('b', { targets: ['u1'], rolloutPercentage: 0 })]) {
   const transport = new MemoryTransport();
@@ -49,7 +49,7 @@ describe('server mode', () => {
     const seen: string[] = [];
     client.onChange('a', (e) => seen.push(`${e.flag}@${e.version}`));
     transport.rows = [flag('a', { enabled: false, version: 3, bucketGroup: 'grp', rolloutPercentage: 50 }), flag('b', { targets: ['u1'], rolloutPercentage: 0 })];
-    transport.push({ type: 'UPDATE', name: 'a', version: 3, record: { ...transport.rows[0]!, targets: undefined } });
+    transport.push({ type: 'UPDATE', name: 'a', version: 3, record: pub(transport.rows[0]!) });
     expect(client.evaluate('a', 'x')).toMatchObject({ value: false, reason: 'DISABLED', version: 3 });
     transport.push({ type: 'UPDATE', name: 'a', version: 2, record: flag('a', { version: 2 }) });
     expect(client.getFlag('a')?.version).toBe(3);
@@ -57,7 +57,7 @@ describe('server mode', () => {
     expect(seen).toEqual(['a@3']);
     // A target added: the event has no targets; the re-fetch brings them.
     transport.rows = [transport.rows[0]!, flag('b', { targets: ['u1', 'u9'], rolloutPercentage: 0, version: 2 })];
-    transport.push({ type: 'UPDATE', name: 'b', version: 2, record: { ...flag('b', { rolloutPercentage: 0, version: 2 }), targets: undefined } });
+    transport.push({ type: 'UPDATE', name: 'b', version: 2, record: pub(flag('b', { rolloutPercentage: 0, version: 2 })) });
     await flush();
     expect(client.isEnabled('b', 'u9')).toBe(true);
     transport.push({ type: 'DELETE', name: 'b', version: null, record: null });
@@ -69,7 +69,7 @@ describe('server mode', () => {
     await client.ready();
     const got: unknown[] = [];
     client.onRollback((e) => got.push(e));
-    transport.push({ type: 'UPDATE', name: 'a', version: 2, record: { ...flag('a', { enabled: false, version: 2, guardState: 'rolled_back', rollbackMessage: 'Sorry!' }), targets: undefined } });
+    transport.push({ type: 'UPDATE', name: 'a', version: 2, record: pub(flag('a', { enabled: false, version: 2, guardState: 'rolled_back', rollbackMessage: 'Sorry!' })) });
     expect(got).toEqual([{ flag: 'a', message: 'Sorry!', version: 2 }]);
   });
 

@@ -83,3 +83,9 @@ export async function flush(): Promise<void> {
 export function flag(name: string, over: Partial<FlagRecord> = {}): FlagRecord {
   return { name, enabled: true, rolloutPercentage: 100, bucketGroup: null, version: 1, guardState: 'watching', rollbackMessage: null, targets: [], ...over };
 }
+
+/** The public part of a record (what a change event carries). */
+export function pub(record: FlagRecord): Omit<FlagRecord, 'targets'> {
+  const { targets: _targets, ...rest } = record;
+  return rest;
+}
