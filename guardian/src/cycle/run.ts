@@ -1,0 +1,328 @@
+/**
+ * The guardian's one unit of work: poll sources → decide per rule and flag → act → persist.
+ * Scheduling lives elsewhere (`scheduler.ts`); tests call this directly with an injected clock,
+ * store, sources and logger.
+ */
+import { decide as defaultDecide } from '../decide/decide.ts';
+import type { HistoryPoint, Verdict } from '../decide/types.ts';
+import { isGuardianError } from '../errors.ts';
+import type { Rule, RulesConfig } from '../rules/schema.ts';
+import { DEFAULT_STAGES } from '../rules/schema.ts';
+import type { FlagObservation, FlagQuery, MetricSource, SourceReport } from '../sources/types.ts';
+import type { Channel, Flag, Observation, RuleState } from '../store/types.ts';
+import type { CycleDeps, CycleReport, RuleFlagResult, SourceSummary } from './types.ts';
+
+const DEFAULT_SOURCE_TIMEOUT_MS = 20_000;
+const DEFAULT_RETENTION_MS = 7 * 86_400_000;
+
+/**
+ * The channels a rules file's `notify` section configures (a Slack webhook URL that is set, an
+ * email recipient list).
+ *
+ * @example
+ * channelsFromNotify(rules.notify); // ['slack', 'email']
+ */
+export function channelsFromNotify(notify: RulesConfig['notify']): Channel[] {
+  const out: Channel[] = [];
+  if (notify.slack && notify.slack.webhook_url !== '') out.push('slack');
+  if (notify.email && notify.email.to.length > 0) out.push('email');
+  return out;
+}
+
+/**
+ * The idempotency key of an automatic action: the same breach of the same rule on the same
+ * flag version acts once, whichever replica or retry gets there.
+ *
+ * @example
+ * idempotencyKey('booking-agent-errors', flag, false); // 'booking-agent-errors:booking_agent_enabled:7'
+ */
+export function idempotencyKey(ruleId: string, flag: Pick<Flag, 'name' | 'version'>, dryRun: boolean): string {
+  return `${dryRun ? 'dry_run:' : ''}${ruleId}:${flag.name}:${flag.version}`;
+}
+
+function errorInfo(err: unknown): { code: string; message: string } {
+  if (isGuardianError(err)) return { code: err.code, message: err.message };
+  return { code: 'INTERNAL', message: err instanceof Error ? err.message : String(err) };
+}
+
+interface Watch {
+  readonly rule: Rule;
+  readonly flag: Flag;
+}
+
+/**
+ * Runs one cycle and returns what it saw and did. Never throws for a bad source, rule or flag
+ * (those become per-pair errors); a store that cannot be read at the start makes the report's
+ * `errors` non-empty and nothing is judged.
+ *
+ * @example
+ * const report = await runCycle({ now: () => new Date(), store, sources, rules, logger, signal });
+ * for (const r of report.results) console.log(r.ruleId, r.flag, r.verdict?.kind, r.action, r.eventId);
+ */
+export async function runCycle(deps: CycleDeps): Promise<CycleReport> {
+  const at = deps.now();
+  const started = Date.now();
+  const decide = deps.decide ?? defaultDecide;
+  const globalDryRun = deps.rules.dry_run || deps.dryRun === true;
+  const channels = deps.channels ?? channelsFromNotify(deps.rules.notify);
+  const actor = deps.actor ?? 'guardian';
+  const results: RuleFlagResult[] = [];
+  const summaries: SourceSummary[] = [];
+  const errors: { code: string; message: string }[] = [];
+  const finish = (): CycleReport => {
+    const durationMs = Date.now() - started;
+    deps.metrics?.cycle(durationMs, errors.length === 0);
+    return { at, durationMs, ran: true, dryRun: globalDryRun, results, sources: summaries, errors };
+  };
+
+  let flags: Flag[];
+  let states: RuleState[];
+  try {
+    [flags, states] = await Promise.all([deps.store.listFlags(), deps.store.loadRuleState()]);
+  } catch (err) {
+    const info = errorInfo(err);
+    errors.push(info);
+    deps.logger.error({ err, code: info.code }, 'cycle: cannot read flags and rule state; nothing judged this cycle');
+    return finish();
+  }
+  const flagByName = new Map(flags.map((f) => [f.name, f]));
+  const stateByKey = new Map(states.map((s) => [`${s.ruleId}\u0000${s.flag}`, s]));
+
+  // Which (rule, flag) pairs are judged; the rest are reported as skipped.
+  const watches: Watch[] = [];
+  for (const rule of deps.rules.rules) {
+    for (const name of rule.flags) {
+      const flag = flagByName.get(name);
+      const skip = (why: string): void => {
+        results.push({ ruleId: rule.id, flag: name, source: rule.source, action: 'skipped', skipped: why });
+      };
+      if (!flag) skip(`flag "${name}" does not exist in the database`);
+      else if (flag.guardState !== 'watching') skip(`flag is ${flag.guardState}: the guardian does not act on it`);
+      else if (!flag.enabled) skip('flag is disabled: no flag-on users to watch');
+      else if (!deps.sources.has(rule.source)) skip(`source "${rule.source}" is not configured (see the rules file's sources and the environment)`);
+      else watches.push({ rule, flag });
+    }
+  }
+
+  // Poll each source ONCE for all of its flags, in parallel.
+  const bySource = new Map<string, Watch[]>();
+  for (const w of watches) bySource.set(w.rule.source, [...(bySource.get(w.rule.source) ?? []), w]);
+  const polls = await Promise.all(
+    [...bySource].map(async ([sourceId, list]) => {
+      const source = deps.sources.get(sourceId) as MetricSource;
+      const queries = flagQueries(list, at);
+      const report = await pollSource(source, queries, deps, at);
+      return { sourceId, list, queries, report };
+    }),
+  );
+
+  const observations: Observation[] = [];
+  const latestBySource = new Map<string, Map<string, FlagObservation>>();
+  for (const { sourceId, queries, report } of polls) {
+    const latest = new Map<string, FlagObservation>();
+    const noDataReasons: Record<string, string> = {};
+    let ok = 0;
+    for (const obs of report.observations) {
+      latest.set(obs.flag, obs);
+      const flag = flagByName.get(obs.flag);
+      if (obs.status === 'ok' && flag) {
+        ok++;
+        observations.push({
+          source: sourceId,
+          flag: obs.flag,
+          stageStartedAt: flag.stageStartedAt,
+          at,
+          unit: obs.unit,
+          treatment: obs.treatment,
+          ...(obs.control ? { control: obs.control } : {}),
+        });
+      } else if (obs.status === 'no_data') {
+        noDataReasons[obs.flag] = obs.reason;
+        deps.metrics?.sourceError(sourceId, obs.reason);
+      }
+    }
+    for (const q of queries) {
+      if (!latest.has(q.flag)) {
+        latest.set(q.flag, { flag: q.flag, status: 'no_data', reason: 'empty', detail: 'the source returned nothing for this flag' });
+        noDataReasons[q.flag] = 'empty';
+      }
+    }
+    latestBySource.set(sourceId, latest);
+    summaries.push({
+      source: sourceId,
+      flags: queries.length,
+      ok,
+      noData: queries.length - ok,
+      requests: report.requests,
+      ...(report.error ? { error: report.error } : {}),
+      noDataReasons,
+    });
+    try {
+      await deps.store.recordSourceHealth(sourceId, at, report.error ? `${report.error.code}: ${report.error.message}` : ok === 0 && queries.length > 0 ? 'no data for any flag' : undefined);
+    } catch (err) {
+      deps.logger.warn({ err, source: sourceId }, 'cycle: could not record source health');
+    }
+  }
+  try {
+    await deps.store.appendObservations(observations);
+  } catch (err) {
+    const info = errorInfo(err);
+    errors.push(info);
+    deps.logger.error({ err, code: info.code }, 'cycle: could not store observations; judging on what is stored');
+  }
+
+  // Read back each flag's history of its current stage (one query per source).
+  const histories = new Map<string, Map<string, HistoryPoint[]>>();
+  for (const { sourceId, list } of polls) {
+    const queries = [...new Map(list.map((w) => [w.flag.name, w.flag])).values()].map((flag) => ({
+      flag: flag.name,
+      stageStartedAt: flag.stageStartedAt,
+      since: laterOf(flag.stageStartedAt, new Date(at.getTime() - maxWindow(list, flag.name))),
+    }));
+    try {
+      histories.set(sourceId, await deps.store.observationHistory(sourceId, queries));
+    } catch (err) {
+      deps.logger.error({ err, source: sourceId }, 'cycle: could not read observation history');
+      histories.set(sourceId, new Map());
+    }
+  }
+
+  // Decide and act, one (rule, flag) pair at a time; a failure stays with its pair.
+  const newStates: Omit<RuleState, 'updatedAt'>[] = [];
+  const actedOn = new Map<string, string>();
+  for (const w of watches) {
+    const { rule, flag } = w;
+    const base = { ruleId: rule.id, flag: flag.name, source: rule.source };
+    const log = { rule: rule.id, flag: flag.name, source: rule.source };
+    const previous = stateByKey.get(`${rule.id}\u0000${flag.name}`);
+    const already = actedOn.get(flag.name);
+    if (already !== undefined) {
+      results.push({ ...base, action: 'skipped', skipped: `rule ${already} already rolled this flag back in this cycle` });
+      continue;
+    }
+    let verdict: Verdict;
+    try {
+      const latest = latestBySource.get(rule.source)?.get(flag.name);
+      if (latest?.status === 'no_data') {
+        verdict = {
+          kind: 'no_data',
+          ruleId: rule.id,
+          flag: flag.name,
+          consecutive: previous?.consecutiveBreaches ?? 0,
+          reason: `No data from ${rule.source} for ${flag.name} this cycle (${latest.reason}${latest.detail ? `: ${latest.detail}` : ''}); missing data is never a breach.`,
+        };
+      } else {
+        const since = laterOf(flag.stageStartedAt, new Date(at.getTime() - rule.window)).getTime();
+        const history = (histories.get(rule.source)?.get(flag.name) ?? []).filter((p) => p.at.getTime() >= since);
+        verdict = decide(rule, history, flag.name);
+      }
+    } catch (err) {
+      const info = errorInfo(err);
+      deps.logger.error({ ...log, err }, 'cycle: rule failed to decide');
+      results.push({ ...base, action: 'failed', error: info });
+      continue;
+    }
+    deps.metrics?.verdict(rule.id, verdict.kind);
+    newStates.push({
+      ruleId: rule.id,
+      flag: flag.name,
+      consecutiveBreaches: verdict.consecutive,
+      lastVerdict: verdict.kind,
+      lastEvidence: verdict.evidence ? { ...verdict.evidence, reason: verdict.reason } : { reason: verdict.reason },
+    });
+    const summary = { kind: verdict.kind, reason: verdict.reason, consecutive: verdict.consecutive, ...(verdict.evidence ? { evidence: verdict.evidence } : {}) };
+    if (verdict.kind !== 'breach') {
+      deps.logger.debug({ ...log, verdict: verdict.kind, consecutive: verdict.consecutive }, verdict.reason);
+      results.push({ ...base, verdict: summary, action: 'none' });
+      continue;
+    }
+
+    const dryRun = globalDryRun || rule.dry_run;
+    try {
+      const event = await deps.store.rollback({
+        flag: flag.name,
+        action: rule.action,
+        ruleId: rule.id,
+        source: rule.source,
+        evidence: { ...(verdict.evidence ?? {}), rule: rule.id, consecutive: verdict.consecutive, flag_version: flag.version },
+        actor,
+        idempotencyKey: idempotencyKey(rule.id, flag, dryRun),
+        channels,
+        dryRun,
+        reason: verdict.reason,
+        kind: 'auto_rollback',
+        ...(rule.action === 'step_back' ? { stages: rule.stages ?? DEFAULT_STAGES } : {}),
+      });
+      deps.metrics?.action(rule.id, rule.action, dryRun);
+      if (!dryRun && rule.action !== 'notify_only') actedOn.set(flag.name, rule.id);
+      deps.logger.warn(
+        { ...log, action: rule.action, dryRun, eventId: event.id, previous: event.previousState, next: event.newState },
+        dryRun ? `dry run: would ${rule.action} ${flag.name}` : `${rule.action} of ${flag.name}: ${verdict.reason}`,
+      );
+      results.push({ ...base, verdict: summary, action: dryRun ? 'dry_run' : 'acted', ruleAction: rule.action, eventId: event.id });
+    } catch (err) {
+      const info = errorInfo(err);
+      if (isGuardianError(err, 'STORE_CONFLICT')) {
+        // Someone (a person, another rule on another replica) changed the flag's guard state first.
+        deps.logger.info({ ...log, err }, 'cycle: breach, but the flag is no longer watched; not acting');
+        results.push({ ...base, verdict: summary, action: 'skipped', skipped: info.message });
+      } else {
+        deps.logger.error({ ...log, err }, 'cycle: breach, but the rollback failed; it is retried next cycle with the same idempotency key');
+        results.push({ ...base, verdict: summary, action: 'failed', ruleAction: rule.action, error: info });
+      }
+    }
+  }
+
+  try {
+    await deps.store.saveRuleState(newStates, at);
+  } catch (err) {
+    const info = errorInfo(err);
+    errors.push(info);
+    deps.logger.error({ err }, 'cycle: could not save rule state');
+  }
+  try {
+    await deps.store.pruneObservations(new Date(at.getTime() - (deps.observationRetentionMs ?? DEFAULT_RETENTION_MS)));
+  } catch (err) {
+    deps.logger.warn({ err }, 'cycle: could not prune old observations');
+  }
+  return finish();
+}
+
+function laterOf(a: Date, b: Date): Date {
+  return a.getTime() >= b.getTime() ? a : b;
+}
+
+function maxWindow(list: readonly Watch[], flag: string): number {
+  let max = 0;
+  for (const w of list) if (w.flag.name === flag) max = Math.max(max, w.rule.window);
+  return max;
+}
+
+/** One query per flag: since = the later of its stage start and now − the largest window of its rules. */
+function flagQueries(list: readonly Watch[], at: Date): FlagQuery[] {
+  const out = new Map<string, FlagQuery>();
+  for (const w of list) {
+    if (out.has(w.flag.name)) continue;
+    out.set(w.flag.name, { flag: w.flag.name, since: laterOf(w.flag.stageStartedAt, new Date(at.getTime() - maxWindow(list, w.flag.name))) });
+  }
+  return [...out.values()];
+}
+
+/** Polls a source with a deadline; a source that throws (it should not) becomes all `no_data`. */
+async function pollSource(source: MetricSource, queries: readonly FlagQuery[], deps: CycleDeps, at: Date): Promise<SourceReport> {
+  const signal = AbortSignal.any([deps.signal, AbortSignal.timeout(deps.sourceTimeoutMs ?? DEFAULT_SOURCE_TIMEOUT_MS)]);
+  try {
+    return await source.query(queries, signal);
+  } catch (err) {
+    const info = isGuardianError(err) ? { code: err.code, message: err.message } : { code: 'SOURCE_UNAVAILABLE', message: err instanceof Error ? err.message : String(err) };
+    deps.logger.error({ source: source.id, err }, 'cycle: source failed outside its boundary; every flag is no_data this cycle');
+    return {
+      source: source.id,
+      at,
+      requests: 0,
+      error: info,
+      observations: queries.map((q) => ({ flag: q.flag, status: 'no_data' as const, reason: 'unavailable', detail: info.message })),
+    };
+  }
+}
+

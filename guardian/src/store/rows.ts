@@ -1,0 +1,145 @@
+/**
+ * Internal: database rows (snake_case, bigint as text or number, timestamps as Date or text)
+ * to the store's types, and database errors to GuardianError codes. Shared by both backends.
+ */
+import { GuardianError } from '../errors.ts';
+import type { EventKind, Flag, FlagPatch, FlagState, GuardState, RollbackAction, RollbackEvent, RuleState, SourceHealth } from './types.ts';
+
+type Row = Record<string, unknown>;
+
+function str(v: unknown): string {
+  return typeof v === 'string' ? v : v === null || v === undefined ? '' : String(v);
+}
+function strOrNull(v: unknown): string | null {
+  return v === null || v === undefined ? null : String(v);
+}
+function date(v: unknown): Date {
+  return v instanceof Date ? v : new Date(str(v));
+}
+function dateOrNull(v: unknown): Date | null {
+  return v === null || v === undefined ? null : date(v);
+}
+function obj(v: unknown): Record<string, unknown> {
+  if (typeof v === 'string') {
+    try {
+      return obj(JSON.parse(v) as unknown);
+    } catch {
+      return {};
+    }
+  }
+  return v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : {};
+}
+
+/** A feature_flags row plus its target ids. */
+export function toFlag(row: Row, targets: readonly string[]): Flag {
+  return {
+    name: str(row['name']),
+    description: str(row['description']),
+    enabled: row['enabled'] === true,
+    rolloutPercentage: Number(row['rollout_percentage']),
+    bucketGroup: strOrNull(row['bucket_group']),
+    version: Number(row['version']),
+    updatedAt: date(row['updated_at']),
+    updatedBy: strOrNull(row['updated_by']),
+    guardState: str(row['guard_state']) as GuardState,
+    rollbackMessage: strOrNull(row['rollback_message']),
+    stageStartedAt: date(row['stage_started_at']),
+    targets: [...targets].sort(),
+  };
+}
+
+function toFlagState(v: unknown): FlagState {
+  const o = obj(v);
+  const targets = Array.isArray(o['targets']) ? (o['targets'] as unknown[]).map(str) : [];
+  return {
+    enabled: o['enabled'] === true,
+    rolloutPercentage: Number(o['rollout_percentage'] ?? 0),
+    targets,
+    guardState: (str(o['guard_state']) || 'watching') as GuardState,
+  };
+}
+
+/** A rollback_events row. */
+export function toEvent(row: Row): RollbackEvent {
+  return {
+    id: str(row['id']),
+    flag: str(row['flag_name']),
+    kind: str(row['kind']) as EventKind,
+    ruleId: strOrNull(row['rule_id']),
+    source: strOrNull(row['source']),
+    action: strOrNull(row['action']) as RollbackAction | null,
+    reason: strOrNull(row['reason']),
+    evidence: obj(row['evidence']),
+    previousState: toFlagState(row['previous_state']),
+    newState: toFlagState(row['new_state']),
+    actor: str(row['actor']),
+    idempotencyKey: str(row['idempotency_key']),
+    restoresEventId: strOrNull(row['restores_event_id']),
+    createdAt: date(row['created_at']),
+  };
+}
+
+/** A guardian_rule_state row. */
+export function toRuleState(row: Row): RuleState {
+  const evidence = row['last_evidence'];
+  return {
+    ruleId: str(row['rule_id']),
+    flag: str(row['flag_name']),
+    consecutiveBreaches: Number(row['consecutive_breaches'] ?? 0),
+    lastVerdict: strOrNull(row['last_verdict']),
+    lastEvidence: evidence === null || evidence === undefined ? null : obj(evidence),
+    updatedAt: date(row['updated_at']),
+  };
+}
+
+/** A guardian_source_health row. */
+export function toSourceHealth(row: Row): SourceHealth {
+  return {
+    source: str(row['source']),
+    lastOkAt: dateOrNull(row['last_ok_at']),
+    blindSince: dateOrNull(row['blind_since']),
+    blindAlerted: row['blind_alerted'] === true,
+    lastError: strOrNull(row['last_error']),
+  };
+}
+
+/** The jsonb patch `guardian_set_flag` takes (snake_case keys; absent = unchanged). */
+export function patchToJson(patch: FlagPatch): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  if (patch.enabled !== undefined) out['enabled'] = patch.enabled;
+  if (patch.rolloutPercentage !== undefined) out['rollout_percentage'] = patch.rolloutPercentage;
+  if (patch.rollbackMessage !== undefined) out['rollback_message'] = patch.rollbackMessage;
+  if (patch.lock !== undefined) out['lock'] = patch.lock;
+  if (patch.addTargets !== undefined) out['add_targets'] = [...patch.addTargets];
+  if (patch.removeTargets !== undefined) out['remove_targets'] = [...patch.removeTargets];
+  return out;
+}
+
+/** Network-level failures: the database is not there (Node socket codes). */
+const NETWORK_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EPIPE']);
+
+/**
+ * Maps a database error (pg, PGlite or PostgREST: all carry the SQLSTATE as `code`) to a
+ * GuardianError with a stable code. `what` names the operation for the message.
+ */
+export function storeError(err: unknown, what: string): GuardianError {
+  if (err instanceof GuardianError) return err;
+  const e = (err ?? {}) as { code?: unknown; message?: unknown; details?: unknown; hint?: unknown };
+  const code = typeof e.code === 'string' ? e.code : '';
+  const raw = typeof e.message === 'string' && e.message !== '' ? e.message : String(err);
+  const message = raw.replace(/^(guardian_rollback|restore_flag|guardian_set_flag|guardian_try_lease|guardian_enqueue_notifications): /, '');
+  if (code === 'P0002') return new GuardianError('NOT_FOUND', message, { cause: err });
+  if (code === '55000' || code === '23505' || code === '40001' || code === '40P01') return new GuardianError('STORE_CONFLICT', `${what}: ${message}`, { cause: err });
+  if (code === '22023' || code === '23514' || code === '22P02' || code === '23503' || code === '22003') {
+    return new GuardianError('BAD_ARGUMENT', `${what}: ${message}`, { cause: err });
+  }
+  if (NETWORK_CODES.has(code) || code.startsWith('08') || code.startsWith('28') || code === '3D000' || code === '57P01' || code === '57P03') {
+    return new GuardianError('STORE_UNREACHABLE', `${what}: the database is unreachable (${message}). Check DATABASE_URL / SUPABASE_URL and that the database is running.`, {
+      cause: err,
+    });
+  }
+  if (code === '42883' || code === '42P01') {
+    return new GuardianError('STORE_FAILED', `${what}: ${message}. The database schema is missing or old: apply the migrations (npm run db:migrate).`, { cause: err });
+  }
+  return new GuardianError('STORE_FAILED', `${what}: ${message}`, { cause: err });
+}

@@ -1,0 +1,308 @@
+/**
+ * {@link Store} over a {@link SqlClient}: PostgreSQL through `pg` (`DATABASE_URL`) and the
+ * embedded PGlite share this one implementation. Exactly-once changes go through the SQL
+ * functions of `supabase/migrations/2025112502*` (guardian_rollback, restore_flag,
+ * guardian_set_flag, guardian_try_lease); everything else is plain parameterised SQL.
+ */
+import type { HistoryPoint } from '../decide/types.ts';
+import type { SqlClient } from './sql.ts';
+import { patchToJson, storeError, toEvent, toFlag, toRuleState, toSourceHealth } from './rows.ts';
+import type {
+  EventQuery,
+  Flag,
+  FlagPatch,
+  HistoryQuery,
+  Observation,
+  RestoreRequest,
+  RollbackEvent,
+  RollbackRequest,
+  RuleState,
+  SourceHealth,
+  Store,
+} from './types.ts';
+
+type Row = Record<string, unknown>;
+
+/** Default and maximum page size of {@link Store.listEvents}. */
+export const DEFAULT_EVENT_LIMIT = 50;
+export const MAX_EVENT_LIMIT = 1000;
+
+/**
+ * Options of {@link SqlStore}.
+ *
+ * @example
+ * new SqlStore({ sql: pgSqlClient(pool), kind: 'pg', location: 'postgres://db:5432/app' });
+ */
+export interface SqlStoreOptions {
+  readonly sql: SqlClient;
+  readonly kind: 'pg' | 'pglite';
+  /** Where the data lives, safe to print (no password). */
+  readonly location: string;
+}
+
+/**
+ * The SQL backend of {@link Store}.
+ *
+ * @example
+ * const store = new SqlStore({ sql: pgliteSqlClient(await PGlite.create()), kind: 'pglite', location: 'memory' });
+ * const flags = await store.listFlags();
+ */
+export class SqlStore implements Store {
+  readonly kind: 'pg' | 'pglite';
+  readonly location: string;
+  readonly #sql: SqlClient;
+
+  constructor(opts: SqlStoreOptions) {
+    this.#sql = opts.sql;
+    this.kind = opts.kind;
+    this.location = opts.location;
+  }
+
+  async #q(what: string, text: string, params: readonly unknown[] = []): Promise<Row[]> {
+    try {
+      return (await this.#sql.query<Row>(text, params)).rows;
+    } catch (err) {
+      throw storeError(err, what);
+    }
+  }
+
+  async ping(): Promise<void> {
+    await this.#q('ping', 'select 1 as ok');
+  }
+
+  async listFlags(): Promise<Flag[]> {
+    const [flags, targets] = await Promise.all([
+      this.#q('list flags', 'select * from public.feature_flags order by name'),
+      this.#q('list targets', 'select flag_name, user_id from public.flag_targets order by flag_name, user_id'),
+    ]);
+    const byFlag = new Map<string, string[]>();
+    for (const t of targets) {
+      const name = String(t['flag_name']);
+      const list = byFlag.get(name) ?? [];
+      list.push(String(t['user_id']));
+      byFlag.set(name, list);
+    }
+    return flags.map((f) => toFlag(f, byFlag.get(String(f['name'])) ?? []));
+  }
+
+  async getFlag(name: string): Promise<Flag | undefined> {
+    const [flags, targets] = await Promise.all([
+      this.#q('get flag', 'select * from public.feature_flags where name = $1', [name]),
+      this.#q('get targets', 'select user_id from public.flag_targets where flag_name = $1 order by user_id', [name]),
+    ]);
+    const row = flags[0];
+    return row ? toFlag(row, targets.map((t) => String(t['user_id']))) : undefined;
+  }
+
+  async setFlag(name: string, patch: FlagPatch, actor: string): Promise<Flag> {
+    await this.#q(`set flag "${name}"`, 'select name from public.guardian_set_flag($1, $2::jsonb, $3)', [name, JSON.stringify(patchToJson(patch)), actor]);
+    const flag = await this.getFlag(name);
+    if (!flag) throw storeError({ code: 'P0002', message: `flag "${name}" does not exist` }, 'set flag');
+    return flag;
+  }
+
+  addTarget(flag: string, userId: string, actor: string): Promise<Flag> {
+    return this.setFlag(flag, { addTargets: [userId] }, actor);
+  }
+
+  removeTarget(flag: string, userId: string, actor: string): Promise<Flag> {
+    return this.setFlag(flag, { removeTargets: [userId] }, actor);
+  }
+
+  lock(flag: string, actor: string): Promise<Flag> {
+    return this.setFlag(flag, { lock: true }, actor);
+  }
+
+  unlock(flag: string, actor: string): Promise<Flag> {
+    return this.setFlag(flag, { lock: false }, actor);
+  }
+
+  async rollback(req: RollbackRequest): Promise<RollbackEvent> {
+    const rows = await this.#q(
+      `rollback of flag "${req.flag}"`,
+      `select * from public.guardian_rollback(
+         p_flag => $1, p_action => $2, p_rule_id => $3, p_source => $4, p_evidence => $5::jsonb,
+         p_actor => $6, p_idempotency_key => $7, p_channels => $8::text[], p_dry_run => $9,
+         p_reason => $10, p_kind => $11, p_stages => $12::integer[])`,
+      [
+        req.flag,
+        req.action,
+        req.ruleId ?? null,
+        req.source ?? null,
+        JSON.stringify(req.evidence ?? {}),
+        req.actor,
+        req.idempotencyKey,
+        [...req.channels],
+        req.dryRun === true,
+        req.reason ?? null,
+        req.kind ?? 'auto_rollback',
+        req.stages ? [...req.stages] : null,
+      ],
+    );
+    return toEvent(rows[0] ?? {});
+  }
+
+  async restore(req: RestoreRequest): Promise<RollbackEvent> {
+    const rows = await this.#q(
+      `restore of "${req.target}"`,
+      `select * from public.restore_flag(p_flag_or_event => $1, p_actor => $2, p_reason => $3, p_idempotency_key => $4, p_channels => $5::text[])`,
+      [req.target, req.actor, req.reason ?? null, req.idempotencyKey, req.channels ? [...req.channels] : null],
+    );
+    return toEvent(rows[0] ?? {});
+  }
+
+  async listEvents(query: EventQuery = {}): Promise<RollbackEvent[]> {
+    const where: string[] = [];
+    const params: unknown[] = [];
+    if (query.flag !== undefined) {
+      params.push(query.flag);
+      where.push(`flag_name = $${params.length}`);
+    }
+    if (query.kind !== undefined) {
+      params.push(query.kind);
+      where.push(`kind = $${params.length}`);
+    }
+    if (query.since !== undefined) {
+      params.push(query.since.toISOString());
+      where.push(`created_at >= $${params.length}::timestamptz`);
+    }
+    params.push(Math.min(Math.max(1, Math.trunc(query.limit ?? DEFAULT_EVENT_LIMIT)), MAX_EVENT_LIMIT));
+    const rows = await this.#q(
+      'list events',
+      `select * from public.rollback_events ${where.length ? `where ${where.join(' and ')}` : ''} order by created_at desc, id desc limit $${params.length}`,
+      params,
+    );
+    return rows.map(toEvent);
+  }
+
+  async getEvent(id: string): Promise<RollbackEvent | undefined> {
+    if (!/^\d{1,19}$/.test(id)) return undefined;
+    const rows = await this.#q('get event', 'select * from public.rollback_events where id = $1::bigint', [id]);
+    return rows[0] ? toEvent(rows[0]) : undefined;
+  }
+
+  async loadRuleState(): Promise<RuleState[]> {
+    return (await this.#q('load rule state', 'select * from public.guardian_rule_state order by rule_id, flag_name')).map(toRuleState);
+  }
+
+  async saveRuleState(states: readonly Omit<RuleState, 'updatedAt'>[], at: Date): Promise<void> {
+    if (states.length === 0) return;
+    const rows = states.map((s) => ({
+      rule_id: s.ruleId,
+      flag_name: s.flag,
+      consecutive_breaches: s.consecutiveBreaches,
+      last_verdict: s.lastVerdict,
+      last_evidence: s.lastEvidence,
+    }));
+    await this.#q(
+      'save rule state',
+      `insert into public.guardian_rule_state (rule_id, flag_name, consecutive_breaches, last_verdict, last_evidence, updated_at)
+       select x.rule_id, x.flag_name, x.consecutive_breaches, x.last_verdict, x.last_evidence, $2::timestamptz
+         from jsonb_to_recordset($1::jsonb) as x(rule_id text, flag_name text, consecutive_breaches integer, last_verdict text, last_evidence jsonb)
+       on conflict (rule_id, flag_name) do update
+         set consecutive_breaches = excluded.consecutive_breaches, last_verdict = excluded.last_verdict,
+             last_evidence = excluded.last_evidence, updated_at = excluded.updated_at`,
+      [JSON.stringify(rows), at.toISOString()],
+    );
+  }
+
+  async appendObservations(observations: readonly Observation[]): Promise<void> {
+    if (observations.length === 0) return;
+    const rows = observations.map((o) => ({
+      source: o.source,
+      flag_name: o.flag,
+      stage_started_at: o.stageStartedAt.toISOString(),
+      at: o.at.toISOString(),
+      unit: o.unit,
+      treatment_total: o.treatment.total,
+      treatment_errors: o.treatment.errors,
+      control_total: o.control?.total ?? null,
+      control_errors: o.control?.errors ?? null,
+    }));
+    await this.#q(
+      'append observations',
+      `insert into public.guardian_observations (source, flag_name, stage_started_at, at, unit, treatment_total, treatment_errors, control_total, control_errors)
+       select x.source, x.flag_name, x.stage_started_at, x.at, x.unit, x.treatment_total, x.treatment_errors, x.control_total, x.control_errors
+         from jsonb_to_recordset($1::jsonb) as x(source text, flag_name text, stage_started_at timestamptz, at timestamptz, unit text,
+              treatment_total bigint, treatment_errors bigint, control_total bigint, control_errors bigint)`,
+      [JSON.stringify(rows)],
+    );
+  }
+
+  async observationHistory(source: string, queries: readonly HistoryQuery[]): Promise<Map<string, HistoryPoint[]>> {
+    const out = new Map<string, HistoryPoint[]>(queries.map((q) => [q.flag, []]));
+    if (queries.length === 0) return out;
+    const rows = await this.#q(
+      'read observations',
+      `select o.flag_name, o.at, o.unit, o.treatment_total, o.treatment_errors, o.control_total, o.control_errors
+         from public.guardian_observations o
+         join jsonb_to_recordset($2::jsonb) as q(flag text, stage timestamptz, since timestamptz)
+           on o.flag_name = q.flag and o.stage_started_at = q.stage and o.at >= q.since
+        where o.source = $1
+        order by o.flag_name, o.at, o.id`,
+      [source, JSON.stringify(queries.map((q) => ({ flag: q.flag, stage: q.stageStartedAt.toISOString(), since: q.since.toISOString() })))],
+    );
+    for (const r of rows) out.get(String(r['flag_name']))?.push(toHistoryPoint(r));
+    return out;
+  }
+
+  async pruneObservations(before: Date): Promise<number> {
+    const rows = await this.#q('prune observations', 'with d as (delete from public.guardian_observations where at < $1::timestamptz returning 1) select count(*)::int as n from d', [
+      before.toISOString(),
+    ]);
+    return Number(rows[0]?.['n'] ?? 0);
+  }
+
+  async recordSourceHealth(source: string, at: Date, error?: string): Promise<SourceHealth> {
+    const rows =
+      error === undefined
+        ? await this.#q(
+            'record source health',
+            `insert into public.guardian_source_health as h (source, last_ok_at, blind_since, blind_alerted, last_error)
+             values ($1, $2::timestamptz, null, false, null)
+             on conflict (source) do update set last_ok_at = excluded.last_ok_at, blind_since = null, blind_alerted = false, last_error = null
+             returning *`,
+            [source, at.toISOString()],
+          )
+        : await this.#q(
+            'record source health',
+            `insert into public.guardian_source_health as h (source, last_ok_at, blind_since, blind_alerted, last_error)
+             values ($1, null, $2::timestamptz, false, $3)
+             on conflict (source) do update set blind_since = coalesce(h.blind_since, excluded.blind_since), last_error = excluded.last_error
+             returning *`,
+            [source, at.toISOString(), error],
+          );
+    return toSourceHealth(rows[0] ?? { source });
+  }
+
+  async markBlindAlerted(source: string): Promise<void> {
+    await this.#q('mark blindness alerted', 'update public.guardian_source_health set blind_alerted = true where source = $1', [source]);
+  }
+
+  async listSourceHealth(): Promise<SourceHealth[]> {
+    return (await this.#q('list source health', 'select * from public.guardian_source_health order by source')).map(toSourceHealth);
+  }
+
+  async tryLease(name: string, holder: string, ttlMs: number): Promise<boolean> {
+    const rows = await this.#q('take lease', `select public.guardian_try_lease($1, $2, $3::double precision * interval '1 millisecond') as held`, [name, holder, ttlMs]);
+    return rows[0]?.['held'] === true;
+  }
+
+  async releaseLease(name: string, holder: string): Promise<void> {
+    await this.#q('release lease', 'select public.guardian_release_lease($1, $2)', [name, holder]);
+  }
+
+  close(): Promise<void> {
+    return this.#sql.close();
+  }
+}
+
+/** An observations row as a decide() history point. */
+export function toHistoryPoint(r: Row): HistoryPoint {
+  const at = r['at'] instanceof Date ? r['at'] : new Date(String(r['at']));
+  const treatment = { total: Number(r['treatment_total']), errors: Number(r['treatment_errors']) };
+  const unit = r['unit'] === 'events' ? 'events' : 'users';
+  const ct = r['control_total'];
+  const ce = r['control_errors'];
+  return ct === null || ct === undefined ? { at, unit, treatment } : { at, unit, treatment, control: { total: Number(ct), errors: Number(ce ?? 0) } };
+}

@@ -1,0 +1,265 @@
+/**
+ * The ONE interface every guardian part uses to read and change state, whatever the backend:
+ * PostgreSQL over `pg`, embedded PGlite (both {@link SqlStore}) or Supabase over PostgREST
+ * ({@link SupabaseStore}). Every change that must be exactly-once (rollback, restore, flag edits
+ * with their audit actor) is one SQL function call, so all backends behave the same.
+ */
+import type { HistoryPoint } from '../decide/types.ts';
+import type { CohortCounts } from '../sources/types.ts';
+
+/** `watching`: the guardian may act; `rolled_back`: it did and will not again; `locked`: never acted on. */
+export type GuardState = 'watching' | 'rolled_back' | 'locked';
+
+/** What a rule does on a breach. */
+export type RollbackAction = 'disable' | 'step_back' | 'notify_only';
+
+/** Kinds of rollback events (the `rollback_events.kind` column). */
+export type EventKind = 'auto_rollback' | 'manual_rollback' | 'restore' | 'dry_run';
+
+/** Every event kind, for argument validation. */
+export const EVENT_KINDS: readonly EventKind[] = ['auto_rollback', 'manual_rollback', 'restore', 'dry_run'];
+
+/** Notification channels an event can be sent to. */
+export type Channel = 'slack' | 'email';
+
+/**
+ * A flag as the guardian sees it (database row plus its targets).
+ *
+ * @example
+ * const flag = await store.getFlag('booking_agent_enabled');
+ * if (flag?.guardState === 'watching') { ... }
+ */
+export interface Flag {
+  readonly name: string;
+  readonly description: string;
+  readonly enabled: boolean;
+  readonly rolloutPercentage: number;
+  /** Null means the flag's own name. */
+  readonly bucketGroup: string | null;
+  /** Bumped by the database on every change (targets included). */
+  readonly version: number;
+  readonly updatedAt: Date;
+  readonly updatedBy: string | null;
+  readonly guardState: GuardState;
+  readonly rollbackMessage: string | null;
+  /** When `enabled`/`rollout_percentage` last changed: counts are taken since then. */
+  readonly stageStartedAt: Date;
+  /** Target user ids, sorted. */
+  readonly targets: readonly string[];
+}
+
+/**
+ * A hand-made change of a flag (CLI `flags set`, admin API). Every field is optional; the
+ * whole patch is one audited transaction.
+ *
+ * @example
+ * await store.setFlag('booking_agent_enabled', { rolloutPercentage: 50, addTargets: ['u1'] }, 'alice');
+ */
+export interface FlagPatch {
+  readonly enabled?: boolean;
+  /** 0..100. */
+  readonly rolloutPercentage?: number;
+  /** Text shown to users after a rollback; `null` clears it. */
+  readonly rollbackMessage?: string | null;
+  /** `true` locks (the guardian never acts on it), `false` unlocks back to `watching`. */
+  readonly lock?: boolean;
+  readonly addTargets?: readonly string[];
+  readonly removeTargets?: readonly string[];
+}
+
+/** The restorable state of a flag, as stored in events. */
+export interface FlagState {
+  readonly enabled: boolean;
+  readonly rolloutPercentage: number;
+  readonly targets: readonly string[];
+  readonly guardState: GuardState;
+}
+
+/**
+ * One row of the append-only `rollback_events` log.
+ *
+ * @example
+ * const [latest] = await store.listEvents({ flag: 'booking_agent_enabled', limit: 1 });
+ */
+export interface RollbackEvent {
+  /** Database id (bigint, as text). */
+  readonly id: string;
+  readonly flag: string;
+  readonly kind: EventKind;
+  readonly ruleId: string | null;
+  readonly source: string | null;
+  /** Null for restores. */
+  readonly action: RollbackAction | null;
+  readonly reason: string | null;
+  readonly evidence: Readonly<Record<string, unknown>>;
+  readonly previousState: FlagState;
+  /** For `dry_run` events: the state the action would have produced. */
+  readonly newState: FlagState;
+  readonly actor: string;
+  readonly idempotencyKey: string;
+  readonly restoresEventId: string | null;
+  readonly createdAt: Date;
+}
+
+/**
+ * Arguments of {@link Store.rollback} (the SQL function `guardian_rollback`).
+ *
+ * @example
+ * await store.rollback({ flag: 'booking_agent_enabled', action: 'disable', actor: 'guardian',
+ *   idempotencyKey: 'booking-agent-errors:booking_agent_enabled:7', channels: ['slack'], reason: 'error rate 9% > 5%' });
+ */
+export interface RollbackRequest {
+  readonly flag: string;
+  readonly action: RollbackAction;
+  readonly actor: string;
+  /** Same key = same act: a repeat returns the first event and changes nothing. */
+  readonly idempotencyKey: string;
+  /** One outbox row per channel. */
+  readonly channels: readonly Channel[];
+  readonly reason?: string;
+  readonly ruleId?: string | null;
+  readonly source?: string | null;
+  readonly evidence?: Readonly<Record<string, unknown>>;
+  /** Write a `dry_run` event and change nothing. */
+  readonly dryRun?: boolean;
+  /** Default `auto_rollback`. */
+  readonly kind?: 'auto_rollback' | 'manual_rollback';
+  /** Rollout stages for `step_back`; else the flag's history decides. */
+  readonly stages?: readonly number[];
+}
+
+/**
+ * Arguments of {@link Store.restore} (the SQL function `restore_flag`).
+ *
+ * @example
+ * await store.restore({ target: 'booking_agent_enabled', actor: 'alice', idempotencyKey: randomUUID() });
+ */
+export interface RestoreRequest {
+  /** A flag name (its latest rollback) or a rollback event id. */
+  readonly target: string;
+  readonly actor: string;
+  readonly idempotencyKey: string;
+  readonly reason?: string;
+  /** Default: the channels the rollback itself notified. */
+  readonly channels?: readonly Channel[];
+}
+
+/**
+ * Filters of {@link Store.listEvents}; newest first.
+ *
+ * @example
+ * await store.listEvents({ kind: 'auto_rollback', since: new Date(Date.now() - 86_400_000), limit: 20 });
+ */
+export interface EventQuery {
+  readonly flag?: string;
+  readonly kind?: EventKind;
+  readonly since?: Date;
+  /** Default 50, at most 1000. */
+  readonly limit?: number;
+}
+
+/**
+ * The persisted memory of one (rule, flag) pair.
+ *
+ * @example
+ * const states = await store.loadRuleState();
+ */
+export interface RuleState {
+  readonly ruleId: string;
+  readonly flag: string;
+  readonly consecutiveBreaches: number;
+  readonly lastVerdict: string | null;
+  readonly lastEvidence: Readonly<Record<string, unknown>> | null;
+  readonly updatedAt: Date;
+}
+
+/**
+ * One poll's counts for one flag from one source, cumulative since `since` of that poll.
+ *
+ * @example
+ * await store.appendObservations([{ source: 'sentry', flag: 'f', stageStartedAt, at, unit: 'events', treatment: { total: 900, errors: 12 } }]);
+ */
+export interface Observation {
+  readonly source: string;
+  readonly flag: string;
+  readonly stageStartedAt: Date;
+  readonly at: Date;
+  readonly unit: 'users' | 'events';
+  readonly treatment: CohortCounts;
+  readonly control?: CohortCounts;
+}
+
+/**
+ * Which observations to read back for one flag: its stage and the oldest poll time wanted.
+ *
+ * @example
+ * await store.observationHistory('sentry', [{ flag: 'f', stageStartedAt, since }]);
+ */
+export interface HistoryQuery {
+  readonly flag: string;
+  readonly stageStartedAt: Date;
+  readonly since: Date;
+}
+
+/**
+ * A metric source's health row.
+ *
+ * @example
+ * const blind = (await store.listSourceHealth()).filter((h) => h.blindSince !== null);
+ */
+export interface SourceHealth {
+  readonly source: string;
+  readonly lastOkAt: Date | null;
+  /** Since when the source has given no data (null while it answers). */
+  readonly blindSince: Date | null;
+  readonly blindAlerted: boolean;
+  readonly lastError: string | null;
+}
+
+/**
+ * The guardian's state behind one interface (see the module comment). Errors are
+ * `GuardianError`s: `NOT_FOUND`, `STORE_CONFLICT`, `BAD_ARGUMENT`, `STORE_UNREACHABLE`,
+ * `STORE_FAILED`.
+ *
+ * @example
+ * const store = await createStore(loadConfig(process.env));
+ * for (const flag of await store.listFlags()) console.log(flag.name, flag.enabled);
+ * await store.close();
+ */
+export interface Store {
+  /** Which backend: `pg`, `pglite` or `supabase`. */
+  readonly kind: 'pg' | 'pglite' | 'supabase';
+  /** Where the data lives, safe to print (no password). */
+  readonly location: string;
+  /** Resolves when the backend answers; throws `STORE_UNREACHABLE` otherwise. */
+  ping(): Promise<void>;
+  listFlags(): Promise<Flag[]>;
+  getFlag(name: string): Promise<Flag | undefined>;
+  /** One audited change (`guardian_set_flag`); returns the flag after it. */
+  setFlag(name: string, patch: FlagPatch, actor: string): Promise<Flag>;
+  addTarget(flag: string, userId: string, actor: string): Promise<Flag>;
+  removeTarget(flag: string, userId: string, actor: string): Promise<Flag>;
+  lock(flag: string, actor: string): Promise<Flag>;
+  unlock(flag: string, actor: string): Promise<Flag>;
+  /** The atomic, idempotent rollback (`guardian_rollback`). */
+  rollback(req: RollbackRequest): Promise<RollbackEvent>;
+  /** Puts a flag back as before its latest (or the given) rollback (`restore_flag`). */
+  restore(req: RestoreRequest): Promise<RollbackEvent>;
+  listEvents(query?: EventQuery): Promise<RollbackEvent[]>;
+  getEvent(id: string): Promise<RollbackEvent | undefined>;
+  loadRuleState(): Promise<RuleState[]>;
+  saveRuleState(states: readonly Omit<RuleState, 'updatedAt'>[], at: Date): Promise<void>;
+  appendObservations(observations: readonly Observation[]): Promise<void>;
+  /** Per flag: its observations of the given stage since `since`, oldest first. */
+  observationHistory(source: string, queries: readonly HistoryQuery[]): Promise<Map<string, HistoryPoint[]>>;
+  /** Removes observations older than `before` (bounded storage). Returns how many. */
+  pruneObservations(before: Date): Promise<number>;
+  /** Records one poll of a source: ok clears blindness, a failure starts it (once). */
+  recordSourceHealth(source: string, at: Date, error?: string): Promise<SourceHealth>;
+  markBlindAlerted(source: string): Promise<void>;
+  listSourceHealth(): Promise<SourceHealth[]>;
+  /** Takes or renews a lease for `ttlMs` (`guardian_try_lease`); true when held. */
+  tryLease(name: string, holder: string, ttlMs: number): Promise<boolean>;
+  releaseLease(name: string, holder: string): Promise<void>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,236 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { createTestDatabase, createTestPglite, type TestDatabase } from '../../test/helpers/db.ts';
+import { isGuardianError } from '../src/errors.ts';
+import { SqlStore } from '../src/store/sql-store.ts';
+
+type Backend = { name: 'pg' | 'pglite'; make: () => Promise<TestDatabase> };
+const backends: Backend[] = [
+  { name: 'pg', make: () => createTestDatabase() },
+  { name: 'pglite', make: () => createTestPglite() },
+];
+
+async function codeOf(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+    return 'resolved';
+  } catch (err) {
+    return isGuardianError(err) ? err.code : `other: ${String(err)}`;
+  }
+}
+
+describe.each(backends)('SqlStore on $name', ({ name, make }) => {
+  let db: TestDatabase;
+  let store: SqlStore;
+  beforeAll(async () => {
+    db = await make();
+    store = new SqlStore({ sql: db.sql, kind: name, location: db.url });
+  });
+  afterAll(async () => {
+    await db.drop();
+  });
+
+  const outboxOf = async (eventId: string) =>
+    (await db.sql.query<{ channel: string; dedupe_key: string; topic: string }>('select channel, dedupe_key, topic from notification_outbox where event_id = $1::bigint order by channel', [eventId]))
+      .rows;
+
+  it('lists the seeded flags with their targets', async () => {
+    const flags = await store.listFlags();
+    expect(flags.map((f) => f.name)).toContain('booking_agent_enabled');
+    const booking = flags.find((f) => f.name === 'booking_agent_enabled');
+    expect(booking).toMatchObject({ enabled: true, rolloutPercentage: 25, guardState: 'watching' });
+    expect(booking?.targets).toEqual(['00000000-0000-4000-8000-00000000a001']);
+    expect(booking?.stageStartedAt).toBeInstanceOf(Date);
+    expect(await store.getFlag('no_such_flag')).toBeUndefined();
+    await store.ping();
+  });
+
+  it('rolls back once per idempotency key: flip, event with previous state, one outbox row per channel, audit actor', async () => {
+    const before = await store.getFlag('booking_agent_enabled');
+    const req = {
+      flag: 'booking_agent_enabled',
+      action: 'disable' as const,
+      ruleId: 'booking-agent-errors',
+      source: 'sentry',
+      evidence: { treatment: { total: 900, errors: 90 } },
+      actor: 'guardian',
+      idempotencyKey: `booking-agent-errors:booking_agent_enabled:${before?.version}`,
+      channels: ['slack', 'email'] as const,
+      reason: 'error rate 10% above 5%',
+    };
+    const first = await store.rollback(req);
+    const again = await store.rollback(req);
+    expect(again.id).toBe(first.id);
+    expect(first).toMatchObject({ kind: 'auto_rollback', action: 'disable', ruleId: 'booking-agent-errors', actor: 'guardian' });
+    expect(first.previousState).toEqual({ enabled: true, rolloutPercentage: 25, targets: ['00000000-0000-4000-8000-00000000a001'], guardState: 'watching' });
+    expect(first.newState).toMatchObject({ enabled: false, rolloutPercentage: 25, guardState: 'rolled_back' });
+    expect(first.evidence).toEqual({ treatment: { total: 900, errors: 90 } });
+    const after = await store.getFlag('booking_agent_enabled');
+    expect(after).toMatchObject({ enabled: false, rolloutPercentage: 25, guardState: 'rolled_back', version: (before?.version ?? 0) + 1 });
+    expect(await outboxOf(first.id)).toEqual([
+      { channel: 'email', dedupe_key: `${first.id}:email`, topic: 'rollback_event' },
+      { channel: 'slack', dedupe_key: `${first.id}:slack`, topic: 'rollback_event' },
+    ]);
+    const audit = await db.sql.query<{ actor: string }>("select actor from flag_changes where flag_name = 'booking_agent_enabled' and op = 'update' order by id desc limit 1");
+    expect(audit.rows[0]?.actor).toBe('guardian');
+    // Automatic actions never touch a rolled-back flag again.
+    expect(await codeOf(store.rollback({ ...req, idempotencyKey: 'other-key' }))).toBe('STORE_CONFLICT');
+  });
+
+  it('restores exactly the previous state (targets included), once', async () => {
+    await store.addTarget('booking_agent_enabled', 'added-after-rollback', 'alice');
+    await store.removeTarget('booking_agent_enabled', '00000000-0000-4000-8000-00000000a001', 'alice');
+    const restored = await store.restore({ target: 'booking_agent_enabled', actor: 'alice', reason: 'fixed in 1.2.3', idempotencyKey: `restore-${name}-1` });
+    expect(restored).toMatchObject({ kind: 'restore', actor: 'alice', reason: 'fixed in 1.2.3', action: null });
+    expect(restored.restoresEventId).not.toBeNull();
+    const flag = await store.getFlag('booking_agent_enabled');
+    expect(flag).toMatchObject({ enabled: true, rolloutPercentage: 25, guardState: 'watching' });
+    expect(flag?.targets).toEqual(['00000000-0000-4000-8000-00000000a001']);
+    // Notifies the channels the rollback did.
+    expect((await outboxOf(restored.id)).map((r) => r.channel)).toEqual(['email', 'slack']);
+    // Same key: same event; new key: the rollback was already restored.
+    expect((await store.restore({ target: 'booking_agent_enabled', actor: 'alice', idempotencyKey: `restore-${name}-1` })).id).toBe(restored.id);
+    expect(await codeOf(store.restore({ target: 'booking_agent_enabled', actor: 'alice', idempotencyKey: `restore-${name}-2` }))).toBe('STORE_CONFLICT');
+    expect(await codeOf(store.restore({ target: 'ai_ga_enabled', actor: 'alice', idempotencyKey: `restore-${name}-3` }))).toBe('NOT_FOUND');
+    expect(await codeOf(store.restore({ target: 'nothing_here', actor: 'alice', idempotencyKey: `restore-${name}-4` }))).toBe('NOT_FOUND');
+  });
+
+  it('step_back goes to the previous stage, or disables when there is none below', async () => {
+    const beta = await store.rollback({ flag: 'ai_beta_users', action: 'step_back', actor: 'guardian', idempotencyKey: `sb-${name}-1`, channels: ['slack'], stages: [10, 50, 100] });
+    expect(beta.newState).toMatchObject({ enabled: true, rolloutPercentage: 10, guardState: 'rolled_back' });
+    const alpha = await store.rollback({ flag: 'ai_alpha_users', action: 'step_back', actor: 'guardian', idempotencyKey: `sb-${name}-2`, channels: [], stages: [10, 50, 100] });
+    expect(alpha.newState).toMatchObject({ enabled: false, rolloutPercentage: 10, guardState: 'rolled_back' });
+    // From history: insights went 50 → 20 → 60 by hand; stepping back from 60 lands on 50.
+    await store.setFlag('insights_agent_enabled', { rolloutPercentage: 20 }, 'alice');
+    await store.setFlag('insights_agent_enabled', { rolloutPercentage: 60 }, 'alice');
+    const insights = await store.rollback({ flag: 'insights_agent_enabled', action: 'step_back', actor: 'guardian', idempotencyKey: `sb-${name}-3`, channels: [] });
+    expect(insights.newState.rolloutPercentage).toBe(50);
+    expect(await store.restore({ target: insights.id, actor: 'alice', idempotencyKey: `sb-${name}-r3` })).toMatchObject({ kind: 'restore' });
+    expect((await store.getFlag('insights_agent_enabled'))?.rolloutPercentage).toBe(60);
+  });
+
+  it('notify_only and dry runs leave the flag alone', async () => {
+    const before = await store.getFlag('session_agent_enabled');
+    const notify = await store.rollback({ flag: 'session_agent_enabled', action: 'notify_only', actor: 'guardian', idempotencyKey: `n-${name}`, channels: ['slack'] });
+    const dry = await store.rollback({ flag: 'session_agent_enabled', action: 'disable', actor: 'guardian', idempotencyKey: `d-${name}`, channels: ['email'], dryRun: true });
+    expect(notify.kind).toBe('auto_rollback');
+    expect(dry.kind).toBe('dry_run');
+    expect(dry.newState).toMatchObject({ enabled: false, guardState: 'rolled_back' });
+    const after = await store.getFlag('session_agent_enabled');
+    expect(after).toMatchObject({ enabled: true, guardState: 'watching', version: before?.version });
+    expect((await outboxOf(dry.id)).map((r) => r.channel)).toEqual(['email']);
+  });
+
+  it('locks: automatic actions refused, manual rollback allowed and the flag stays locked through restore', async () => {
+    await store.lock('ai_ga_enabled', 'alice');
+    expect(await codeOf(store.rollback({ flag: 'ai_ga_enabled', action: 'disable', actor: 'guardian', idempotencyKey: `l-${name}-1`, channels: [] }))).toBe('STORE_CONFLICT');
+    const manual = await store.rollback({ flag: 'ai_ga_enabled', action: 'disable', actor: 'bob', idempotencyKey: `l-${name}-2`, channels: ['slack'], kind: 'manual_rollback', reason: 'incident 42' });
+    expect(manual).toMatchObject({ kind: 'manual_rollback', actor: 'bob' });
+    expect(await store.getFlag('ai_ga_enabled')).toMatchObject({ enabled: false, guardState: 'locked' });
+    expect(await codeOf(store.rollback({ flag: 'ai_ga_enabled', action: 'disable', actor: 'bob', idempotencyKey: `l-${name}-3`, channels: [], kind: 'manual_rollback' }))).toBe('STORE_CONFLICT');
+    await store.restore({ target: 'ai_ga_enabled', actor: 'bob', idempotencyKey: `l-${name}-r` });
+    expect(await store.getFlag('ai_ga_enabled')).toMatchObject({ enabled: true, guardState: 'locked' });
+    expect((await store.unlock('ai_ga_enabled', 'bob')).guardState).toBe('watching');
+    expect(await codeOf(store.unlock('ai_ga_enabled', 'bob'))).toBe('STORE_CONFLICT');
+  });
+
+  it('setFlag validates and audits', async () => {
+    expect(await codeOf(store.setFlag('booking_agent_enabled', { rolloutPercentage: 101 }, 'alice'))).toBe('BAD_ARGUMENT');
+    expect(await codeOf(store.setFlag('no_such_flag', { enabled: true }, 'alice'))).toBe('NOT_FOUND');
+    const f = await store.setFlag('followup_agent_enabled', { enabled: true, rolloutPercentage: 5, rollbackMessage: 'We turned this off for now.' }, 'carol');
+    expect(f).toMatchObject({ enabled: true, rolloutPercentage: 5, rollbackMessage: 'We turned this off for now.', updatedBy: 'carol' });
+    // A rolled-back flag is re-enabled only by a restore.
+    expect(await codeOf(store.setFlag('ai_alpha_users', { enabled: true }, 'carol'))).toBe('STORE_CONFLICT');
+  });
+
+  it('filters events', async () => {
+    const all = await store.listEvents();
+    expect(all.length).toBeGreaterThanOrEqual(8);
+    expect(all[0]!.createdAt.getTime()).toBeGreaterThanOrEqual(all[all.length - 1]!.createdAt.getTime());
+    const restores = await store.listEvents({ kind: 'restore' });
+    expect(restores.length).toBeGreaterThan(0);
+    expect(restores.every((e) => e.kind === 'restore')).toBe(true);
+    expect((await store.listEvents({ flag: 'ai_beta_users' })).map((e) => e.flag)).toEqual(['ai_beta_users']);
+    expect(await store.listEvents({ since: new Date(Date.now() + 3_600_000) })).toEqual([]);
+    expect(await store.listEvents({ limit: 2 })).toHaveLength(2);
+    const one = all[0]!;
+    expect((await store.getEvent(one.id))?.id).toBe(one.id);
+    expect(await store.getEvent('not-a-number')).toBeUndefined();
+  });
+
+  it('keeps rule state, observations and source health', async () => {
+    const at = new Date('2026-01-01T10:00:00.000Z');
+    await store.saveRuleState([{ ruleId: 'r1', flag: 'f1', consecutiveBreaches: 1, lastVerdict: 'healthy', lastEvidence: { polls: 1 } }], at);
+    await store.saveRuleState([{ ruleId: 'r1', flag: 'f1', consecutiveBreaches: 2, lastVerdict: 'breach', lastEvidence: null }], new Date(at.getTime() + 60_000));
+    expect(await store.loadRuleState()).toEqual([{ ruleId: 'r1', flag: 'f1', consecutiveBreaches: 2, lastVerdict: 'breach', lastEvidence: null, updatedAt: new Date(at.getTime() + 60_000) }]);
+
+    const stage = new Date('2026-01-01T09:00:00.123Z');
+    await store.appendObservations([
+      { source: 'posthog', flag: 'f1', stageStartedAt: stage, at, unit: 'users', treatment: { total: 100, errors: 2 }, control: { total: 300, errors: 3 } },
+      { source: 'posthog', flag: 'f1', stageStartedAt: stage, at: new Date(at.getTime() + 60_000), unit: 'users', treatment: { total: 150, errors: 9 } },
+      { source: 'posthog', flag: 'f1', stageStartedAt: new Date('2026-01-01T08:00:00Z'), at, unit: 'users', treatment: { total: 1, errors: 1 } },
+      { source: 'sentry', flag: 'f1', stageStartedAt: stage, at, unit: 'events', treatment: { total: 5, errors: 5 } },
+    ]);
+    const hist = await store.observationHistory('posthog', [{ flag: 'f1', stageStartedAt: stage, since: stage }]);
+    expect(hist.get('f1')).toEqual([
+      { at, unit: 'users', treatment: { total: 100, errors: 2 }, control: { total: 300, errors: 3 } },
+      { at: new Date(at.getTime() + 60_000), unit: 'users', treatment: { total: 150, errors: 9 } },
+    ]);
+    expect((await store.observationHistory('posthog', [{ flag: 'f1', stageStartedAt: stage, since: new Date(at.getTime() + 1) }])).get('f1')).toHaveLength(1);
+    expect(await store.pruneObservations(new Date(at.getTime() + 1))).toBe(3);
+
+    const blind = await store.recordSourceHealth('sentry', at, 'SOURCE_RATE_LIMITED: 429');
+    await store.recordSourceHealth('sentry', new Date(at.getTime() + 60_000), 'SOURCE_UNAVAILABLE: 503');
+    expect(blind.blindSince).toEqual(at);
+    await store.markBlindAlerted('sentry');
+    expect((await store.listSourceHealth())[0]).toMatchObject({ source: 'sentry', blindSince: at, blindAlerted: true, lastError: 'SOURCE_UNAVAILABLE: 503' });
+    const ok = await store.recordSourceHealth('sentry', new Date(at.getTime() + 120_000));
+    expect(ok).toMatchObject({ blindSince: null, blindAlerted: false, lastError: null, lastOkAt: new Date(at.getTime() + 120_000) });
+  });
+
+  it('leases: one holder at a time, renewable, released, expiring', async () => {
+    expect(await store.tryLease('cycle-test', 'a', 60_000)).toBe(true);
+    expect(await store.tryLease('cycle-test', 'b', 60_000)).toBe(false);
+    expect(await store.tryLease('cycle-test', 'a', 60_000)).toBe(true);
+    await store.releaseLease('cycle-test', 'b');
+    expect(await store.tryLease('cycle-test', 'b', 60_000)).toBe(false);
+    await store.releaseLease('cycle-test', 'a');
+    expect(await store.tryLease('cycle-test', 'b', 30)).toBe(true);
+    await new Promise((r) => setTimeout(r, 60));
+    expect(await store.tryLease('cycle-test', 'c', 60_000)).toBe(true);
+    expect(await codeOf(store.tryLease('cycle-test', 'c', 0))).toBe('BAD_ARGUMENT');
+  });
+});
+
+describe('SqlStore on PostgreSQL: concurrency', () => {
+  it('ten concurrent rollbacks with one key make one flip, one event, one outbox row per channel', async () => {
+    const db = await createTestDatabase();
+    try {
+      const store = new SqlStore({ sql: db.sql, kind: 'pg', location: db.url });
+      const events = await Promise.all(
+        Array.from({ length: 10 }, () =>
+          store.rollback({ flag: 'booking_agent_enabled', action: 'disable', actor: 'guardian', idempotencyKey: 'same', channels: ['slack', 'email'] }),
+        ),
+      );
+      expect(new Set(events.map((e) => e.id)).size).toBe(1);
+      const counts = await db.sql.query<{ events: number; outbox: number; flips: number }>(
+        `select (select count(*)::int from rollback_events) as events, (select count(*)::int from notification_outbox) as outbox,
+                (select count(*)::int from flag_changes where flag_name = 'booking_agent_enabled' and op = 'update') as flips`,
+      );
+      expect(counts.rows[0]).toEqual({ events: 1, outbox: 2, flips: 1 });
+    } finally {
+      await db.drop();
+    }
+  });
+
+  it('reports an unreachable database as STORE_UNREACHABLE', async () => {
+    const pg = (await import('pg')).default;
+    const { pgSqlClient } = await import('../src/store/sql.ts');
+    const store = new SqlStore({ sql: pgSqlClient(new pg.Pool({ connectionString: 'postgres://postgres@127.0.0.1:1/none', connectionTimeoutMillis: 2000 })), kind: 'pg', location: '127.0.0.1:1' });
+    try {
+      expect(await codeOf(store.ping())).toBe('STORE_UNREACHABLE');
+    } finally {
+      await store.close();
+    }
+  });
+});
