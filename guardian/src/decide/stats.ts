@@ -89,7 +89,7 @@ export function betaBinomialLowerBound(errors: number, total: number, alpha: num
 }
 
 /** Mixing scales (prior standard deviations of the effect) of the relative test; averaged with equal weight. */
-export const RELATIVE_MIXING_SD: readonly number[] = [0.01, 0.05];
+export const RELATIVE_MIXING_SD: readonly number[] = [0.01, 0.1];
 
 /** Counts for the two-sample test. */
 export interface TwoSample {
@@ -116,7 +116,7 @@ function diffVariance(c: TwoSample): number {
  * = ∫ exp(θ S − θ² I / 2) over θ ~ half-normal(τ). In the Gaussian (large-sample) approximation
  * each exp(θS − θ²I/2), θ > 0, is a supermartingale under H0, so the mixture is too. Several
  * scales are averaged (still a supermartingale), which keeps power both for small effects
- * (τ = 0.01) and for sudden large jumps (τ = 0.05).
+ * (τ = 0.01) and for sudden large jumps (τ = 0.1).
  *
  * @example
  * relativeLogE({ treatmentErrors: 40, treatmentTotal: 200, controlErrors: 10, controlTotal: 200 }, 0) > Math.log(20); // true

@@ -1,0 +1,135 @@
+// Detection benchmark: simulated rollouts judged by the guardian's `decide` (the real code), side
+// by side with the naive rule "flag-on error rate > 5%, checked every poll".
+// Run: npm run bench -- detection   (seeded: the same figures every run; RUNS=… to change the count)
+import { decide, type DecisionRule } from '../guardian/src/decide/decide.ts';
+import type { HistoryPoint } from '../guardian/src/decide/types.ts';
+
+/** Small fast seeded PRNG (mulberry32). */
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Binomial(n, p) by inversion (n ≤ a few hundred here). */
+function binomial(random: () => number, n: number, p: number): number {
+  const q = 1 - p;
+  let prob = q ** n;
+  let cdf = prob;
+  const u = random();
+  let k = 0;
+  while (u > cdf && k < n) {
+    prob *= ((n - k) / (k + 1)) * (p / q);
+    cdf += prob;
+    k++;
+  }
+  return k;
+}
+
+const RUNS = Number(process.env.RUNS ?? 2000);
+const POLLS_24H = 24 * 60;
+const USERS_PER_MIN = 100;
+const MIN = 60_000;
+
+const base = { id: 'bench', flags: ['bench_flag'], window: 24 * 60 * MIN, min_users: 100, min_samples: 500 };
+const absoluteRule = (consecutive: number): DecisionRule => ({ ...base, consecutive, condition: { kind: 'absolute', error_rate_above: 0.05, confidence: 0.95 } });
+const relativeRule = (consecutive: number, alpha = 0.05): DecisionRule => ({ ...base, consecutive, condition: { kind: 'relative', max_increase: 0, alpha } });
+
+interface Outcome {
+  guardian: number | undefined; // poll index (1-based) of the first breach
+  naiveCumulative: number | undefined;
+  naiveLastPoll: number | undefined;
+}
+
+/** One rollout: every poll adds `USERS_PER_MIN` new users per arm; returns the first breach poll of each rule. */
+function simulate(rule: DecisionRule, pOn: number, pOff: number, polls: number, random: () => number): Outcome {
+  const history: HistoryPoint[] = [];
+  let tTotal = 0;
+  let tErr = 0;
+  let cTotal = 0;
+  let cErr = 0;
+  const out: Outcome = { guardian: undefined, naiveCumulative: undefined, naiveLastPoll: undefined };
+  for (let i = 1; i <= polls; i++) {
+    const newErr = binomial(random, USERS_PER_MIN, pOn);
+    tTotal += USERS_PER_MIN;
+    tErr += newErr;
+    cTotal += USERS_PER_MIN;
+    cErr += binomial(random, USERS_PER_MIN, pOff);
+    history.push({ at: new Date(i * MIN), treatment: { total: tTotal, errors: tErr }, control: { total: cTotal, errors: cErr } });
+    if (out.guardian === undefined && decide(rule, history, 'bench_flag', { bounds: false }).kind === 'breach') out.guardian = i;
+    if (out.naiveCumulative === undefined && tErr / tTotal > 0.05) out.naiveCumulative = i;
+    if (out.naiveLastPoll === undefined && newErr / USERS_PER_MIN > 0.05) out.naiveLastPoll = i;
+    if (out.guardian !== undefined && out.naiveCumulative !== undefined && out.naiveLastPoll !== undefined) break;
+  }
+  return out;
+}
+
+function run(rule: DecisionRule, pOn: number, pOff: number, polls: number, runs: number, seed: number): Outcome[] {
+  const random = rng(seed);
+  const outcomes: Outcome[] = [];
+  for (let r = 0; r < runs; r++) outcomes.push(simulate(rule, pOn, pOff, polls, random));
+  return outcomes;
+}
+
+const share = (xs: Outcome[], key: keyof Outcome): number => xs.filter((o) => o[key] !== undefined).length / xs.length;
+const fmt = (x: number): string => `${(x * 100).toFixed(2)}%`;
+function quantile(values: number[], q: number): number {
+  const s = [...values].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(q * s.length))] ?? Number.NaN;
+}
+function pollsLine(xs: Outcome[], key: keyof Outcome, cap: number): string {
+  const v = xs.map((o) => o[key] ?? cap + 1);
+  return `median ${quantile(v, 0.5)}, p95 ${quantile(v, 0.95)}, max ${Math.max(...v)}${v.some((x) => x > cap) ? ` (some never within ${cap})` : ''}`;
+}
+const verdict = (ok: boolean): string => (ok ? 'MET' : 'NOT MET');
+
+const started = performance.now();
+console.log(`Detection benchmark: ${RUNS} simulated rollouts per scenario, ${USERS_PER_MIN} new users per arm per 1-minute poll, counts cumulative since the stage start.`);
+console.log('Guardian rules: absolute = error_rate_above 0.05, confidence 0.95 (beta-binomial mixture CS); relative = max_increase 0, alpha 0.05 (half-normal mixture SPRT); min_users 100.');
+console.log('Naive rule: flag-on error rate > 5% at any poll, (a) on cumulative counts, (b) on the last poll\'s minute alone.\n');
+
+// 1. A/A false breaches over 24 h of 1-minute polls.
+console.log('1. A/A (the flag does no harm): share of 24 h rollouts (1,440 polls) with a false breach. Goal ≤ 1%.');
+const aaRel = run(relativeRule(2), 0.02, 0.02, POLLS_24H, RUNS, 11);
+console.log(`   relative, both arms 2%, consecutive 2:       guardian ${fmt(share(aaRel, 'guardian'))} [${verdict(share(aaRel, 'guardian') <= 0.01)}]   naive cumulative ${fmt(share(aaRel, 'naiveCumulative'))}   naive last-minute ${fmt(share(aaRel, 'naiveLastPoll'))}`);
+const aaRel1 = run(relativeRule(1), 0.02, 0.02, POLLS_24H, RUNS, 12);
+console.log(`   relative, both arms 2%, consecutive 1:       guardian ${fmt(share(aaRel1, 'guardian'))} [${verdict(share(aaRel1, 'guardian') <= 0.01)}]`);
+const aaRel02 = run(relativeRule(2, 0.02), 0.02, 0.02, POLLS_24H, RUNS, 15);
+console.log(`   relative, both arms 2%, alpha 0.02, consec. 2: guardian ${fmt(share(aaRel02, 'guardian'))} [${verdict(share(aaRel02, 'guardian') <= 0.01)}]`);
+const aaAbs = run(absoluteRule(2), 0.05, 0.05, POLLS_24H, RUNS, 13);
+console.log(`   absolute, flag-on exactly at 5% threshold, consecutive 2: guardian ${fmt(share(aaAbs, 'guardian'))} [${verdict(share(aaAbs, 'guardian') <= 0.01)}]   naive cumulative ${fmt(share(aaAbs, 'naiveCumulative'))}   naive last-minute ${fmt(share(aaAbs, 'naiveLastPoll'))}`);
+const aaAbs3 = run(absoluteRule(2), 0.03, 0.03, POLLS_24H, RUNS, 14);
+console.log(`   absolute, flag-on at 3% (healthy), consecutive 2:          guardian ${fmt(share(aaAbs3, 'guardian'))} [${verdict(share(aaAbs3, 'guardian') <= 0.01)}]   naive cumulative ${fmt(share(aaAbs3, 'naiveCumulative'))}   naive last-minute ${fmt(share(aaAbs3, 'naiveLastPoll'))}`);
+
+// 2. Power: 1% → 2% detected by 3,700 users per arm (37 polls).
+console.log('\n2. Power: flag-off 1%, flag-on 2%; share of rollouts with a breach by 3,700 users per arm (37 polls). Goal ≥ 80%.');
+const pw2 = run(relativeRule(2), 0.02, 0.01, 37, RUNS, 21);
+const pw1 = run(relativeRule(1), 0.02, 0.01, 37, RUNS, 22);
+console.log(`   relative, consecutive 2: guardian ${fmt(share(pw2, 'guardian'))} [${verdict(share(pw2, 'guardian') >= 0.8)}]   naive cumulative ${fmt(share(pw2, 'naiveCumulative'))}   naive last-minute ${fmt(share(pw2, 'naiveLastPoll'))}`);
+console.log(`   relative, consecutive 1: guardian ${fmt(share(pw1, 'guardian'))} [${verdict(share(pw1, 'guardian') >= 0.8)}]`);
+const pw02 = run(relativeRule(2, 0.02), 0.02, 0.01, 37, RUNS, 23);
+console.log(`   relative, alpha 0.02, consecutive 2: guardian ${fmt(share(pw02, 'guardian'))} [${verdict(share(pw02, 'guardian') >= 0.8)}]`);
+for (const [label, rule, seed] of [['consecutive 2', relativeRule(2), 24], ['consecutive 1', relativeRule(1), 25], ['alpha 0.02, consecutive 2', relativeRule(2, 0.02), 26]] as const) {
+  const long = run(rule, 0.02, 0.01, 300, Math.min(RUNS, 1000), seed);
+  const at80 = quantile(long.map((o) => o.guardian ?? 301), 0.8);
+  console.log(`   users per arm by which 80% of rollouts breached (${label}): ${at80 > 300 ? 'more than 30,000' : (at80 * USERS_PER_MIN).toLocaleString('en-US')}`);
+}
+
+// 3. Polls to detect a jump 5% → 20% at 100 users/min.
+console.log('\n3. Polls to detect a 5% → 20% jump (flag-on 20%, flag-off 5%, 100 users/min per arm), counted from the stage start. Goal ≤ 2 polls.');
+const jumpRuns = Math.min(RUNS, 1000);
+const jAbs1 = run(absoluteRule(1), 0.2, 0.05, 60, jumpRuns, 31);
+const jRel1 = run(relativeRule(1), 0.2, 0.05, 60, jumpRuns, 32);
+const jAbs2 = run(absoluteRule(2), 0.2, 0.05, 60, jumpRuns, 33);
+const jRel2 = run(relativeRule(2), 0.2, 0.05, 60, jumpRuns, 34);
+const p95 = (xs: Outcome[]): number => quantile(xs.map((o) => o.guardian ?? 61), 0.95);
+console.log(`   absolute, consecutive 1: guardian ${pollsLine(jAbs1, 'guardian', 60)} [${verdict(p95(jAbs1) <= 2)} at p95]   naive cumulative ${pollsLine(jAbs1, 'naiveCumulative', 60)}`);
+console.log(`   relative, consecutive 1: guardian ${pollsLine(jRel1, 'guardian', 60)} [${verdict(p95(jRel1) <= 2)} at p95]`);
+console.log(`   absolute, consecutive 2: guardian ${pollsLine(jAbs2, 'guardian', 60)}`);
+console.log(`   relative, consecutive 2: guardian ${pollsLine(jRel2, 'guardian', 60)}`);
+console.log(`\nDone in ${((performance.now() - started) / 1000).toFixed(1)} s.`);
