@@ -100,6 +100,11 @@ export interface FlagTransport {
   loadMine?(signal?: AbortSignal): Promise<readonly EvaluatedFlagRecord[]>;
   /** Streams changes of `feature_flags`; returns the unsubscribe function. Absent: polling only. */
   subscribe?(listener: ChangeListener): () => void;
+  /**
+   * A cheap summary of every flag's version (e.g. a hash of `name:version` pairs). When present,
+   * polling asks for it first and loads only when it changed (version-checked polling).
+   */
+  fingerprint?(signal?: AbortSignal): Promise<string>;
   /** Client mode: calls back with the new user id (or `null`) whenever the signed-in user changes. */
   onAuthChange?(callback: (userId: string | null) => void): () => void;
   /** Client mode: the signed-in user's id, used to key the persistent cache. */

@@ -37,6 +37,7 @@ export class Sync {
   private stopped = false;
   private unsubscribe: (() => void) | null = null;
   private readonly abort = new AbortController();
+  private lastFingerprint: string | null = null;
 
   constructor(host: SyncHost, opts: SyncOptions) {
     this.host = host;
@@ -80,6 +81,23 @@ export class Sync {
     }
   }
 
+  /** A timer tick: asks the transport's fingerprint first (if any) and loads only on a change. */
+  private async poll(): Promise<boolean> {
+    const { transport } = this.opts;
+    if (transport.fingerprint && this.lastFingerprint !== null && !this.running) {
+      try {
+        const fp = await transport.fingerprint(this.abort.signal);
+        if (fp === this.lastFingerprint) {
+          this.schedule();
+          return true;
+        }
+      } catch (error) {
+        this.opts.logger.warn({ err: error }, 'version check failed; loading the flags instead');
+      }
+    }
+    return this.refresh();
+  }
+
   /** Loads now (coalesced with a load in flight). Resolves `true` when the load succeeded. */
   refresh(): Promise<boolean> {
     if (this.stopped) return Promise.resolve(false);
@@ -92,7 +110,10 @@ export class Sync {
     }
     const run = (async (): Promise<boolean> => {
       try {
+        // The fingerprint is taken BEFORE the load, so a change between the two is seen next time.
+        const fp = this.opts.transport.fingerprint ? await this.opts.transport.fingerprint(this.abort.signal).catch(() => null) : null;
         await this.host.load(this.abort.signal);
+        this.lastFingerprint = fp;
         return true;
       } catch (error) {
         if (!this.stopped) this.host.loadFailed(error);
@@ -113,7 +134,7 @@ export class Sync {
     const ms = this.live ? this.opts.ttlMs : this.opts.pollIntervalMs;
     this.timer = timers.setTimeout(() => {
       this.timer = null;
-      void this.refresh();
+      void this.poll();
     }, ms);
   }
 
