@@ -1,0 +1,243 @@
+import pg from 'pg';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+
+import { createTestPglite, type TestDatabase } from '../../test/helpers/db.ts';
+import { runLeasedCycle } from '../src/cycle/leased.ts';
+import { channelsFromNotify, idempotencyKey, runCycle } from '../src/cycle/run.ts';
+import { cronForInterval, Scheduler } from '../src/cycle/scheduler.ts';
+import type { CycleDeps } from '../src/cycle/types.ts';
+import { SqlStore } from '../src/store/sql-store.ts';
+import { pgSqlClient } from '../src/store/sql.ts';
+import { MemoryLogger, rulesFrom, ScriptedSource, steppingClock } from './cycle-helpers.ts';
+
+const RULES = `
+interval: 1m
+defaults: { min_users: 100, consecutive: 2 }
+notify:
+  slack: { webhook_url: "https://hooks.slack.com/services/T000/B000/XXXX" }
+  email: { to: [oncall@example.com] }
+rules:
+  - id: booking-agent-errors
+    flags: [booking_agent_enabled]
+    source: sentry
+    condition: { absolute: { error_rate_above: 0.05 } }
+    action: disable
+  - id: insights-errors
+    flags: [insights_agent_enabled]
+    source: posthog
+    condition: { absolute: { error_rate_above: 0.05 } }
+    action: disable
+  - id: beta-regression
+    flags: [ai_beta_users]
+    source: posthog
+    condition: { relative: { max_increase: 0.01 } }
+    action: step_back
+`;
+
+const BAD = { treatment: { total: 2000, errors: 400 }, control: { total: 6000, errors: 60 } };
+const GOOD = { treatment: { total: 2000, errors: 10 }, control: { total: 6000, errors: 30 } };
+
+describe('runCycle (PGlite store)', () => {
+  let db: TestDatabase;
+  let store: SqlStore;
+  let sentry: ScriptedSource;
+  let posthog: ScriptedSource;
+  let logger: MemoryLogger;
+  let deps: CycleDeps;
+
+  beforeEach(async () => {
+    db = await createTestPglite();
+    store = new SqlStore({ sql: db.sql, kind: 'pglite', location: 'memory' });
+    sentry = new ScriptedSource('sentry', () => BAD);
+    posthog = new ScriptedSource('posthog', () => GOOD);
+    logger = new MemoryLogger();
+    deps = {
+      now: steppingClock(new Date(Date.now() + 1000), 60_000),
+      store,
+      sources: new Map([
+        ['sentry', sentry],
+        ['posthog', posthog],
+      ]),
+      rules: rulesFrom(RULES),
+      logger,
+      signal: new AbortController().signal,
+    };
+  });
+  afterEach(async () => {
+    await db.drop();
+  });
+
+  it('acts after `consecutive` breaching polls, once, with evidence; never touches the rolled-back flag again', async () => {
+    const first = await runCycle(deps);
+    const booking1 = first.results.find((r) => r.ruleId === 'booking-agent-errors');
+    expect(booking1).toMatchObject({ action: 'none', verdict: { kind: 'healthy', consecutive: 1 } });
+    expect(sentry.calls).toBe(1);
+    expect(posthog.calls).toBe(1);
+    // One query per source with all its flags.
+    expect(posthog.asked[0]!.map((q) => q.flag).sort()).toEqual(['ai_beta_users', 'insights_agent_enabled']);
+
+    const flagBefore = await store.getFlag('booking_agent_enabled');
+    const second = await runCycle(deps);
+    const booking2 = second.results.find((r) => r.ruleId === 'booking-agent-errors');
+    expect(booking2).toMatchObject({ action: 'acted', ruleAction: 'disable', verdict: { kind: 'breach', consecutive: 2 } });
+    expect(await store.getFlag('booking_agent_enabled')).toMatchObject({ enabled: false, guardState: 'rolled_back' });
+    const [event] = await store.listEvents({ flag: 'booking_agent_enabled' });
+    expect(event).toMatchObject({ id: booking2?.eventId, kind: 'auto_rollback', ruleId: 'booking-agent-errors', source: 'sentry', actor: 'guardian' });
+    expect(event?.idempotencyKey).toBe(idempotencyKey('booking-agent-errors', flagBefore!, false));
+    expect(event?.evidence).toMatchObject({ condition: 'absolute', threshold: 0.05, treatment: { total: 2000, errors: 400 }, polls: 2 });
+    const outbox = await db.sql.query<{ channel: string }>('select channel from notification_outbox where event_id = $1::bigint order by channel', [event!.id]);
+    expect(outbox.rows.map((r) => r.channel)).toEqual(['email', 'slack']);
+    // The healthy flags were not touched.
+    expect(second.results.find((r) => r.ruleId === 'insights-errors')).toMatchObject({ action: 'none', verdict: { kind: 'healthy' } });
+    expect(await store.getFlag('insights_agent_enabled')).toMatchObject({ enabled: true, guardState: 'watching' });
+
+    const third = await runCycle(deps);
+    expect(third.results.find((r) => r.ruleId === 'booking-agent-errors')).toMatchObject({ action: 'skipped' });
+    expect(sentry.calls).toBe(2);
+    expect(await store.listEvents({ flag: 'booking_agent_enabled' })).toHaveLength(1);
+
+    const states = await store.loadRuleState();
+    expect(states.find((s) => s.ruleId === 'booking-agent-errors')).toMatchObject({ consecutiveBreaches: 2, lastVerdict: 'breach' });
+  });
+
+  it('step_back on a relative breach moves the flag to the previous stage', async () => {
+    posthog.answer = (flag) => (flag === 'ai_beta_users' ? BAD : GOOD);
+    await runCycle(deps);
+    const report = await runCycle(deps);
+    expect(report.results.find((r) => r.ruleId === 'beta-regression')).toMatchObject({ action: 'acted', ruleAction: 'step_back' });
+    expect(await store.getFlag('ai_beta_users')).toMatchObject({ enabled: true, rolloutPercentage: 10, guardState: 'rolled_back' });
+  });
+
+  it('no data, a throwing source and a failing rule never stop the others and never breach', async () => {
+    sentry.throws = new Error('socket hang up');
+    posthog.answer = (flag) => (flag === 'insights_agent_enabled' ? { noData: 'rate_limited' } : BAD);
+    const calls: string[] = [];
+    deps = {
+      ...deps,
+      decide: (rule, history, flag) => {
+        calls.push(rule.id);
+        if (rule.id === 'insights-errors') throw new Error('boom');
+        return { kind: 'breach', ruleId: rule.id, flag, reason: 'test breach', consecutive: 2 };
+      },
+    };
+    const report = await runCycle(deps);
+    expect(report.results.find((r) => r.ruleId === 'booking-agent-errors')).toMatchObject({ action: 'none', verdict: { kind: 'no_data' } });
+    expect(report.results.find((r) => r.ruleId === 'insights-errors')).toMatchObject({ action: 'none', verdict: { kind: 'no_data' } });
+    expect(report.results.find((r) => r.ruleId === 'beta-regression')).toMatchObject({ action: 'acted' });
+    expect(report.sources.find((s) => s.source === 'sentry')).toMatchObject({ ok: 0, noData: 1, error: { code: 'SOURCE_UNAVAILABLE' } });
+    expect(report.sources.find((s) => s.source === 'posthog')?.noDataReasons).toEqual({ insights_agent_enabled: 'rate_limited' });
+    expect(calls).toEqual(['beta-regression']);
+    expect(await store.getFlag('booking_agent_enabled')).toMatchObject({ enabled: true, guardState: 'watching' });
+    expect((await store.listSourceHealth()).find((h) => h.source === 'sentry')?.blindSince).not.toBeNull();
+
+    // A rule whose decide throws is reported as failed; the others still act.
+    posthog.answer = () => BAD;
+    sentry.throws = undefined;
+    const next = await runCycle(deps);
+    expect(next.results.find((r) => r.ruleId === 'insights-errors')).toMatchObject({ action: 'failed', error: { message: 'boom' } });
+    expect(next.results.find((r) => r.ruleId === 'booking-agent-errors')).toMatchObject({ action: 'acted' });
+  });
+
+  it('skips missing flags, disabled and locked flags and unconfigured sources, with the reason', async () => {
+    await store.lock('insights_agent_enabled', 'alice');
+    await store.setFlag('ai_beta_users', { enabled: false }, 'alice');
+    const rules = rulesFrom(`${RULES}
+  - id: ghost
+    flags: [no_such_flag]
+    source: sentry
+    condition: { absolute: {} }
+    action: disable
+  - id: builtin-rule
+    flags: [session_agent_enabled]
+    source: builtin
+    condition: { absolute: {} }
+    action: disable
+`);
+    const report = await runCycle({ ...deps, rules });
+    const skipped = Object.fromEntries(report.results.filter((r) => r.action === 'skipped').map((r) => [r.ruleId, r.skipped]));
+    expect(skipped['ghost']).toMatch(/does not exist/);
+    expect(skipped['insights-errors']).toMatch(/locked/);
+    expect(skipped['beta-regression']).toMatch(/disabled/);
+    expect(skipped['builtin-rule']).toMatch(/source "builtin" is not configured/);
+  });
+
+  it('dry run (global or per rule) records one dry_run event and changes nothing', async () => {
+    deps = { ...deps, dryRun: true };
+    await runCycle(deps);
+    const report = await runCycle(deps);
+    await runCycle(deps);
+    expect(report.dryRun).toBe(true);
+    expect(report.results.find((r) => r.ruleId === 'booking-agent-errors')).toMatchObject({ action: 'dry_run' });
+    expect(await store.getFlag('booking_agent_enabled')).toMatchObject({ enabled: true, guardState: 'watching' });
+    const events = await store.listEvents({ flag: 'booking_agent_enabled' });
+    expect(events.map((e) => e.kind)).toEqual(['dry_run']);
+  });
+
+  it('a store that cannot be read is a cycle-wide error, not a crash', async () => {
+    const unreachable = new SqlStore({ sql: pgSqlClient(new pg.Pool({ connectionString: 'postgres://postgres@127.0.0.1:1/none' })), kind: 'pg', location: '127.0.0.1:1' });
+    try {
+      const report = await runCycle({ ...deps, store: unreachable });
+      expect(report.errors[0]?.code).toBe('STORE_UNREACHABLE');
+      expect(report.results).toEqual([]);
+      expect(sentry.calls).toBe(0);
+    } finally {
+      await unreachable.close();
+    }
+  });
+
+  it('the cycle lease lets one holder run; the other skips', async () => {
+    const a = await runLeasedCycle({ ...deps, holder: 'a', leaseTtlMs: 60_000 });
+    const b = await runLeasedCycle({ ...deps, holder: 'b', leaseTtlMs: 60_000 });
+    expect(a.ran).toBe(true);
+    expect(b).toMatchObject({ ran: false, notRunReason: 'another replica holds the cycle lease' });
+    expect(sentry.calls).toBe(1);
+  });
+
+  it('derives channels from the notify section', () => {
+    expect(channelsFromNotify({ slack: { webhook_url: '' }, email: { to: ['a@example.com'] } })).toEqual(['email']);
+    expect(channelsFromNotify({})).toEqual([]);
+  });
+});
+
+describe('Scheduler', () => {
+  it('maps intervals to cron expressions', () => {
+    expect(cronForInterval(30_000)).toEqual({ expression: '*/30 * * * * *', gated: false });
+    expect(cronForInterval(60_000)).toEqual({ expression: '0 * * * * *', gated: false });
+    expect(cronForInterval(300_000)).toEqual({ expression: '0 */5 * * * *', gated: false });
+    expect(cronForInterval(45_000)).toEqual({ expression: '* * * * * *', gated: true });
+    expect(() => cronForInterval(10)).toThrow(/at least 1s/);
+  });
+
+  it('never overlaps: a tick during a slow cycle is skipped; stop waits for the cycle in flight', async () => {
+    let release: () => void = () => {};
+    let runs = 0;
+    let finished = false;
+    const logger = new MemoryLogger();
+    const scheduler = new Scheduler({
+      intervalMs: 60_000,
+      logger,
+      run: async () => {
+        runs++;
+        await new Promise<void>((r) => (release = r));
+        finished = true;
+      },
+    });
+    const first = scheduler.tick();
+    await scheduler.tick();
+    expect(runs).toBe(1);
+    expect(scheduler.skipped).toBe(1);
+    expect(scheduler.busy).toBe(true);
+    const stopped = scheduler.stop();
+    let stopDone = false;
+    void stopped.then(() => (stopDone = true));
+    await Promise.resolve();
+    expect(stopDone).toBe(false);
+    release();
+    await stopped;
+    await first;
+    expect(finished).toBe(true);
+    await scheduler.tick();
+    expect(runs).toBe(1);
+    expect(logger.lines.some((l) => l.msg.includes('still running'))).toBe(true);
+  });
+});
