@@ -218,6 +218,24 @@ export async function applyMigrations(sql: SqlClient, opts: ApplyMigrationsOptio
     if (status === 'changed') changed.push(m.file);
   }
 
+  // The API roles (when they exist) get nothing on the bookkeeping table, whatever default
+  // privileges say (Supabase grants new public tables to them).
+  await sql.transaction(async (tx) => {
+    await lock(tx);
+    await tx.exec(`
+    do $$
+    begin
+      if exists (select 1 from pg_catalog.pg_roles where rolname = 'anon') then
+        revoke all on table public.schema_migrations from anon;
+      end if;
+      if exists (select 1 from pg_catalog.pg_roles where rolname = 'authenticated') then
+        revoke all on table public.schema_migrations from authenticated;
+      end if;
+    end
+    $$;
+  `);
+  });
+
   if (opts.seed) {
     const seed = await readSqlFile(opts.seedFile ?? DEFAULT_SEED_FILE, 'seed');
     await sql
