@@ -7,3 +7,7 @@ export * from './decide/types.ts';
 export * from './decide/stats.ts';
 export * from './decide/decide.ts';
 export * from './sources/types.ts';
+export * from './sources/http.ts';
+export * from './sources/posthog.ts';
+export * from './sources/sentry.ts';
+export * from './sources/builtin.ts';

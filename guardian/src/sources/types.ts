@@ -32,7 +32,11 @@ export type FlagObservation =
   | {
       readonly flag: string;
       readonly status: 'no_data';
-      /** Stable reason code: `rate_limited`, `unavailable`, `timeout`, `bad_response`, `auth`, `bad_query`, `empty`, `stopped`. */
+      /**
+       * Stable reason code: `rate_limited`, `unavailable`, `timeout`, `bad_response`, `auth`,
+       * `bad_query`, `empty` (no flag-on traffic seen), `stopped`, `not_configured` (credentials
+       * empty), `deferred` (not polled this cycle: requests per cycle are bounded, flags rotate).
+       */
       readonly reason: string;
       readonly detail?: string;
     };
@@ -57,4 +61,25 @@ export interface SourceReport {
 export interface MetricSource {
   readonly id: string;
   query(flags: readonly FlagQuery[], signal: AbortSignal): Promise<SourceReport>;
+}
+
+/** Tiny logger interface (pino-compatible): `logger.warn({ err, flag }, 'message')`. */
+export interface SourceLogger {
+  debug(obj: object, msg?: string): void;
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
+
+/**
+ * Side effects a source uses, injected once (Node defaults are wired in the entry point).
+ *
+ * @example
+ * const deps: SourceDeps = { fetch: globalThis.fetch, now: () => new Date(), sleep: (ms) => new Promise((r) => setTimeout(r, ms)), logger };
+ */
+export interface SourceDeps {
+  readonly fetch: typeof globalThis.fetch;
+  readonly now: () => Date;
+  readonly sleep: (ms: number) => Promise<void>;
+  readonly logger: SourceLogger;
 }

@@ -1,0 +1,266 @@
+/**
+ * PostHog metric source: ONE HogQL query per cycle for all watched flags, counting per
+ * (flag, `$feature/<flag>` value) the distinct users and the distinct users with an `$exception`
+ * since each flag's stage start.
+ */
+import { FLAG_NAME_PATTERN } from '../rules/schema.ts';
+import { DEFAULT_RETRY, RequestBudget, requestJson, retryAfterMs, SourceFailure, type RetryPolicy } from './http.ts';
+import type { CohortCounts, FlagObservation, FlagQuery, MetricSource, SourceDeps, SourceReport } from './types.ts';
+
+/** Settings of the PostHog source (from `sources.posthog` in the rules file). */
+export interface PosthogSourceOptions {
+  /** e.g. https://us.posthog.com, https://eu.posthog.com or a self-hosted URL. */
+  readonly host: string;
+  readonly project_id: string;
+  /** Personal API key with `query:read`. Empty = not configured. */
+  readonly api_key: string;
+  /** Oldest data looked at, in ms (the largest rule window of the flags); each flag starts at max(since, now − lookback). */
+  readonly lookbackMs?: number;
+  readonly retry?: RetryPolicy;
+  /** After a 401/403 the source stops; it tries again after this long (default 15 min). */
+  readonly authRetryMs?: number;
+}
+
+/** PostHog's documented limits per project: 240 queries/minute, 2,400/hour. */
+export const POSTHOG_BUDGET = [
+  { max: 240, windowMs: 60_000 },
+  { max: 2_400, windowMs: 3_600_000 },
+] as const;
+
+/** Quotes a value as a HogQL string literal (backslash and quote escaped). Flag keys are also pattern-checked before use. */
+export function hogqlString(value: string): string {
+  return `'${value.replaceAll('\\', '\\\\').replaceAll("'", "\\'")}'`;
+}
+
+function hogqlTime(d: Date): string {
+  // 'YYYY-MM-DD HH:MM:SS' in UTC, with the timezone given explicitly (toDateTime(text, tz)).
+  return `toDateTime(${hogqlString(d.toISOString().slice(0, 19).replace('T', ' '))}, 'UTC')`;
+}
+
+/**
+ * Builds the one HogQL query for all flags. Every flag must match the flag-name pattern
+ * (`^[a-z][a-z0-9_]{1,63}$`); anything else throws, so nothing unvalidated reaches the query.
+ *
+ * @example
+ * buildPosthogQuery([{ flag: 'booking_agent_enabled', since: new Date('2026-01-01T10:00:00Z') }]);
+ */
+export function buildPosthogQuery(flags: readonly FlagQuery[]): string {
+  if (flags.length === 0) throw new Error('buildPosthogQuery: no flags');
+  for (const f of flags) {
+    if (!FLAG_NAME_PATTERN.test(f.flag)) throw new Error(`buildPosthogQuery: ${JSON.stringify(f.flag)} is not a valid flag name`);
+  }
+  const earliest = new Date(Math.min(...flags.map((f) => f.since.getTime())));
+  const keys = flags.map((f) => hogqlString(f.flag)).join(', ');
+  const variant = flags.map((f) => `flag = ${hogqlString(f.flag)}, properties[${hogqlString(`$feature/${f.flag}`)}]`).join(', ');
+  const since = flags.map((f) => `flag = ${hogqlString(f.flag)}, timestamp >= ${hogqlTime(f.since)}`).join(', ');
+  return [
+    'SELECT',
+    `  arrayJoin([${keys}]) AS flag,`,
+    `  toString(multiIf(${variant}, NULL)) AS variant,`,
+    '  uniq(distinct_id) AS users,',
+    "  uniqIf(distinct_id, event = '$exception') AS error_users",
+    'FROM events',
+    `WHERE timestamp >= ${hogqlTime(earliest)}`,
+    `  AND multiIf(${since}, false)`,
+    'GROUP BY flag, variant',
+    `LIMIT ${Math.max(100, flags.length * 4)}`,
+  ].join('\n');
+}
+
+interface Row {
+  readonly flag: string;
+  readonly variant: string | null;
+  readonly users: number;
+  readonly errorUsers: number;
+}
+
+function isCount(v: unknown): v is number {
+  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+}
+
+/** Parses a HogQLQueryResponse by its `columns` names; throws SourceFailure('bad_response') on any shape or type problem. */
+export function parsePosthogResponse(body: unknown): { rows: Row[]; hasMore: boolean } {
+  const bad = (why: string) => new SourceFailure('SOURCE_BAD_RESPONSE', 'bad_response', `posthog: unexpected response: ${why}`);
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw bad('not a JSON object');
+  const b = body as Record<string, unknown>;
+  if (!Array.isArray(b.results)) throw bad('"results" is not a list');
+  if (b.results.length === 0 && b.columns === undefined) return { rows: [], hasMore: false };
+  if (!Array.isArray(b.columns) || !b.columns.every((c) => typeof c === 'string')) throw bad('"columns" is not a list of names');
+  const cols = b.columns as string[];
+  const at = (name: string): number => {
+    const i = cols.indexOf(name);
+    if (i < 0) throw bad(`column "${name}" is missing (got ${cols.join(', ')})`);
+    return i;
+  };
+  const [fi, vi, ui, ei] = [at('flag'), at('variant'), at('users'), at('error_users')];
+  const rows: Row[] = [];
+  for (const [n, raw] of b.results.entries()) {
+    if (!Array.isArray(raw)) throw bad(`results[${n}] is not a row`);
+    const flag: unknown = raw[fi];
+    const variant: unknown = raw[vi];
+    const users: unknown = raw[ui];
+    const errorUsers: unknown = raw[ei];
+    if (typeof flag !== 'string') throw bad(`results[${n}].flag is ${typeof flag}, expected text`);
+    if (variant !== null && typeof variant !== 'string' && typeof variant !== 'boolean') throw bad(`results[${n}].variant is ${typeof variant}, expected text or null`);
+    if (!isCount(users) || !isCount(errorUsers)) throw bad(`results[${n}] counts are not whole numbers ≥ 0 (users ${JSON.stringify(users)}, error_users ${JSON.stringify(errorUsers)})`);
+    if (errorUsers > users) throw bad(`results[${n}] has more error users (${errorUsers}) than users (${users})`);
+    rows.push({ flag, variant: variant === null ? null : String(variant), users, errorUsers });
+  }
+  return { rows, hasMore: b.hasMore === true };
+}
+
+function detailOf(body: unknown): { code?: string; detail?: string } {
+  if (typeof body !== 'object' || body === null) return {};
+  const b = body as Record<string, unknown>;
+  return { ...(typeof b.code === 'string' ? { code: b.code } : {}), ...(typeof b.detail === 'string' ? { detail: b.detail } : {}) };
+}
+
+/**
+ * Creates the PostHog source. Never throws from `query`: every failure becomes per-flag `no_data`.
+ *
+ * @example
+ * const source = createPosthogSource({ host: 'https://us.posthog.com', project_id: '12345', api_key: process.env.POSTHOG_API_KEY ?? '' }, deps);
+ * const report = await source.query([{ flag: 'ai_beta_users', since: stageStart }], AbortSignal.timeout(20_000));
+ */
+export function createPosthogSource(options: PosthogSourceOptions, deps: SourceDeps): MetricSource {
+  const budget = new RequestBudget(POSTHOG_BUDGET);
+  const retry = options.retry ?? DEFAULT_RETRY;
+  const authRetryMs = options.authRetryMs ?? 15 * 60_000;
+  let blockedUntil = 0;
+  let authStoppedAt: number | undefined;
+  let authMessage = '';
+  const log = deps.logger;
+
+  async function query(flags: readonly FlagQuery[], signal: AbortSignal): Promise<SourceReport> {
+    const started = deps.now();
+    const nowMs = started.getTime();
+    const all = (reason: string, detail: string, error?: { code: string; message: string }, requests = 0): SourceReport => ({
+      source: 'posthog',
+      at: started,
+      requests,
+      observations: flags.map((f): FlagObservation => ({ flag: f.flag, status: 'no_data', reason, detail })),
+      ...(error ? { error } : {}),
+    });
+    try {
+      if (options.api_key === '' || options.project_id === '') return all('not_configured', 'sources.posthog has no project_id or api_key');
+      if (authStoppedAt !== undefined && nowMs - authStoppedAt < authRetryMs) return all('auth', authMessage, { code: 'SOURCE_AUTH', message: authMessage });
+      if (flags.length === 0) return { source: 'posthog', at: started, requests: 0, observations: [] };
+      const valid = flags.filter((f) => FLAG_NAME_PATTERN.test(f.flag));
+      const invalid = flags.filter((f) => !FLAG_NAME_PATTERN.test(f.flag));
+      const rejected = invalid.map((f): FlagObservation => ({ flag: f.flag, status: 'no_data', reason: 'bad_query', detail: `not a valid flag name: ${JSON.stringify(f.flag)}` }));
+      if (valid.length === 0) return { source: 'posthog', at: started, requests: 0, observations: rejected };
+      if (nowMs < blockedUntil) {
+        const r = all('rate_limited', `PostHog asked to wait until ${new Date(blockedUntil).toISOString()}`);
+        return { ...r, observations: [...r.observations.filter((o) => !invalid.some((f) => f.flag === o.flag)), ...rejected] };
+      }
+      if (!budget.take(nowMs)) {
+        const r = all('rate_limited', 'client-side budget of 240 queries/minute, 2,400/hour reached');
+        return { ...r, observations: [...r.observations.filter((o) => !invalid.some((f) => f.flag === o.flag)), ...rejected] };
+      }
+      const lookback = options.lookbackMs;
+      const bounded = valid.map((f) => ({ flag: f.flag, since: lookback === undefined ? f.since : new Date(Math.max(f.since.getTime(), nowMs - lookback)) }));
+      const hogql = buildPosthogQuery(bounded);
+      const url = `${options.host.replace(/\/+$/, '')}/api/projects/${encodeURIComponent(options.project_id)}/query/`;
+      const body = JSON.stringify({ query: { kind: 'HogQLQuery', query: hogql }, name: 'guardian-flag-errors', refresh: 'force_blocking' });
+      const res = await requestJson(
+        deps,
+        url,
+        { method: 'POST', headers: { Authorization: `Bearer ${options.api_key}`, 'Content-Type': 'application/json', Accept: 'application/json' }, body },
+        signal,
+        retry,
+        'posthog',
+      );
+      const observations = [...interpret(res.status, res.headers, res.body, res.text, valid, nowMs), ...rejected];
+      const failed = observations.find((o) => o.status === 'no_data' && ['auth', 'rate_limited', 'bad_query', 'bad_response', 'unavailable'].includes(o.reason));
+      return {
+        source: 'posthog',
+        at: started,
+        requests: 1,
+        observations,
+        ...(failed && failed.status === 'no_data' && observations.every((o) => o.status === 'no_data') ? { error: { code: codeOf(failed.reason), message: failed.detail ?? failed.reason } } : {}),
+      };
+    } catch (err) {
+      const failure = err instanceof SourceFailure ? err : new SourceFailure('SOURCE_UNAVAILABLE', 'unavailable', `posthog: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+      log.warn({ source: 'posthog', err: { code: failure.code, message: failure.message } }, 'posthog: no data this cycle');
+      return all(failure.reason, failure.message, { code: failure.code, message: failure.message }, 1);
+    }
+  }
+
+  function interpret(status: number, headers: Headers, body: unknown, text: string, flags: readonly FlagQuery[], nowMs: number): FlagObservation[] {
+    const noData = (reason: string, detail: string) => flags.map((f): FlagObservation => ({ flag: f.flag, status: 'no_data', reason, detail }));
+    const { code, detail } = detailOf(body);
+    if (status === 401 || status === 403) {
+      authStoppedAt = nowMs;
+      authMessage = `posthog: HTTP ${status}${detail ? ` (${detail})` : ''}: the API key is wrong or lacks query:read on project ${options.project_id}; the source stops until the key is fixed (retried in ${Math.round(authRetryMs / 60_000)} min)`;
+      log.error({ source: 'posthog', status, code }, authMessage);
+      return noData('auth', authMessage);
+    }
+    if (status === 429) {
+      const fromHeader = retryAfterMs(headers.get('retry-after'), nowMs);
+      const fromDetail = /available in (\d+) seconds?/i.exec(detail ?? '');
+      const until = fromHeader ?? (fromDetail ? nowMs + Number(fromDetail[1]) * 1000 : undefined);
+      if (until !== undefined) blockedUntil = Math.max(blockedUntil, until);
+      const msg = `posthog: throttled (429)${detail ? `: ${detail}` : ''}${until !== undefined ? `; next query after ${new Date(until).toISOString()}` : ''}`;
+      log.warn({ source: 'posthog', status, retry_after: headers.get('retry-after') }, msg);
+      return noData('rate_limited', msg);
+    }
+    if (status === 400) {
+      const msg = `posthog: the query was refused (400${code ? ` ${code}` : ''})${detail ? `: ${detail.slice(0, 300)}` : ''}`;
+      log.error({ source: 'posthog', status, code }, msg);
+      return noData('bad_query', msg);
+    }
+    if (status === 202 || (status === 200 && typeof body === 'object' && body !== null && 'query_status' in body && !('results' in body))) {
+      const msg = 'posthog: the query is still running (async answer, query_status incomplete); no data this cycle';
+      log.warn({ source: 'posthog', status }, msg);
+      return noData('unavailable', msg);
+    }
+    if (status !== 200) {
+      const msg = `posthog: unexpected HTTP ${status}${detail ? `: ${detail}` : ''}`;
+      log.warn({ source: 'posthog', status }, msg);
+      return noData('bad_response', msg);
+    }
+    if (body === undefined) {
+      const msg = `posthog: the response is not JSON (${JSON.stringify(text.slice(0, 80))})`;
+      log.warn({ source: 'posthog' }, msg);
+      return noData('bad_response', msg);
+    }
+    let parsed: ReturnType<typeof parsePosthogResponse>;
+    try {
+      parsed = parsePosthogResponse(body);
+    } catch (err) {
+      const msg = err instanceof Error ? err.message : String(err);
+      log.warn({ source: 'posthog' }, msg);
+      return noData('bad_response', msg);
+    }
+    if (parsed.hasMore) log.warn({ source: 'posthog', rows: parsed.rows.length }, 'posthog: the result was truncated (hasMore); flags without rows report no data');
+    return flags.map((f): FlagObservation => {
+      const rows = parsed.rows.filter((r) => r.flag === f.flag);
+      const on = rows.find((r) => r.variant === 'true');
+      const off = rows.find((r) => r.variant === 'false');
+      if (!on || on.users === 0) {
+        return { flag: f.flag, status: 'no_data', reason: parsed.hasMore && rows.length === 0 ? 'bad_response' : 'empty', detail: parsed.hasMore && rows.length === 0 ? 'result truncated (hasMore)' : 'no flag-on users seen since the stage start' };
+      }
+      const treatment: CohortCounts = { total: on.users, errors: on.errorUsers };
+      return off && off.users > 0
+        ? { flag: f.flag, status: 'ok', unit: 'users', treatment, control: { total: off.users, errors: off.errorUsers } }
+        : { flag: f.flag, status: 'ok', unit: 'users', treatment };
+    });
+  }
+
+  return { id: 'posthog', query };
+}
+
+function codeOf(reason: string): string {
+  switch (reason) {
+    case 'auth':
+      return 'SOURCE_AUTH';
+    case 'rate_limited':
+      return 'SOURCE_RATE_LIMITED';
+    case 'bad_query':
+      return 'SOURCE_BAD_QUERY';
+    case 'bad_response':
+      return 'SOURCE_BAD_RESPONSE';
+    default:
+      return 'SOURCE_UNAVAILABLE';
+  }
+}
