@@ -1,0 +1,304 @@
+/**
+ * {@link Store} over Supabase's REST API (PostgREST) with supabase-js and the service-role key:
+ * the SQL functions through `.rpc()` (guardian_rollback, restore_flag, guardian_set_flag,
+ * guardian_try_lease — the same exactly-once code as the SQL backends) and plain table queries
+ * for the rest. Works through Supabase's transaction pooler: no session state is used.
+ */
+import { createClient, type SupabaseClient } from '@supabase/supabase-js';
+
+import type { HistoryPoint } from '../decide/types.ts';
+import { GuardianError } from '../errors.ts';
+import { patchToJson, storeError, toEvent, toFlag, toRuleState, toSourceHealth } from './rows.ts';
+import { DEFAULT_EVENT_LIMIT, MAX_EVENT_LIMIT, toHistoryPoint } from './sql-store.ts';
+import type {
+  EventQuery,
+  Flag,
+  FlagPatch,
+  HistoryQuery,
+  Observation,
+  RestoreRequest,
+  RollbackEvent,
+  RollbackRequest,
+  RuleState,
+  SourceHealth,
+  Store,
+} from './types.ts';
+
+type Row = Record<string, unknown>;
+
+/**
+ * Options of {@link SupabaseStore}.
+ *
+ * @example
+ * new SupabaseStore({ url: 'https://abc.supabase.co', serviceRoleKey: process.env.SUPABASE_SERVICE_ROLE_KEY! });
+ */
+export interface SupabaseStoreOptions {
+  readonly url: string;
+  readonly serviceRoleKey: string;
+  /** Injected fetch (tests, proxies). Default the global fetch. */
+  readonly fetch?: typeof fetch;
+}
+
+interface PostgrestLikeError {
+  code?: string;
+  message?: string;
+  details?: string | null;
+  hint?: string | null;
+}
+
+/** A supabase-js error → GuardianError (SQLSTATEs as the SQL backends; network and auth failures → unreachable). */
+function supabaseError(error: PostgrestLikeError, what: string, status?: number): GuardianError {
+  const code = error.code ?? '';
+  const message = error.message ?? 'unknown error';
+  if ((code === '' && /fetch failed|network|ECONNREFUSED|ENOTFOUND|timed? ?out/i.test(`${message} ${error.details ?? ''}`)) || status === 0) {
+    return new GuardianError('STORE_UNREACHABLE', `${what}: Supabase is unreachable (${message}). Check SUPABASE_URL.`, { cause: error });
+  }
+  if (code.startsWith('PGRST3') || status === 401 || status === 403) {
+    return new GuardianError('STORE_UNREACHABLE', `${what}: Supabase refused the key (${message}). Check SUPABASE_SERVICE_ROLE_KEY (the service_role key, not the anon key).`, {
+      cause: error,
+    });
+  }
+  if (code === 'PGRST202') {
+    return new GuardianError('STORE_FAILED', `${what}: ${message}. The database schema is missing or old: apply the migrations (supabase db push).`, { cause: error });
+  }
+  return storeError({ code, message }, what);
+}
+
+/**
+ * The Supabase backend of {@link Store}.
+ *
+ * @example
+ * const store = new SupabaseStore({ url: process.env.SUPABASE_URL!, serviceRoleKey: process.env.SUPABASE_SERVICE_ROLE_KEY! });
+ * await store.ping();
+ */
+export class SupabaseStore implements Store {
+  readonly kind = 'supabase' as const;
+  readonly location: string;
+  readonly #client: SupabaseClient;
+
+  constructor(opts: SupabaseStoreOptions) {
+    this.location = opts.url;
+    this.#client = createClient(opts.url, opts.serviceRoleKey, {
+      auth: { persistSession: false, autoRefreshToken: false, detectSessionInUrl: false },
+      ...(opts.fetch ? { global: { fetch: opts.fetch } } : {}),
+    });
+  }
+
+  async #run<T>(what: string, op: PromiseLike<{ data: T | null; error: PostgrestLikeError | null; status?: number }>): Promise<T | null> {
+    let res: { data: T | null; error: PostgrestLikeError | null; status?: number };
+    try {
+      res = await op;
+    } catch (err) {
+      throw new GuardianError('STORE_UNREACHABLE', `${what}: Supabase is unreachable (${(err as Error).message}). Check SUPABASE_URL.`, { cause: err });
+    }
+    if (res.error) throw supabaseError(res.error, what, res.status);
+    return res.data;
+  }
+
+  async #rpcRow(what: string, fn: string, args: Record<string, unknown>): Promise<Row> {
+    const data = await this.#run<unknown>(what, this.#client.rpc(fn, args));
+    const row = Array.isArray(data) ? (data[0] as unknown) : data;
+    if (row === null || typeof row !== 'object') throw new GuardianError('STORE_FAILED', `${what}: Supabase returned no row from ${fn}`);
+    return row as Row;
+  }
+
+  async ping(): Promise<void> {
+    await this.#run('ping', this.#client.from('feature_flags').select('name').limit(1));
+  }
+
+  async listFlags(): Promise<Flag[]> {
+    const [flags, targets] = await Promise.all([
+      this.#run<Row[]>('list flags', this.#client.from('feature_flags').select('*').order('name')),
+      this.#run<Row[]>('list targets', this.#client.from('flag_targets').select('flag_name,user_id').order('flag_name').order('user_id')),
+    ]);
+    const byFlag = new Map<string, string[]>();
+    for (const t of targets ?? []) byFlag.set(String(t['flag_name']), [...(byFlag.get(String(t['flag_name'])) ?? []), String(t['user_id'])]);
+    return (flags ?? []).map((f) => toFlag(f, byFlag.get(String(f['name'])) ?? []));
+  }
+
+  async getFlag(name: string): Promise<Flag | undefined> {
+    const [flags, targets] = await Promise.all([
+      this.#run<Row[]>('get flag', this.#client.from('feature_flags').select('*').eq('name', name)),
+      this.#run<Row[]>('get targets', this.#client.from('flag_targets').select('user_id').eq('flag_name', name).order('user_id')),
+    ]);
+    const row = flags?.[0];
+    return row ? toFlag(row, (targets ?? []).map((t) => String(t['user_id']))) : undefined;
+  }
+
+  async setFlag(name: string, patch: FlagPatch, actor: string): Promise<Flag> {
+    await this.#rpcRow(`set flag "${name}"`, 'guardian_set_flag', { p_flag: name, p_patch: patchToJson(patch), p_actor: actor });
+    const flag = await this.getFlag(name);
+    if (!flag) throw new GuardianError('NOT_FOUND', `flag "${name}" does not exist`);
+    return flag;
+  }
+
+  addTarget(flag: string, userId: string, actor: string): Promise<Flag> {
+    return this.setFlag(flag, { addTargets: [userId] }, actor);
+  }
+
+  removeTarget(flag: string, userId: string, actor: string): Promise<Flag> {
+    return this.setFlag(flag, { removeTargets: [userId] }, actor);
+  }
+
+  lock(flag: string, actor: string): Promise<Flag> {
+    return this.setFlag(flag, { lock: true }, actor);
+  }
+
+  unlock(flag: string, actor: string): Promise<Flag> {
+    return this.setFlag(flag, { lock: false }, actor);
+  }
+
+  async rollback(req: RollbackRequest): Promise<RollbackEvent> {
+    return toEvent(
+      await this.#rpcRow(`rollback of flag "${req.flag}"`, 'guardian_rollback', {
+        p_flag: req.flag,
+        p_action: req.action,
+        p_rule_id: req.ruleId ?? null,
+        p_source: req.source ?? null,
+        p_evidence: req.evidence ?? {},
+        p_actor: req.actor,
+        p_idempotency_key: req.idempotencyKey,
+        p_channels: [...req.channels],
+        p_dry_run: req.dryRun === true,
+        p_reason: req.reason ?? null,
+        p_kind: req.kind ?? 'auto_rollback',
+        p_stages: req.stages ? [...req.stages] : null,
+      }),
+    );
+  }
+
+  async restore(req: RestoreRequest): Promise<RollbackEvent> {
+    return toEvent(
+      await this.#rpcRow(`restore of "${req.target}"`, 'restore_flag', {
+        p_flag_or_event: req.target,
+        p_actor: req.actor,
+        p_reason: req.reason ?? null,
+        p_idempotency_key: req.idempotencyKey,
+        p_channels: req.channels ? [...req.channels] : null,
+      }),
+    );
+  }
+
+  async listEvents(query: EventQuery = {}): Promise<RollbackEvent[]> {
+    let q = this.#client.from('rollback_events').select('*');
+    if (query.flag !== undefined) q = q.eq('flag_name', query.flag);
+    if (query.kind !== undefined) q = q.eq('kind', query.kind);
+    if (query.since !== undefined) q = q.gte('created_at', query.since.toISOString());
+    const limit = Math.min(Math.max(1, Math.trunc(query.limit ?? DEFAULT_EVENT_LIMIT)), MAX_EVENT_LIMIT);
+    const rows = await this.#run<Row[]>('list events', q.order('created_at', { ascending: false }).order('id', { ascending: false }).limit(limit));
+    return (rows ?? []).map(toEvent);
+  }
+
+  async getEvent(id: string): Promise<RollbackEvent | undefined> {
+    if (!/^\d{1,19}$/.test(id)) return undefined;
+    const rows = await this.#run<Row[]>('get event', this.#client.from('rollback_events').select('*').eq('id', id));
+    return rows?.[0] ? toEvent(rows[0]) : undefined;
+  }
+
+  async loadRuleState(): Promise<RuleState[]> {
+    const rows = await this.#run<Row[]>('load rule state', this.#client.from('guardian_rule_state').select('*').order('rule_id').order('flag_name'));
+    return (rows ?? []).map(toRuleState);
+  }
+
+  async saveRuleState(states: readonly Omit<RuleState, 'updatedAt'>[], at: Date): Promise<void> {
+    if (states.length === 0) return;
+    const rows = states.map((s) => ({
+      rule_id: s.ruleId,
+      flag_name: s.flag,
+      consecutive_breaches: s.consecutiveBreaches,
+      last_verdict: s.lastVerdict,
+      last_evidence: s.lastEvidence,
+      updated_at: at.toISOString(),
+    }));
+    await this.#run('save rule state', this.#client.from('guardian_rule_state').upsert(rows, { onConflict: 'rule_id,flag_name' }));
+  }
+
+  async appendObservations(observations: readonly Observation[]): Promise<void> {
+    if (observations.length === 0) return;
+    const rows = observations.map((o) => ({
+      source: o.source,
+      flag_name: o.flag,
+      stage_started_at: o.stageStartedAt.toISOString(),
+      at: o.at.toISOString(),
+      unit: o.unit,
+      treatment_total: o.treatment.total,
+      treatment_errors: o.treatment.errors,
+      control_total: o.control?.total ?? null,
+      control_errors: o.control?.errors ?? null,
+    }));
+    await this.#run('append observations', this.#client.from('guardian_observations').insert(rows));
+  }
+
+  async observationHistory(source: string, queries: readonly HistoryQuery[]): Promise<Map<string, HistoryPoint[]>> {
+    const out = new Map<string, HistoryPoint[]>(queries.map((q) => [q.flag, []]));
+    if (queries.length === 0) return out;
+    const oldest = new Date(Math.min(...queries.map((q) => q.since.getTime())));
+    const rows = await this.#run<Row[]>(
+      'read observations',
+      this.#client
+        .from('guardian_observations')
+        .select('flag_name,stage_started_at,at,unit,treatment_total,treatment_errors,control_total,control_errors')
+        .eq('source', source)
+        .in(
+          'flag_name',
+          queries.map((q) => q.flag),
+        )
+        .gte('at', oldest.toISOString())
+        .order('at')
+        .order('id'),
+    );
+    const byFlag = new Map(queries.map((q) => [q.flag, q]));
+    for (const r of rows ?? []) {
+      const q = byFlag.get(String(r['flag_name']));
+      if (!q) continue;
+      const point = toHistoryPoint(r);
+      if (new Date(String(r['stage_started_at'])).getTime() !== q.stageStartedAt.getTime() || point.at.getTime() < q.since.getTime()) continue;
+      out.get(q.flag)?.push(point);
+    }
+    return out;
+  }
+
+  async pruneObservations(before: Date): Promise<number> {
+    const res = await this.#client.from('guardian_observations').delete({ count: 'exact' }).lt('at', before.toISOString());
+    if (res.error) throw supabaseError(res.error, 'prune observations', res.status);
+    return res.count ?? 0;
+  }
+
+  async recordSourceHealth(source: string, at: Date, error?: string): Promise<SourceHealth> {
+    // Read-then-write is fine here: only the replica holding the cycle lease records health.
+    const current = (await this.#run<Row[]>('read source health', this.#client.from('guardian_source_health').select('*').eq('source', source)))?.[0];
+    const row: Record<string, string | boolean | null> =
+      error === undefined
+        ? { source, last_ok_at: at.toISOString(), blind_since: null, blind_alerted: false, last_error: null }
+        : {
+            source,
+            last_ok_at: typeof current?.['last_ok_at'] === 'string' ? current['last_ok_at'] : null,
+            blind_since: typeof current?.['blind_since'] === 'string' ? current['blind_since'] : at.toISOString(),
+            blind_alerted: current?.['blind_alerted'] === true,
+            last_error: error,
+          };
+    const rows = await this.#run<Row[]>('record source health', this.#client.from('guardian_source_health').upsert(row, { onConflict: 'source' }).select('*'));
+    return toSourceHealth(rows?.[0] ?? row);
+  }
+
+  async markBlindAlerted(source: string): Promise<void> {
+    await this.#run('mark blindness alerted', this.#client.from('guardian_source_health').update({ blind_alerted: true }).eq('source', source));
+  }
+
+  async listSourceHealth(): Promise<SourceHealth[]> {
+    return ((await this.#run<Row[]>('list source health', this.#client.from('guardian_source_health').select('*').order('source'))) ?? []).map(toSourceHealth);
+  }
+
+  async tryLease(name: string, holder: string, ttlMs: number): Promise<boolean> {
+    const data = await this.#run<unknown>('take lease', this.#client.rpc('guardian_try_lease', { p_name: name, p_holder: holder, p_ttl: `${Math.round(ttlMs)} milliseconds` }));
+    return data === true;
+  }
+
+  async releaseLease(name: string, holder: string): Promise<void> {
+    await this.#run('release lease', this.#client.rpc('guardian_release_lease', { p_name: name, p_holder: holder }));
+  }
+
+  async close(): Promise<void> {
+    await this.#client.removeAllChannels();
+  }
+}
