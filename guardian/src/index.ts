@@ -11,3 +11,4 @@ export * from './sources/http.ts';
 export * from './sources/posthog.ts';
 export * from './sources/sentry.ts';
 export * from './sources/builtin.ts';
+export * from './rules/json-schema.ts';

@@ -97,7 +97,7 @@ export function parseRules(yamlText: string, env: RulesEnv = {}): ParseRulesResu
   const problems: RulesProblem[] = [];
   const { text, refs } = protectReferences(yamlText, problems);
   const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  const doc = parseDocument(text, { lineCounter, prettyErrors: true, uniqueKeys: true });
   for (const err of doc.errors) {
     const pos = err.linePos?.[0];
     problems.push({ path: pos ? `line ${pos.line}, column ${pos.col}` : '(file)', message: `YAML: ${err.message.split('\n')[0] ?? err.message}` });
