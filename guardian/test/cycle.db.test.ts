@@ -128,7 +128,7 @@ describe('runCycle (PGlite store)', () => {
     expect(report.sources.find((s) => s.source === 'posthog')?.noDataReasons).toEqual({ insights_agent_enabled: 'rate_limited' });
     expect(calls).toEqual(['beta-regression']);
     expect(await store.getFlag('booking_agent_enabled')).toMatchObject({ enabled: true, guardState: 'watching' });
-    expect((await store.listSourceHealth()).find((h) => h.source === 'sentry')?.blindSince).not.toBeNull();
+    expect(report.sourceReports.find((r) => r.source === 'sentry')?.error?.code).toBe('SOURCE_UNAVAILABLE');
 
     // A rule whose decide throws is reported as failed; the others still act.
     posthog.answer = () => BAD;

@@ -3,6 +3,12 @@ import type { CliCommand, CliIo } from './io.ts';
 /** Command name → module that exports `command: CliCommand`. One file per command. */
 const COMMANDS: Readonly<Record<string, () => Promise<{ command: CliCommand }>>> = {
   validate: () => import('./commands/validate.ts'),
+  start: () => import('./commands/start.ts'),
+  check: () => import('./commands/check.ts'),
+  rollback: () => import('./commands/rollback.ts'),
+  restore: () => import('./commands/restore.ts'),
+  flags: () => import('./commands/flags.ts'),
+  events: () => import('./commands/events.ts'),
 };
 
 /**

@@ -41,6 +41,7 @@ export async function runLeasedCycle(deps: LeasedCycleDeps): Promise<CycleReport
     dryRun: deps.rules.dry_run || deps.dryRun === true,
     results: [],
     sources: [],
+    sourceReports: [],
     errors,
   });
   let held: boolean;

@@ -68,11 +68,12 @@ export async function runCycle(deps: CycleDeps): Promise<CycleReport> {
   const actor = deps.actor ?? 'guardian';
   const results: RuleFlagResult[] = [];
   const summaries: SourceSummary[] = [];
+  const sourceReports: SourceReport[] = [];
   const errors: { code: string; message: string }[] = [];
   const finish = (): CycleReport => {
     const durationMs = Date.now() - started;
     deps.metrics?.cycle(durationMs, errors.length === 0);
-    return { at, durationMs, ran: true, dryRun: globalDryRun, results, sources: summaries, errors };
+    return { at, durationMs, ran: true, dryRun: globalDryRun, results, sources: summaries, sourceReports, errors };
   };
 
   let flags: Flag[];
@@ -119,6 +120,7 @@ export async function runCycle(deps: CycleDeps): Promise<CycleReport> {
   const observations: Observation[] = [];
   const latestBySource = new Map<string, Map<string, FlagObservation>>();
   for (const { sourceId, queries, report } of polls) {
+    sourceReports.push(report);
     const latest = new Map<string, FlagObservation>();
     const noDataReasons: Record<string, string> = {};
     let ok = 0;
@@ -157,11 +159,6 @@ export async function runCycle(deps: CycleDeps): Promise<CycleReport> {
       ...(report.error ? { error: report.error } : {}),
       noDataReasons,
     });
-    try {
-      await deps.store.recordSourceHealth(sourceId, at, report.error ? `${report.error.code}: ${report.error.message}` : ok === 0 && queries.length > 0 ? 'no data for any flag' : undefined);
-    } catch (err) {
-      deps.logger.warn({ err, source: sourceId }, 'cycle: could not record source health');
-    }
   }
   try {
     await deps.store.appendObservations(observations);

@@ -4,7 +4,7 @@
  */
 import type { Evidence, HistoryPoint, Verdict, VerdictKind } from '../decide/types.ts';
 import type { Rule, RulesConfig } from '../rules/schema.ts';
-import type { MetricSource } from '../sources/types.ts';
+import type { MetricSource, SourceReport } from '../sources/types.ts';
 import type { Channel, Store } from '../store/types.ts';
 
 /**
@@ -136,6 +136,8 @@ export interface CycleReport {
   readonly dryRun: boolean;
   readonly results: readonly RuleFlagResult[];
   readonly sources: readonly SourceSummary[];
+  /** The raw poll of each source (the daemon feeds them to the blindness tracker). */
+  readonly sourceReports: readonly SourceReport[];
   /** Cycle-wide failures (store unreachable, …); per-pair errors are in `results`. */
   readonly errors: readonly { readonly code: string; readonly message: string }[];
 }

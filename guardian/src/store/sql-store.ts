@@ -58,6 +58,11 @@ export class SqlStore implements Store {
     this.location = opts.location;
   }
 
+  /** The SQL client underneath (the outbox worker shares it). */
+  get sql(): SqlClient {
+    return this.#sql;
+  }
+
   async #q(what: string, text: string, params: readonly unknown[] = []): Promise<Row[]> {
     try {
       return (await this.#sql.query<Row>(text, params)).rows;

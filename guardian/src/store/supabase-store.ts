@@ -84,6 +84,11 @@ export class SupabaseStore implements Store {
     });
   }
 
+  /** The supabase-js client underneath (the outbox worker shares it). */
+  get client(): SupabaseClient {
+    return this.#client;
+  }
+
   async #run<T>(what: string, op: PromiseLike<{ data: T | null; error: PostgrestLikeError | null; status?: number }>): Promise<T | null> {
     let res: { data: T | null; error: PostgrestLikeError | null; status?: number };
     try {

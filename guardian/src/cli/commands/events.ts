@@ -1,0 +1,73 @@
+/**
+ * `guardian events [--flag F] [--kind K] [--since 24h] [--limit N] [--json]`: the rollback
+ * event log, newest first.
+ */
+import { GuardianError } from '../../errors.ts';
+import { EVENT_KINDS, type EventKind, type EventQuery, type RollbackEvent } from '../../store/types.ts';
+import type { CliCommand, CliIo } from '../io.ts';
+import { COMMON_OPTIONS, COMMON_USAGE, intOption, openStore, parseCommandArgs, renderTable, reportError, sinceOption, when } from '../shared.ts';
+
+const usage = `Usage: guardian events [--flag F] [--kind K] [--since 24h] [--limit N] [--json]
+
+Lists rollback events (automatic and manual rollbacks, restores, dry runs), newest first.
+
+Options:
+  --flag F             only events of flag F
+  --kind K             only events of kind K (${EVENT_KINDS.join(', ')})
+  --since DURATION     only events newer than this (30m, 24h, 7d)
+  --limit N            at most N events (1..1000, default 50)
+${COMMON_USAGE}
+
+Exit codes: 0 ok, 1 failure (database unreachable, …), 2 bad arguments.
+`;
+
+const OPTIONS = { ...COMMON_OPTIONS, flag: { type: 'string' }, kind: { type: 'string' }, since: { type: 'string' }, limit: { type: 'string' } } as const;
+
+function summary(e: RollbackEvent): string {
+  if (e.kind === 'restore') return `restored ${e.restoresEventId ?? ''}: enabled ${e.newState.enabled}, ${e.newState.rolloutPercentage}%`;
+  const change = `${e.previousState.enabled ? 'on' : 'off'} ${e.previousState.rolloutPercentage}% → ${e.newState.enabled ? 'on' : 'off'} ${e.newState.rolloutPercentage}%`;
+  return `${e.action ?? ''} ${change}${e.kind === 'dry_run' ? ' (not applied)' : ''}`;
+}
+
+async function run(args: readonly string[], io: CliIo): Promise<number> {
+  const json = args.includes('--json');
+  try {
+    const { values } = parseCommandArgs('events', args, OPTIONS, 0);
+    const query: { -readonly [K in keyof EventQuery]: EventQuery[K] } = {};
+    if (values.flag !== undefined) query.flag = values.flag;
+    if (values.kind !== undefined) {
+      if (!(EVENT_KINDS as readonly string[]).includes(values.kind)) {
+        throw new GuardianError('BAD_ARGUMENT', `--kind: must be one of ${EVENT_KINDS.join(', ')}, got "${values.kind}"`);
+      }
+      query.kind = values.kind as EventKind;
+    }
+    if (values.since !== undefined) query.since = sinceOption(values.since, new Date());
+    query.limit = values.limit === undefined ? 50 : intOption('--limit', values.limit, 1, 1000);
+    const store = await openStore(io.env, values['database-url']);
+    try {
+      const events = await store.listEvents(query);
+      if (json) {
+        io.stdout(`${JSON.stringify({ events }, null, 2)}\n`);
+        return 0;
+      }
+      if (events.length === 0) {
+        io.stdout('No events.\n');
+        return 0;
+      }
+      io.stdout(
+        renderTable(
+          ['id', 'when', 'flag', 'kind', 'rule', 'actor', 'what', 'reason'],
+          events.map((e) => [e.id, when(e.createdAt), e.flag, e.kind, e.ruleId ?? '-', e.actor, summary(e), e.reason ?? '']),
+        ),
+      );
+      return 0;
+    } finally {
+      await store.close();
+    }
+  } catch (err) {
+    return reportError(io, 'events', err, json);
+  }
+}
+
+/** `guardian events`. */
+export const command: CliCommand = { name: 'events', summary: 'List rollback events (filters: --flag, --kind, --since, --limit)', usage, run };

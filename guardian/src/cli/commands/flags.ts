@@ -1,0 +1,115 @@
+/**
+ * `guardian flags list` and `guardian flags set <flag> [--enable|--disable|--percentage N|
+ * --add-target U|--remove-target U|--lock|--unlock|--message TEXT]`: read and change flags by
+ * hand. Each `set` is one audited change (the audit log names the person).
+ */
+import { GuardianError } from '../../errors.ts';
+import type { Flag, FlagPatch } from '../../store/types.ts';
+import type { CliCommand, CliIo } from '../io.ts';
+import { cliActor, COMMON_OPTIONS, COMMON_USAGE, intOption, openStore, parseCommandArgs, renderTable, reportError, when } from '../shared.ts';
+
+const usage = `Usage: guardian flags list [--json]
+       guardian flags set <flag> [--enable | --disable] [--percentage N] [--add-target USER]...
+                                 [--remove-target USER]... [--lock | --unlock] [--message TEXT | --clear-message]
+                                 [--actor NAME] [--json]
+
+list   every flag: enabled, rollout percentage, guard state, version, targets, stage start.
+set    change one flag in one audited transaction. A rolled-back flag is re-enabled only by
+       "guardian restore"; --lock keeps the guardian from ever acting on the flag.
+
+Options (set):
+  --enable / --disable     turn the flag on or off
+  --percentage N           rollout percentage 0..100
+  --add-target USER        always on for this user id (repeatable)
+  --remove-target USER     remove a target (repeatable)
+  --lock / --unlock        lock the flag against the guardian / watch it again
+  --message TEXT           text shown to users after a rollback (--clear-message removes it)
+  --actor NAME             who changes it (default cli:$USER)
+${COMMON_USAGE}
+
+Exit codes: 0 ok, 1 failure (unknown flag, refused change, database unreachable), 2 bad arguments.
+`;
+
+const OPTIONS = {
+  ...COMMON_OPTIONS,
+  enable: { type: 'boolean' },
+  disable: { type: 'boolean' },
+  percentage: { type: 'string' },
+  'add-target': { type: 'string', multiple: true },
+  'remove-target': { type: 'string', multiple: true },
+  lock: { type: 'boolean' },
+  unlock: { type: 'boolean' },
+  message: { type: 'string' },
+  'clear-message': { type: 'boolean' },
+  actor: { type: 'string' },
+} as const;
+
+function flagJson(f: Flag): Record<string, unknown> {
+  return { ...f, updatedAt: f.updatedAt.toISOString(), stageStartedAt: f.stageStartedAt.toISOString() };
+}
+
+async function run(args: readonly string[], io: CliIo): Promise<number> {
+  const json = args.includes('--json');
+  try {
+    const { values, positionals } = parseCommandArgs('flags', args, OPTIONS, 2);
+    const [sub, name] = positionals;
+    if (sub !== 'list' && sub !== 'set') {
+      throw new GuardianError('BAD_ARGUMENT', sub === undefined ? 'missing subcommand: guardian flags list | guardian flags set <flag> …' : `unknown subcommand "${sub}": use list or set`);
+    }
+    const setOnly = ['enable', 'disable', 'percentage', 'add-target', 'remove-target', 'lock', 'unlock', 'message', 'clear-message', 'actor'] as const;
+    if (sub === 'list') {
+      const used = setOnly.find((k) => values[k] !== undefined);
+      if (used) throw new GuardianError('BAD_ARGUMENT', `--${used}: only for "guardian flags set <flag>"`);
+      if (name !== undefined) throw new GuardianError('BAD_ARGUMENT', `unexpected argument "${name}": guardian flags list takes no flag name`);
+    }
+    let patch: FlagPatch = {};
+    if (sub === 'set') {
+      if (name === undefined) throw new GuardianError('BAD_ARGUMENT', 'missing <flag>: guardian flags set booking_agent_enabled --percentage 50');
+      if (values.enable && values.disable) throw new GuardianError('BAD_ARGUMENT', '--enable and --disable: choose one');
+      if (values.lock && values.unlock) throw new GuardianError('BAD_ARGUMENT', '--lock and --unlock: choose one');
+      if (values.message !== undefined && values['clear-message']) throw new GuardianError('BAD_ARGUMENT', '--message and --clear-message: choose one');
+      patch = {
+        ...(values.enable ? { enabled: true } : values.disable ? { enabled: false } : {}),
+        ...(values.percentage !== undefined ? { rolloutPercentage: intOption('--percentage', values.percentage, 0, 100) } : {}),
+        ...(values['add-target'] ? { addTargets: values['add-target'] } : {}),
+        ...(values['remove-target'] ? { removeTargets: values['remove-target'] } : {}),
+        ...(values.lock ? { lock: true } : values.unlock ? { lock: false } : {}),
+        ...(values.message !== undefined ? { rollbackMessage: values.message } : values['clear-message'] ? { rollbackMessage: null } : {}),
+      };
+      if ((values['add-target'] ?? []).some((u) => u.trim() === '')) throw new GuardianError('BAD_ARGUMENT', '--add-target: the user id must not be empty');
+      if (Object.keys(patch).length === 0) {
+        throw new GuardianError('BAD_ARGUMENT', 'nothing to change: give at least one of --enable, --disable, --percentage, --add-target, --remove-target, --lock, --unlock, --message');
+      }
+    }
+    const actor = sub === 'set' ? cliActor(io.env, values.actor) : '';
+    const store = await openStore(io.env, values['database-url']);
+    try {
+      if (sub === 'list') {
+        const flags = await store.listFlags();
+        if (json) io.stdout(`${JSON.stringify({ flags: flags.map(flagJson) }, null, 2)}\n`);
+        else
+          io.stdout(
+            renderTable(
+              ['flag', 'enabled', 'rollout', 'guard', 'version', 'targets', 'stage since', 'updated by'],
+              flags.map((f) => [f.name, f.enabled ? 'yes' : 'no', `${f.rolloutPercentage}%`, f.guardState, String(f.version), String(f.targets.length), when(f.stageStartedAt), f.updatedBy ?? '-']),
+            ),
+          );
+        return 0;
+      }
+      const flag = await store.setFlag(name as string, patch, actor);
+      if (json) io.stdout(`${JSON.stringify({ flag: flagJson(flag) }, null, 2)}\n`);
+      else
+        io.stdout(
+          `${flag.name}: ${flag.enabled ? 'enabled' : 'disabled'}, ${flag.rolloutPercentage}%, ${flag.guardState}, ${flag.targets.length} target(s), version ${flag.version}${flag.rollbackMessage ? `, message "${flag.rollbackMessage}"` : ''}\n`,
+        );
+      return 0;
+    } finally {
+      await store.close();
+    }
+  } catch (err) {
+    return reportError(io, 'flags', err, json);
+  }
+}
+
+/** `guardian flags`. */
+export const command: CliCommand = { name: 'flags', summary: 'List flags, or change one (enable, percentage, targets, lock, message)', usage, run };

@@ -1,0 +1,63 @@
+/**
+ * `guardian start`: runs the daemon until SIGTERM/SIGINT, then finishes the cycle in flight
+ * and exits 0.
+ */
+import { startDaemon } from '../../daemon.ts';
+import type { CliCommand, CliIo } from '../io.ts';
+import { commandConfig, COMMON_OPTIONS, COMMON_USAGE, parseCommandArgs, reportError } from '../shared.ts';
+
+const usage = `Usage: guardian start [--database-url URL] [--rules FILE] [--dry-run]
+
+Runs the guardian: polls the sources at the rules file's interval, decides per rule and flag,
+rolls flags back, delivers notifications. With no database configured it runs on the embedded
+database in GUARDIAN_DATA_DIR (default ./.data), created and seeded on first start. Several
+replicas may run against one database: a lease picks the one that runs each cycle.
+SIGTERM or SIGINT finishes the cycle in flight and exits 0.
+
+Options:
+  --rules FILE         rules file (default: env RULES_FILE, else rules/guardian.yaml)
+  --dry-run            decide and record dry_run events, never change a flag
+${COMMON_USAGE}
+
+Environment: DATABASE_URL, SUPABASE_URL + SUPABASE_SERVICE_ROLE_KEY, GUARDIAN_DATA_DIR,
+RULES_FILE, PORT, HOST, SMTP_URL, EMAIL_FROM, GUARDIAN_DASHBOARD_URL, LOG_LEVEL, GUARDIAN_DRY_RUN.
+
+Exit codes: 0 stopped cleanly, 1 failure (bad configuration or rules, database unreachable), 2 bad arguments.
+`;
+
+const OPTIONS = { ...COMMON_OPTIONS, rules: { type: 'string' }, 'dry-run': { type: 'boolean' } } as const;
+
+async function run(args: readonly string[], io: CliIo): Promise<number> {
+  const json = args.includes('--json');
+  try {
+    const { values } = parseCommandArgs('start', args, OPTIONS, 0);
+    const env = {
+      ...io.env,
+      ...(values['database-url'] !== undefined ? { DATABASE_URL: values['database-url'] } : {}),
+      ...(values.rules !== undefined ? { RULES_FILE: values.rules } : {}),
+      ...(values['dry-run'] ? { GUARDIAN_DRY_RUN: 'true' } : {}),
+    };
+    commandConfig(env, values['database-url']);
+    const daemon = await startDaemon({ env, stdout: (t) => io.stdout(t) });
+    const onSignal = (sig: string) => {
+      daemon.parts.logger.info({ signal: sig }, `guardian: ${sig} received`);
+      void daemon.stop();
+    };
+    const term = () => onSignal('SIGTERM');
+    const int = () => onSignal('SIGINT');
+    process.once('SIGTERM', term);
+    process.once('SIGINT', int);
+    try {
+      await daemon.stopped;
+    } finally {
+      process.off('SIGTERM', term);
+      process.off('SIGINT', int);
+    }
+    return 0;
+  } catch (err) {
+    return reportError(io, 'start', err, json);
+  }
+}
+
+/** `guardian start`. */
+export const command: CliCommand = { name: 'start', summary: 'Run the guardian daemon (embedded database when none is configured)', usage, run };

@@ -1,0 +1,155 @@
+/**
+ * What the store-backed CLI commands (start, check, rollback, restore, flags, events) share:
+ * strict argument parsing with messages that name the argument, opening the store from
+ * `--database-url` / `DATABASE_URL` / Supabase / the embedded PGlite, plain-text tables, and
+ * one way to print an error (exit 2 for bad arguments, 1 for everything else).
+ */
+import { parseArgs, type ParseArgsOptionsConfig } from 'node:util';
+
+import { loadConfig, type GuardianConfig } from '../config.ts';
+import { GuardianError, isGuardianError } from '../errors.ts';
+import { parseDuration } from '../rules/duration.ts';
+import { createStore } from '../store/index.ts';
+import type { Store } from '../store/types.ts';
+import type { CliIo } from './io.ts';
+
+/** Options every store-backed command takes. */
+export const COMMON_OPTIONS = {
+  json: { type: 'boolean' },
+  'database-url': { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const satisfies ParseArgsOptionsConfig;
+
+/** Lines of usage text for {@link COMMON_OPTIONS}. */
+export const COMMON_USAGE = `  --database-url URL   PostgreSQL to use (default: env DATABASE_URL; with neither, Supabase from
+                       SUPABASE_URL + SUPABASE_SERVICE_ROLE_KEY, else the embedded database in
+                       GUARDIAN_DATA_DIR, default ./.data)
+  --json               print JSON instead of text`;
+
+/**
+ * `parseArgs` in strict mode; an unknown option, a missing value or a wrong type becomes a
+ * `BAD_ARGUMENT` GuardianError naming the argument.
+ *
+ * @example
+ * const { values, positionals } = parseCommandArgs('events', args, { ...COMMON_OPTIONS, flag: { type: 'string' } }, 0);
+ */
+export function parseCommandArgs<T extends ParseArgsOptionsConfig>(command: string, args: readonly string[], options: T, maxPositionals: number) {
+  let parsed;
+  try {
+    parsed = parseArgs({ args: [...args], options, strict: true, allowPositionals: true });
+  } catch (err) {
+    const msg = (err as Error).message.replace(/\. To specify a positional argument.*$/s, '');
+    throw new GuardianError('BAD_ARGUMENT', `${msg}. Run "guardian ${command} --help" for the options.`, { cause: err });
+  }
+  if (parsed.positionals.length > maxPositionals) {
+    throw new GuardianError(
+      'BAD_ARGUMENT',
+      `unexpected argument "${parsed.positionals[maxPositionals]}"${maxPositionals === 0 ? ` (guardian ${command} takes no positional arguments)` : ''}. Run "guardian ${command} --help".`,
+    );
+  }
+  return parsed;
+}
+
+/**
+ * Validated configuration for a command: the environment, with `--database-url` winning over
+ * `DATABASE_URL`.
+ *
+ * @example
+ * const config = commandConfig(io.env, values['database-url']);
+ */
+export function commandConfig(env: CliIo['env'], databaseUrl: string | undefined): GuardianConfig {
+  if (databaseUrl !== undefined && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
+    throw new GuardianError('BAD_ARGUMENT', `--database-url: must be a postgres:// URL (postgres://user:password@host:5432/db), got something else`);
+  }
+  return loadConfig(databaseUrl === undefined ? env : { ...env, DATABASE_URL: databaseUrl });
+}
+
+/**
+ * Opens the store a command works on (see {@link commandConfig}).
+ *
+ * @example
+ * const store = await openStore(io.env, values['database-url']);
+ * try { ... } finally { await store.close(); }
+ */
+export async function openStore(env: CliIo['env'], databaseUrl: string | undefined): Promise<Store> {
+  return createStore(commandConfig(env, databaseUrl));
+}
+
+/**
+ * Who a person acting through the CLI is, for the audit log: `--actor`, else `cli:$USER`.
+ *
+ * @example
+ * cliActor(io.env, undefined); // 'cli:alice'
+ */
+export function cliActor(env: CliIo['env'], actor: string | undefined): string {
+  if (actor !== undefined) {
+    if (actor.trim() === '') throw new GuardianError('BAD_ARGUMENT', '--actor: must not be empty');
+    return actor.trim();
+  }
+  return `cli:${env['USER'] ?? env['LOGNAME'] ?? 'unknown'}`;
+}
+
+/**
+ * `--since 24h` → the Date that long ago.
+ *
+ * @example
+ * sinceOption('24h', new Date()); // yesterday, same time
+ */
+export function sinceOption(text: string, now: Date): Date {
+  const ms = parseDuration(text);
+  if (ms === undefined) throw new GuardianError('BAD_ARGUMENT', `--since: must be a duration like 30m, 24h or 7d, got "${text}"`);
+  return new Date(now.getTime() - ms);
+}
+
+/**
+ * A positive integer option.
+ *
+ * @example
+ * intOption('--limit', '20', 1, 1000); // 20
+ */
+export function intOption(name: string, text: string, min: number, max: number): number {
+  if (!/^-?\d+$/.test(text.trim()) || Number(text) < min || Number(text) > max) {
+    throw new GuardianError('BAD_ARGUMENT', `${name}: must be a whole number from ${min} to ${max}, got "${text}"`);
+  }
+  return Number(text);
+}
+
+/**
+ * Renders rows as an aligned plain-text table.
+ *
+ * @example
+ * renderTable(['flag', 'enabled'], [['booking_agent_enabled', 'yes']]);
+ */
+export function renderTable(headers: readonly string[], rows: readonly (readonly string[])[]): string {
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: readonly string[]) =>
+    cells
+      .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] ?? 0)))
+      .join('  ')
+      .trimEnd();
+  return `${[line(headers), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n')}\n`;
+}
+
+/**
+ * Prints an error the way every command does and returns the exit code: 2 for `BAD_ARGUMENT`,
+ * 1 otherwise (bad environment configuration or rules included). With `--json` the error goes to stdout as `{ "error": … }`.
+ *
+ * @example
+ * catch (err) { return reportError(io, 'events', err, json); }
+ */
+export function reportError(io: CliIo, command: string, err: unknown, json: boolean): number {
+  const e = isGuardianError(err) ? err : new GuardianError('STORE_FAILED', err instanceof Error ? err.message : String(err), { cause: err });
+  if (json) io.stdout(`${JSON.stringify({ error: e.toJSON() })}\n`);
+  else io.stderr(`guardian ${command}: ${e.message}\n`);
+  return e.code === 'BAD_ARGUMENT' ? 2 : 1;
+}
+
+/**
+ * Formats a Date for tables (UTC, to the second).
+ *
+ * @example
+ * when(new Date('2026-01-01T10:00:00Z')); // '2026-01-01 10:00:00Z'
+ */
+export function when(d: Date | null): string {
+  return d === null ? '-' : `${d.toISOString().slice(0, 19).replace('T', ' ')}Z`;
+}

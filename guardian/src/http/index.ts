@@ -1,0 +1,3 @@
+// HTTP: /healthz, /readyz, /metrics and the Prometheus registry.
+export * from './metrics.ts';
+export * from './server.ts';
