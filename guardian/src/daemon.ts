@@ -1,11 +1,15 @@
 /**
  * The guardian daemon: the one place where Node's side effects are wired (environment,
- * fetch, clock, timers, signals) and the parts are put together — configuration, logger,
- * rules, store, metric sources, notifiers with the outbox worker, blindness alerts, the cycle
- * scheduler with its replica lease.
+ * fetch, clock, timers, signals, file watching) and the parts are put together — configuration,
+ * logger, rules (hot-reloaded), store, metric sources, notifiers with the outbox worker,
+ * blindness alerts, the cycle scheduler with its replica lease, the HTTP server (/healthz,
+ * /readyz, /metrics) and error reporting to Sentry.
  */
 import { randomUUID } from 'node:crypto';
+import { watch, type FSWatcher } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
+import { basename, dirname, resolve } from 'node:path';
 
 import { configSecrets, loadConfig, type GuardianConfig } from './config.ts';
 import { runLeasedCycle } from './cycle/leased.ts';
@@ -13,7 +17,7 @@ import { runCycle } from './cycle/run.ts';
 import { Scheduler } from './cycle/scheduler.ts';
 import type { CycleLogger, CycleReport } from './cycle/types.ts';
 import { GuardianError } from './errors.ts';
-import { createLogger, type Logger } from './logger.ts';
+import { createLogger, redactText, type Logger } from './logger.ts';
 import { createNotifiers } from './notify/factory.ts';
 import { SqlOutboxStore } from './notify/outbox-store.ts';
 import { SupabaseOutboxStore } from './notify/outbox-supabase.ts';
@@ -21,7 +25,10 @@ import { BlindnessTracker } from './notify/blindness.ts';
 import type { Channel, Notifier } from './notify/types.ts';
 import { OutboxWorker } from './notify/worker.ts';
 import { formatDuration } from './rules/duration.ts';
-import { loadRulesFileOrThrow } from './rules/parse.ts';
+import { loadRulesFile, loadRulesFileOrThrow, type RulesProblem } from './rules/parse.ts';
+import { createGuardianMetrics, Metrics, recordCycleReport, type GuardianMetrics } from './http/metrics.ts';
+import { startHttpServer, type HealthState, type RunningHttpServer } from './http/server.ts';
+import { initTelemetry, noTelemetry, type Telemetry } from './telemetry.ts';
 import type { RulesConfig } from './rules/schema.ts';
 import { createPosthogSource } from './sources/posthog.ts';
 import { createSentrySource } from './sources/sentry.ts';
@@ -60,7 +67,7 @@ export function buildSources(rules: RulesConfig, deps: SourceDeps): { sources: M
     sources.set('sentry', createSentrySource({ ...se, lookbackMs: lookback('sentry') }, deps));
     status.push({ id: 'sentry', configured: true, detail: `${se.base_url}, org ${se.org}` });
   } else status.push({ id: 'sentry', configured: false, detail: 'sources.sentry needs org and token (SENTRY_AUTH_TOKEN)' });
-  status.push({ id: 'builtin', configured: false, detail: 'needs the HTTP ingestion endpoint (not wired yet)' });
+  if (rules.rules.some((r) => r.source === 'builtin')) status.push({ id: 'builtin', configured: false, detail: 'the builtin source needs the ingestion endpoint, which this guardian does not serve yet' });
   return { sources, status };
 }
 
@@ -87,15 +94,40 @@ export interface DaemonOptions {
   readonly holder?: string;
   /** Logger override (tests). Default pino JSON to stdout with redaction. */
   readonly logger?: Logger;
+  /** Where the default logger writes (tests capture lines). Default stdout. */
+  readonly logDestination?: { write(line: string): unknown };
   /** Store override (tests); otherwise from the configuration. */
   readonly store?: Store;
-  /** Source override (tests); otherwise from the rules file. */
+  /** Source override (tests); otherwise from the rules file (and rebuilt on every reload). */
   readonly sources?: ReadonlyMap<string, MetricSource>;
   /** Notifier override (tests); otherwise from the rules file and the environment. */
   readonly notifiers?: ReadonlyMap<Channel, Notifier>;
+  /** Error reporting override (tests); otherwise Sentry when `SENTRY_DSN` is set. */
+  readonly telemetry?: Telemetry;
+  /** Watch the rules file and reload it on change (default true for `start`). */
+  readonly watchRules?: boolean;
+  /** Outbox poll period (default 2 s). */
+  readonly outboxIntervalMs?: number;
 }
 
-/** The parts put together, for `start` (scheduled) and `check` (one cycle). */
+/** What the rules file gives, swapped as a whole on every successful reload. */
+interface LiveRules {
+  readonly rules: RulesConfig;
+  readonly text: string;
+  readonly sources: ReadonlyMap<string, MetricSource>;
+  readonly sourceStatus: readonly SourceStatus[];
+  readonly notifiers: ReadonlyMap<Channel, Notifier>;
+}
+
+/** Outcome of a rules reload. */
+export type ReloadResult =
+  | { readonly ok: true; readonly changed: boolean; readonly rules: RulesConfig }
+  | { readonly ok: false; readonly problems: readonly RulesProblem[] };
+
+/**
+ * The parts put together, for `start` (scheduled) and `check` (one cycle). `rules`, `sources`,
+ * `sourceStatus` and `notifiers` always read the current (last good) rules file.
+ */
 export interface GuardianParts {
   readonly config: GuardianConfig;
   readonly logger: Logger;
@@ -105,9 +137,22 @@ export interface GuardianParts {
   readonly sourceStatus: readonly SourceStatus[];
   readonly notifiers: ReadonlyMap<Channel, Notifier>;
   readonly outbox: OutboxWorker;
+  readonly outboxStore: SqlOutboxStore | SupabaseOutboxStore;
   readonly blindness: BlindnessTracker;
+  readonly metrics: GuardianMetrics;
+  readonly telemetry: Telemetry;
   readonly holder: string;
   readonly now: () => Date;
+  /** Re-reads the rules file; on failure keeps the last good rules and returns every problem. */
+  reloadRules(): Promise<ReloadResult>;
+  /** The problems of the last failed reload (undefined once a reload succeeds). */
+  readonly lastReloadError: readonly RulesProblem[] | undefined;
+  /** Closes the notifiers and the store. */
+  close(): Promise<void>;
+}
+
+function describeProblems(problems: readonly RulesProblem[]): string {
+  return problems.map((p) => `${p.path}: ${p.message}`).join('; ');
 }
 
 /**
@@ -121,47 +166,152 @@ export interface GuardianParts {
 export async function assemble(opts: DaemonOptions): Promise<GuardianParts> {
   const config = loadConfig(opts.env);
   const secrets = new Set(configSecrets(config));
-  const logger = opts.logger ?? createLogger({ level: config.logLevel, secrets });
-  const { rules } = await loadRulesFileOrThrow(config.rulesFile, opts.env);
-  if (rules.notify.slack?.webhook_url) secrets.add(rules.notify.slack.webhook_url);
+  let telemetry: Telemetry = opts.telemetry ?? noTelemetry;
+  const logger =
+    opts.logger ??
+    createLogger({
+      level: config.logLevel,
+      secrets,
+      ...(opts.logDestination ? { destination: opts.logDestination } : {}),
+      onError: (obj, msg) => {
+        const err = obj['err'];
+        telemetry.captureError(err instanceof Error ? err : new Error(msg || 'guardian error'), { msg, ...obj, err: undefined });
+      },
+    });
+  if (opts.telemetry === undefined) telemetry = initTelemetry({ dsn: config.sentryDsn, secrets });
+  const rulesPath = config.rulesFile;
+  const first = await loadRulesFileOrThrow(rulesPath, opts.env);
   const now = opts.now ?? (() => new Date());
   const fetchFn = opts.fetch ?? globalThis.fetch;
-  const built = opts.sources
-    ? { sources: new Map(opts.sources), status: [...opts.sources.keys()].map((id) => ({ id, configured: true, detail: 'injected' })) }
-    : buildSources(rules, { fetch: fetchFn, now, sleep: (ms) => new Promise((r) => setTimeout(r, ms)), logger: logger.child({ part: 'source' }) });
-  const notifiers = opts.notifiers ?? createNotifiers(rules.notify, config, { fetch: fetchFn });
-  const store = opts.store ?? (await createStore(config));
+  const sourceDeps: SourceDeps = { fetch: fetchFn, now, sleep: (ms) => new Promise((r) => setTimeout(r, ms)), logger: logger.child({ part: 'source' }) };
+
+  const build = (rules: RulesConfig, text: string): LiveRules => {
+    if (rules.notify.slack?.webhook_url) secrets.add(rules.notify.slack.webhook_url);
+    for (const s of [rules.sources.posthog?.api_key, rules.sources.sentry?.token]) if (s) secrets.add(s);
+    const built = opts.sources
+      ? { sources: new Map(opts.sources), status: [...opts.sources.keys()].map((id) => ({ id, configured: true, detail: 'injected' })) }
+      : buildSources(rules, sourceDeps);
+    const notifiers = opts.notifiers ?? createNotifiers(rules.notify, config, { fetch: fetchFn });
+    return { rules, text, sources: built.sources, sourceStatus: built.status, notifiers };
+  };
+  let live = build(first.rules, await readFile(rulesPath, 'utf8').catch(() => ''));
+  let lastReloadError: readonly RulesProblem[] | undefined;
+
+  let store: Store;
+  try {
+    store = opts.store ?? (await createStore(config));
+  } catch (err) {
+    for (const n of live.notifiers.values()) await n.close?.().catch(() => {});
+    throw err;
+  }
   const outboxStore = outboxFor(store);
   const holder = opts.holder ?? `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
+  const metrics = createGuardianMetrics(new Metrics(), {
+    backlog: async () => (await outboxStore.backlog()).map((b) => ({ channel: b.channel, status: b.status, count: b.count })),
+  });
   const outbox = new OutboxWorker({
     store: outboxStore,
-    notifiers,
+    notifiers: () => live.notifiers,
     logger: logger.child({ part: 'outbox' }),
     holder,
     ...(config.dashboardUrl ? { dashboardUrl: config.dashboardUrl } : {}),
+    ...(opts.outboxIntervalMs !== undefined ? { intervalMs: opts.outboxIntervalMs } : {}),
+    redact: (t) => redactText(t, secrets),
+    onOutcome: (channel, outcome) => metrics.notifications.inc({ channel, outcome }),
     now,
   });
   const blindness = new BlindnessTracker({
     store: outboxStore,
-    blindAfterMs: rules.blindness_after,
-    channels: [...notifiers.keys()],
+    blindAfterMs: () => live.rules.blindness_after,
+    channels: () => [...live.notifiers.keys()],
     logger: logger.child({ part: 'blindness' }),
   });
-  return { config, logger, rules, store, sources: built.sources, sourceStatus: built.status, notifiers, outbox, blindness, holder, now };
+
+  const rulesLog = logger.child({ part: 'rules', file: rulesPath });
+  const reloadRules = async (): Promise<ReloadResult> => {
+    const text = await readFile(rulesPath, 'utf8').catch(() => undefined);
+    if (text !== undefined && text === live.text && lastReloadError === undefined) return { ok: true, changed: false, rules: live.rules };
+    const result = await loadRulesFile(rulesPath, opts.env);
+    let problems: readonly RulesProblem[] | undefined = result.ok ? undefined : result.problems;
+    let next: LiveRules | undefined;
+    if (result.ok) {
+      try {
+        next = build(result.rules, text ?? '');
+      } catch (err) {
+        const details = (err as GuardianError).details?.['problems'];
+        problems = Array.isArray(details) ? (details as RulesProblem[]) : [{ path: '(file)', message: (err as Error).message }];
+      }
+    }
+    if (problems !== undefined || next === undefined) {
+      lastReloadError = problems ?? [];
+      metrics.rulesReloads.inc({ result: 'error' });
+      rulesLog.error({ problems: lastReloadError }, `rules reload failed; keeping the last good rules: ${describeProblems(lastReloadError)}`);
+      return { ok: false, problems: lastReloadError };
+    }
+    const old = live;
+    live = next;
+    lastReloadError = undefined;
+    metrics.rulesReloads.inc({ result: 'ok' });
+    rulesLog.info({ rules: next.rules.rules.map((r) => r.id), interval: next.rules.interval }, `rules reloaded: ${next.rules.rules.length} rule(s)`);
+    if (!opts.notifiers) {
+      // Sends in flight on the old notifiers finish first (each is bounded by the worker's send timeout).
+      const olds = [...old.notifiers.values()];
+      setTimeout(() => {
+        for (const n of olds) void n.close?.().catch(() => {});
+      }, 30_000).unref();
+    }
+    return { ok: true, changed: true, rules: next.rules };
+  };
+
+  return {
+    config,
+    logger,
+    get rules() {
+      return live.rules;
+    },
+    store,
+    get sources() {
+      return live.sources;
+    },
+    get sourceStatus() {
+      return live.sourceStatus;
+    },
+    get notifiers() {
+      return live.notifiers;
+    },
+    outbox,
+    outboxStore,
+    blindness,
+    metrics,
+    telemetry,
+    holder,
+    now,
+    reloadRules,
+    get lastReloadError() {
+      return lastReloadError;
+    },
+    async close() {
+      for (const n of live.notifiers.values()) await n.close?.().catch(() => {});
+      await store.close().catch(() => {});
+    },
+  };
 }
 
 /** The lines `guardian start` prints first: what it watches and where. */
-export async function banner(parts: GuardianParts): Promise<string> {
+export async function banner(parts: GuardianParts, http?: RunningHttpServer): Promise<string> {
   const { config, rules, store } = parts;
   const flags = await store.listFlags();
   const byName = new Map(flags.map((f) => [f.name, f]));
   const lines = [
     `Rollback Guardian — ${rules.rules.length} rule(s), polling every ${formatDuration(rules.interval)}${rules.dry_run || config.dryRun ? ', DRY RUN (no flag is changed)' : ''}`,
-    `  state:   ${store.kind === 'pglite' ? `embedded database in ${pgliteDir(config.dataDir)} (GUARDIAN_DATA_DIR=${config.dataDir})` : `${store.kind} at ${store.location}`}`,
-    `  rules:   ${config.rulesFile}`,
-    `  http:    port ${config.port} on ${config.host} (TODO: HTTP server not wired yet)`,
+    `  state:   ${store.kind === 'pglite' ? `embedded database in ${pgliteDir(config.dataDir)} (GUARDIAN_DATA_DIR=${config.dataDir}; set DATABASE_URL or SUPABASE_URL to use yours)` : `${store.kind} at ${store.location}`}`,
+    `  rules:   ${config.rulesFile} (reloaded on change)`,
+    http
+      ? `  http:    ${http.url}/healthz, ${http.url}/readyz, ${http.url}/metrics`
+      : `  http:    not started`,
     `  sources: ${parts.sourceStatus.map((s) => `${s.id} ${s.configured ? `configured (${s.detail})` : `not configured — ${s.detail}`}`).join('; ')}`,
-    `  notify:  ${parts.notifiers.size ? [...parts.notifiers.keys()].join(', ') : 'no channel configured (events are still recorded)'}`,
+    `  notify:  ${parts.notifiers.size ? [...parts.notifiers.keys()].join(', ') : 'no channel configured (events are still recorded; set SLACK_WEBHOOK_URL, or SMTP_URL + EMAIL_FROM + GUARDIAN_ONCALL_EMAIL)'}`,
+    `  errors:  ${parts.telemetry.enabled ? 'reported to Sentry (SENTRY_DSN)' : 'logged only (set SENTRY_DSN to report them to Sentry)'}`,
   ];
   for (const rule of rules.rules) {
     const cond = rule.condition.kind === 'absolute' ? `error rate > ${rule.condition.error_rate_above}` : `+${rule.condition.max_increase} over flag-off`;
@@ -175,7 +325,7 @@ export async function banner(parts: GuardianParts): Promise<string> {
   return `${lines.join('\n')}\n`;
 }
 
-/** The cycle's dependencies from the parts. */
+/** The cycle's dependencies from the parts (read anew for every cycle: hot-reloaded rules apply at the next cycle). */
 export function cycleDeps(parts: GuardianParts) {
   return {
     now: parts.now,
@@ -199,32 +349,86 @@ export function cycleDeps(parts: GuardianParts) {
  */
 export interface Daemon {
   readonly parts: GuardianParts;
+  /** The HTTP server (/healthz, /readyz, /metrics). */
+  readonly http: RunningHttpServer;
   /** One leased cycle now (also what each tick runs). */
   runOnce(): Promise<CycleReport>;
-  /** Stops ticking, lets the cycle in flight finish, stops the outbox worker, releases the lease, closes the store. */
+  /** Re-reads the rules file now (also done on file change and on SIGHUP). */
+  reloadRules(): Promise<ReloadResult>;
+  /** End of the last cycle attempt (run, or skipped because another replica holds the lease). */
+  readonly lastCycleAt: Date | null;
+  /** Stops ticking, lets the cycle in flight finish, stops the outbox worker and the HTTP server, releases the lease, closes the store. */
   stop(): Promise<void>;
   /** Resolves once stopped. */
   readonly stopped: Promise<void>;
 }
 
 /**
- * Starts the guardian: prints the banner, starts the outbox worker and the cycle scheduler.
+ * Watches the rules file (its folder, since editors replace files by rename) and calls
+ * `onChange` after writes settle.
+ */
+function watchRulesFile(path: string, onChange: () => void, log: Logger): FSWatcher | undefined {
+  const file = basename(path);
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    const w = watch(dirname(resolve(path)), { persistent: false }, (_event, name) => {
+      if (name !== null && name !== file) return;
+      if (timer) clearTimeout(timer);
+      timer = setTimeout(onChange, 150);
+    });
+    w.on('error', (err) => log.warn({ err }, 'rules: watching the file failed; reload with SIGHUP'));
+    return w;
+  } catch (err) {
+    log.warn({ err }, 'rules: cannot watch the file; reload with SIGHUP');
+    return undefined;
+  }
+}
+
+/**
+ * Starts the guardian: HTTP server, banner, outbox worker, rules watcher and the cycle
+ * scheduler (first cycle right away).
  *
  * @example
  * const daemon = await startDaemon({ env: process.env, stdout: (t) => process.stdout.write(t) });
  */
 export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   const parts = await assemble(opts);
-  const { logger, rules, store, outbox, blindness } = parts;
-  opts.stdout(await banner(parts));
+  const { logger, store, outbox, blindness, metrics, config } = parts;
+  let lastCycleAt: Date | null = null;
+  let http: RunningHttpServer;
+  const health = async (): Promise<HealthState> => ({
+    database: await store.ping().then(
+      () => ({ ok: true }),
+      (err: unknown) => ({ ok: false, error: (err as Error).message }),
+    ),
+    rules:
+      parts.lastReloadError === undefined
+        ? { loaded: true }
+        : // The last good rules still run: ready, but say why the edit was refused.
+          { loaded: true, error: `last reload failed, running the previous rules: ${describeProblems(parts.lastReloadError)}` },
+    lastCycleAt,
+    cycleIntervalMs: parts.rules.interval,
+  });
+  try {
+    http = await startHttpServer({ port: config.port, host: config.host, health, metrics, logger: logger.child({ part: 'http' }) });
+  } catch (err) {
+    await parts.close();
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new GuardianError('CONFIG_INVALID', `cannot listen on ${config.host}:${config.port}${code ? ` (${code})` : ''}: set PORT to a free port (0 picks one)`, { cause: err });
+  }
+  opts.stdout(await banner(parts, http));
+
   const shutdown = new AbortController();
-  const deps = cycleDeps(parts);
   const runOnce = async (): Promise<CycleReport> => {
+    const rules = parts.rules;
     const signal = AbortSignal.any([shutdown.signal, AbortSignal.timeout(Math.max(rules.interval * 3, 30_000))]);
-    const report = await runLeasedCycle({ ...deps, signal, holder: parts.holder, leaseTtlMs: rules.interval });
+    const report = await runLeasedCycle({ ...cycleDeps(parts), signal, holder: parts.holder, leaseTtlMs: rules.interval });
+    recordCycleReport(metrics, report);
+    lastCycleAt = parts.now();
     if (report.ran) {
       await blindness.observe(report.sourceReports);
       const acted = report.results.filter((r) => r.action === 'acted' || r.action === 'dry_run').length;
+      for (const e of report.errors) logger.error({ code: e.code }, `cycle error: ${e.message}`);
       logger.info(
         { durationMs: report.durationMs, results: report.results.length, acted, errors: report.errors.length },
         `cycle done: ${report.results.length} rule/flag pair(s), ${acted} action(s)`,
@@ -233,26 +437,48 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     }
     return report;
   };
-  const scheduler = new Scheduler({
-    intervalMs: rules.interval,
-    logger: logger.child({ part: 'scheduler' }) as unknown as CycleLogger,
-    run: async () => {
-      await runOnce();
-    },
-  });
-  // TODO(ops): start the HTTP server (/healthz, /readyz, /metrics) and rules hot reload here once guardian/src/http/ lands.
+  const makeScheduler = (intervalMs: number) =>
+    new Scheduler({
+      intervalMs,
+      logger: logger.child({ part: 'scheduler' }) as unknown as CycleLogger,
+      run: async () => {
+        await runOnce();
+      },
+    });
+  let scheduler = makeScheduler(parts.rules.interval);
+  let stopping: Promise<void> | undefined;
+
+  const reloadRules = async (): Promise<ReloadResult> => {
+    const before = parts.rules.interval;
+    const result = await parts.reloadRules();
+    if (result.ok && result.changed && result.rules.interval !== before && stopping === undefined) {
+      logger.info({ from: before, to: result.rules.interval }, 'rules: interval changed; rescheduling');
+      const old = scheduler;
+      scheduler = makeScheduler(result.rules.interval);
+      await old.stop();
+      if (stopping === undefined) scheduler.start();
+    }
+    return result;
+  };
+  const watcher = opts.watchRules === false ? undefined : watchRulesFile(config.rulesFile, () => void reloadRules(), logger);
+  const onHup = () => void reloadRules();
+  process.on('SIGHUP', onHup);
+
   outbox.start();
   scheduler.start();
   let resolveStopped: () => void = () => {};
   const stopped = new Promise<void>((r) => (resolveStopped = r));
-  let stopping: Promise<void> | undefined;
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
       logger.info({}, 'guardian: stopping (finishing the cycle in flight)');
+      watcher?.close();
+      process.off('SIGHUP', onHup);
       await scheduler.stop();
       await outbox.stop();
+      await http.close().catch(() => {});
       await store.releaseLease('cycle', parts.holder).catch(() => {});
-      await store.close().catch(() => {});
+      await parts.close();
+      await parts.telemetry.flush();
       logger.info({}, 'guardian: stopped');
       logger.flush?.();
       resolveStopped();
@@ -261,7 +487,17 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   };
   // Run the first cycle now rather than at the first tick.
   void scheduler.tick();
-  return { parts, runOnce, stop, stopped };
+  return {
+    parts,
+    http,
+    runOnce,
+    reloadRules,
+    get lastCycleAt() {
+      return lastCycleAt;
+    },
+    stop,
+    stopped,
+  };
 }
 
 /** Exported for `check`: one unleased cycle with the parts. */

@@ -118,6 +118,32 @@ export interface LoggerOptions {
   readonly base?: Record<string, unknown>;
   /** pino's timestamp option (inject a fixed clock in tests). Default ISO time. */
   readonly timestamp?: () => string;
+  /**
+   * Called for every line at level `error` or above, with the logged object and message (the
+   * daemon sends them to Sentry when `SENTRY_DSN` is set). Must not throw.
+   *
+   * @example
+   * createLogger({ onError: (obj, msg) => telemetry.captureError(obj['err'] ?? new Error(msg), { msg }) });
+   */
+  readonly onError?: (obj: Readonly<Record<string, unknown>>, msg: string) => void;
+}
+
+const ERROR_LEVEL = 50;
+
+function errorHook(onError: NonNullable<LoggerOptions['onError']>) {
+  return function logMethod(this: PinoLogger, args: Parameters<PinoLogger['error']>, method: (...a: unknown[]) => void, level: number): void {
+    if (level >= ERROR_LEVEL) {
+      try {
+        const [first, second] = args as unknown[];
+        const obj = first !== null && typeof first === 'object' ? (first instanceof Error ? { err: first } : (first as Record<string, unknown>)) : {};
+        const msg = typeof first === 'string' ? first : typeof second === 'string' ? second : '';
+        onError({ ...this.bindings(), ...obj }, msg);
+      } catch {
+        // reporting must never break logging
+      }
+    }
+    method.apply(this, args as unknown[]);
+  };
 }
 
 /**
@@ -138,7 +164,10 @@ export function createLogger(options: LoggerOptions = {}): Logger {
       redact: { paths: [...REDACT_PATHS], censor: REDACTED },
       serializers: { err: pino.stdSerializers.err, error: pino.stdSerializers.err },
       formatters: { level: (label) => ({ level: label }) },
-      hooks: { streamWrite: (line: string) => redactText(line, secrets) },
+      hooks: {
+        streamWrite: (line: string) => redactText(line, secrets),
+        ...(options.onError ? { logMethod: errorHook(options.onError) } : {}),
+      },
     },
     options.destination ?? pino.destination({ dest: 1, sync: false }),
   );

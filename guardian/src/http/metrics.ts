@@ -267,6 +267,8 @@ export interface GuardianMetrics {
   readonly notifications: Counter;
   /** `guardian_last_cycle_timestamp_seconds`: end of the last cycle (Unix time). */
   readonly lastCycle: Gauge;
+  /** `guardian_rules_reloads_total{result}`: rules file reloads (`ok`, `error`). */
+  readonly rulesReloads: Counter;
 }
 
 /**
@@ -290,6 +292,7 @@ export function createGuardianMetrics(
     outboxBacklog: registry.gauge('guardian_outbox_backlog', 'Notifications not yet delivered, per channel and status (pending, delivering, failed).', ['channel', 'status']),
     notifications: registry.counter('guardian_notifications_total', 'Notification delivery outcomes per channel (delivered, retry, failed, lost_lock).', ['channel', 'outcome']),
     lastCycle: registry.gauge('guardian_last_cycle_timestamp_seconds', 'Unix time at which the last cycle ended.'),
+    rulesReloads: registry.counter('guardian_rules_reloads_total', 'Rules file reloads by result (ok, error: the last good rules stay in force).', ['result']),
   };
   const backlog = options.backlog;
   if (backlog) {

@@ -68,7 +68,9 @@ export function createNotifiers(
   if (notify.slack && notify.slack.webhook_url !== '') {
     out.set('slack', new SlackNotifier({ webhookUrl: notify.slack.webhook_url, ...(deps.fetch ? { fetch: deps.fetch } : {}), ...(deps.timeoutMs ? { timeoutMs: deps.timeoutMs } : {}) }));
   }
-  if (notify.email) {
+  // Empty addresses (`${GUARDIAN_ONCALL_EMAIL:-}` unset) are dropped; with none left, email is not configured.
+  const to = notify.email ? notify.email.to.filter((a) => a !== '') : [];
+  if (notify.email && to.length > 0) {
     const from = notify.email.from ?? config.emailFrom;
     if (config.smtpUrl === undefined) problems.push({ path: 'notify.email', message: 'needs SMTP_URL in the environment (smtp://user:password@host:587), or remove notify.email' });
     if (from === undefined) problems.push({ path: 'notify.email.from', message: 'needs a sender: set notify.email.from or EMAIL_FROM' });
@@ -78,7 +80,7 @@ export function createNotifiers(
         'email',
         new EmailNotifier({
           from,
-          to: notify.email.to,
+          to,
           ...(deps.createTransport ? { transport: deps.createTransport(smtpUrl) } : { smtpUrl }),
           ...(deps.timeoutMs ? { timeoutMs: deps.timeoutMs } : {}),
         }),

@@ -177,8 +177,11 @@ export const NotifySchema = z.strictObject({
   email: z
     .strictObject({
       to: z
-        .array(z.email({ error: (iss) => `must be an email address, got ${show(iss.input)}` }), { error: (iss) => `must be a list of email addresses, got ${show(iss.input)}` })
-        .min(1, { error: 'must list at least one address' }),
+        .array(EmptyOr(z.email({ error: (iss) => `must be an email address, got ${show(iss.input)}` })), {
+          error: (iss) => `must be a list of email addresses, got ${show(iss.input)}`,
+        })
+        .min(1, { error: 'must list at least one address' })
+        .meta({ description: 'Recipients, e.g. ["${GUARDIAN_ONCALL_EMAIL:-}"]; empty entries are dropped, and with none left email is not configured.' }),
       from: z.email({ error: (iss) => `must be an email address, got ${show(iss.input)}` }).optional(),
     })
     .optional(),
