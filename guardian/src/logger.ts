@@ -155,9 +155,13 @@ function errorHook(onError: NonNullable<LoggerOptions['onError']>) {
  */
 export function createLogger(options: LoggerOptions = {}): Logger {
   const secrets = options.secrets ?? [];
+  const level = options.level ?? 'info';
+  // Errors reach `onError` whatever the level: above `error` (fatal, silent) the logger still
+  // runs error calls, and their lines are dropped on the way out.
+  const hideErrorLines = options.onError !== undefined && (level === 'fatal' || level === 'silent');
   return pino(
     {
-      level: options.level ?? 'info',
+      level: hideErrorLines ? 'error' : level,
       base: options.base ?? { service: 'guardian' },
       timestamp: options.timestamp ?? pino.stdTimeFunctions.isoTime,
       messageKey: 'msg',
@@ -165,7 +169,8 @@ export function createLogger(options: LoggerOptions = {}): Logger {
       serializers: { err: pino.stdSerializers.err, error: pino.stdSerializers.err },
       formatters: { level: (label) => ({ level: label }) },
       hooks: {
-        streamWrite: (line: string) => redactText(line, secrets),
+        streamWrite: (line: string) =>
+          hideErrorLines && (line.startsWith('{"level":"error"') || level === 'silent') ? '' : redactText(line, secrets),
         ...(options.onError ? { logMethod: errorHook(options.onError) } : {}),
       },
     },

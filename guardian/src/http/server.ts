@@ -106,7 +106,8 @@ export function readiness(state: HealthState, now: Date): Readiness {
         : { ok: false, error: `last cycle ended ${Math.round(ageMs / 1000)} s ago, more than two intervals (${Math.round(maxAgeMs / 1000)} s)`, lastCycleAt: state.lastCycleAt!.toISOString(), ageMs, maxAgeMs };
   const checks: Record<string, CheckResult> = {
     database: state.database.ok ? { ok: true } : { ok: false, error: state.database.error ?? 'database unreachable' },
-    rules: state.rules.loaded ? { ok: true } : { ok: false, error: state.rules.error ?? 'rules not loaded' },
+    // Loaded rules with an error: the last good rules run while a refused edit waits to be fixed.
+    rules: state.rules.loaded ? { ok: true, ...(state.rules.error ? { warning: state.rules.error } : {}) } : { ok: false, error: state.rules.error ?? 'rules not loaded' },
     cycle,
   };
   const failing = Object.entries(checks)

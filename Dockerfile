@@ -1,0 +1,37 @@
+# The guardian image. Runs the same command as README's `npm start`:
+#   node guardian/bin/guardian.ts start
+# With no DATABASE_URL / SUPABASE_URL it uses the embedded database in /app/.data (a volume).
+# Node 22.18+ runs the TypeScript sources directly (type stripping), so there is no build step.
+
+# 1. Production dependencies only (the `node` dev dependency, test tools and peers stay out).
+FROM node:22.23.3-bookworm-slim AS deps
+WORKDIR /app
+COPY package.json package-lock.json .npmrc ./
+COPY sdk/package.json sdk/package.json
+COPY guardian/package.json guardian/package.json
+RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
+
+# 2. Runtime: sources, migrations, rules; non-root.
+FROM node:22.23.3-bookworm-slim
+ENV NODE_ENV=production \
+    GUARDIAN_DATA_DIR=/app/.data \
+    RULES_FILE=rules/guardian.yaml \
+    PORT=8787 \
+    HOST=0.0.0.0
+WORKDIR /app
+COPY --from=deps /app/node_modules ./node_modules
+COPY package.json package-lock.json ./
+COPY sdk ./sdk
+COPY guardian ./guardian
+COPY supabase/migrations ./supabase/migrations
+COPY supabase/seed.sql supabase/test-shim.sql ./supabase/
+COPY rules ./rules
+RUN mkdir -p /app/.data && chown -R node:node /app/.data
+USER node
+VOLUME ["/app/.data"]
+EXPOSE 8787
+HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
+  CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.PORT || 8787) + '/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
+# The guardian handles SIGTERM itself: it finishes the cycle in flight and exits 0.
+STOPSIGNAL SIGTERM
+CMD ["node", "guardian/bin/guardian.ts", "start"]

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Checks what the Dockerfile builds without a Docker engine: lays out the image's /app exactly as
+# the Dockerfile's COPY lines do (from the committed files), installs production dependencies with
+# the same `npm ci --omit=dev`, then runs the image's CMD and HEALTHCHECK commands against it
+# (embedded database, as the image does without DATABASE_URL) and stops it with SIGTERM.
+# Usage: bash scripts/image-smoke.sh   (uses the Node 22 on PATH; `npm run image:smoke` puts it there)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+app=$(mktemp -d /tmp/guardian-image.XXXXXX)
+trap 'kill "$pid" 2>/dev/null || true; rm -rf "$app"' EXIT
+pid=
+
+# Stage 1 (deps): the manifests, then npm ci --omit=dev.
+mkdir -p "$app/sdk" "$app/guardian" "$app/supabase"
+cp package.json package-lock.json .npmrc "$app/"
+cp sdk/package.json "$app/sdk/"; cp guardian/package.json "$app/guardian/"
+(cd "$app" && npm ci --omit=dev --no-audit --no-fund --prefer-offline >/dev/null)
+# Stage 2: the COPY lines (tracked files only, as a clean clone has them).
+git ls-files -z sdk guardian rules supabase/migrations supabase/seed.sql supabase/test-shim.sql | (cd "$root" && xargs -0 cp --parents -t "$app")
+if [ -e "$app/node_modules/node" ] || [ -e "$app/node_modules/vitest" ]; then
+  echo "image-smoke: FAILED: dev dependencies were installed by npm ci --omit=dev" >&2; exit 1
+fi
+
+port=$(node -e "const s=require('net').createServer().listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})")
+cd "$app"
+GUARDIAN_DATA_DIR="$app/.data" RULES_FILE=rules/guardian.yaml PORT=$port HOST=127.0.0.1 NODE_ENV=production \
+  node guardian/bin/guardian.ts start >"$app/out.log" 2>&1 &
+pid=$!
+for _ in $(seq 1 120); do
+  if PORT=$port node -e "fetch('http://127.0.0.1:' + (process.env.PORT || 8787) + '/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"; then ok=1; break; fi
+  kill -0 "$pid" 2>/dev/null || break
+  sleep 0.5
+done
+if [ "${ok:-}" != 1 ]; then echo "image-smoke: FAILED: HEALTHCHECK never passed"; cat "$app/out.log"; exit 1; fi
+head -n 3 "$app/out.log"
+kill -TERM "$pid"
+set +e; wait "$pid"; code=$?; set -e
+pid=
+if [ "$code" != 0 ]; then echo "image-smoke: FAILED: exit code $code after SIGTERM"; cat "$app/out.log"; exit 1; fi
+echo "image-smoke: OK (production dependencies only, HEALTHCHECK passed, SIGTERM → exit 0)"
