@@ -50,7 +50,7 @@ async function readBody(req: IncomingMessage): Promise<string> {
  * const hook = await startWebhookServer();
  * hook.reply({ status: 500, body: 'rollup_error' });
  */
-export async function startWebhookServer(): Promise<WebhookServer> {
+export async function startWebhookServer(options: { port?: number } = {}): Promise<WebhookServer> {
   const requests: WebhookRequest[] = [];
   const queue: WebhookReply[] = [];
   let fallback: WebhookReply | undefined;
@@ -71,7 +71,7 @@ export async function startWebhookServer(): Promise<WebhookServer> {
     res.writeHead(record.status, { 'content-type': 'text/html', ...reply.headers });
     res.end(reply.body ?? 'ok');
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve) => server.listen(options.port ?? 0, '127.0.0.1', resolve));
   const { port } = server.address() as { port: number };
   return {
     url: `http://127.0.0.1:${port}/services/T000TEST/B000TEST/testsecretpath`,
