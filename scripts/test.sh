@@ -31,4 +31,10 @@ fi
 
 echo "test: type-check"; npm run -s typecheck
 echo "test: lint"; npm run -s lint
-echo "test: vitest"; vitest run "$@"
+echo "test: vitest"
+report=$(mktemp /tmp/vitest-report.XXXXXX.json)
+status=0
+vitest run --reporter=default --reporter=json --outputFile.json="$report" "$@" || status=$?
+if [ $# -eq 0 ]; then node scripts/test-summary.ts "$report" || status=1; fi
+rm -f "$report"
+exit $status
