@@ -20,9 +20,14 @@ const COMMANDS: Readonly<Record<string, () => Promise<{ command: CliCommand }>>>
  */
 export async function main(argv: readonly string[], io: CliIo): Promise<number> {
   const [name, ...rest] = argv;
-  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+  if (name === undefined) {
+    // Not asked for: it is the answer to a mistake, so it goes where errors go.
+    io.stderr(`guardian: missing command.\n${await helpText()}`);
+    return 2;
+  }
+  if (name === '--help' || name === '-h' || name === 'help') {
     io.stdout(await helpText());
-    return name === undefined ? 2 : 0;
+    return 0;
   }
   const load = COMMANDS[name];
   if (!load) {

@@ -9,8 +9,8 @@ import { parseArgs, type ParseArgsOptionsConfig } from 'node:util';
 import { loadConfig, type GuardianConfig } from '../config.ts';
 import { GuardianError, isGuardianError } from '../errors.ts';
 import { parseDuration } from '../rules/duration.ts';
-import { createStore } from '../store/index.ts';
-import type { Store } from '../store/types.ts';
+import { createStore, safeUrl } from '../store/index.ts';
+import type { Flag, Store } from '../store/types.ts';
 import type { CliIo } from './io.ts';
 
 /** Options every store-backed command takes. */
@@ -36,9 +36,17 @@ export const COMMON_USAGE = `  --database-url URL   PostgreSQL to use (default: 
 export function parseCommandArgs<T extends ParseArgsOptionsConfig>(command: string, args: readonly string[], options: T, maxPositionals: number) {
   let parsed;
   try {
-    parsed = parseArgs({ args: [...args], options, strict: true, allowPositionals: true });
+    parsed = parseArgs({ args: joinNegativeValues(args, options), options, strict: true, allowPositionals: true });
   } catch (err) {
-    const msg = (err as Error).message.replace(/\. To specify a positional argument.*$/s, '');
+    const raw = (err as Error).message;
+    const missing = /^Option '(--[^' ]+)[^']*' argument (missing|is ambiguous)/.exec(raw);
+    const msg = missing
+      ? `${missing[1]}: needs a value${missing[2] === 'missing' ? '' : ` (a value that starts with "-" is written ${missing[1]}=-value)`}`
+      : raw
+          .replace(/\. To specify a positional argument.*$/s, '')
+          .replace(/\s+/g, ' ')
+          .trim()
+          .replace(/\.$/, '');
     throw new GuardianError('BAD_ARGUMENT', `${msg}. Run "guardian ${command} --help" for the options.`, { cause: err });
   }
   if (parsed.positionals.length > maxPositionals) {
@@ -48,6 +56,24 @@ export function parseCommandArgs<T extends ParseArgsOptionsConfig>(command: stri
     );
   }
   return parsed;
+}
+
+/**
+ * `--percentage -1` → `--percentage=-1`, so a negative number given to a string option is
+ * checked (and refused) by the option's own validation instead of being read as an option.
+ */
+function joinNegativeValues(args: readonly string[], options: ParseArgsOptionsConfig): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i] as string;
+    const next = args[i + 1];
+    const name = arg.startsWith('--') ? arg.slice(2) : undefined;
+    if (name !== undefined && options[name]?.type === 'string' && next !== undefined && /^-\d/.test(next)) {
+      out.push(`${arg}=${next}`);
+      i++;
+    } else out.push(arg);
+  }
+  return out;
 }
 
 /**
@@ -65,14 +91,56 @@ export function commandConfig(env: CliIo['env'], databaseUrl: string | undefined
 }
 
 /**
- * Opens the store a command works on (see {@link commandConfig}).
+ * Opens the store a command works on (see {@link commandConfig}). An unreachable database is a
+ * `STORE_UNREACHABLE` error that names the database (without its password), where its address
+ * came from, and what to check.
  *
  * @example
  * const store = await openStore(io.env, values['database-url']);
  * try { ... } finally { await store.close(); }
  */
 export async function openStore(env: CliIo['env'], databaseUrl: string | undefined): Promise<Store> {
-  return createStore(commandConfig(env, databaseUrl));
+  const config = commandConfig(env, databaseUrl);
+  try {
+    return await createStore(config);
+  } catch (err) {
+    throw explainUnreachable(err, config, databaseUrl !== undefined);
+  }
+}
+
+/**
+ * Rewrites a `STORE_UNREACHABLE` error for a person at a terminal: which database (password
+ * hidden), from `--database-url` or the environment, the driver's words, and what to do. Other
+ * errors pass through unchanged.
+ *
+ * @example
+ * catch (err) { throw explainUnreachable(err, config, true); }
+ */
+export function explainUnreachable(err: unknown, config: GuardianConfig, fromOption: boolean): unknown {
+  if (!isGuardianError(err, 'STORE_UNREACHABLE')) return err;
+  const cause = err.cause instanceof Error && err.cause.message !== '' ? err.cause.message : err.message;
+  let where: string;
+  if (config.store === 'pg' && config.databaseUrl !== undefined) where = `PostgreSQL at ${safeUrl(config.databaseUrl)} (from ${fromOption ? '--database-url' : 'DATABASE_URL'})`;
+  else if (config.store === 'supabase' && config.supabase) where = `Supabase at ${config.supabase.url} (from SUPABASE_URL)`;
+  else return err; // the embedded database's own message already names its folder
+  return new GuardianError(
+    'STORE_UNREACHABLE',
+    `cannot reach the database: ${where}: ${cause}. Check the address and that the database is running and accepts connections.`,
+    { cause: err },
+  );
+}
+
+/**
+ * The flag a command names, or a `BAD_ARGUMENT` error (exit 2) naming the argument and where to
+ * find the flag names.
+ *
+ * @example
+ * const flag = await requireFlag(store, name, '<flag>');
+ */
+export async function requireFlag(store: Store, name: string, argument: string): Promise<Flag> {
+  const flag = await store.getFlag(name);
+  if (!flag) throw new GuardianError('BAD_ARGUMENT', `${argument}: there is no flag named "${name}" (see "guardian flags list" for the names)`);
+  return flag;
 }
 
 /**
@@ -97,7 +165,7 @@ export function cliActor(env: CliIo['env'], actor: string | undefined): string {
  */
 export function sinceOption(text: string, now: Date): Date {
   const ms = parseDuration(text);
-  if (ms === undefined) throw new GuardianError('BAD_ARGUMENT', `--since: must be a duration like 30m, 24h or 7d, got "${text}"`);
+  if (ms === undefined || ms <= 0) throw new GuardianError('BAD_ARGUMENT', `--since: must be a duration like 30m, 24h or 7d, got "${text}"`);
   return new Date(now.getTime() - ms);
 }
 

@@ -117,6 +117,8 @@ export function patchToJson(patch: FlagPatch): Record<string, unknown> {
 
 /** Network-level failures: the database is not there (Node socket codes). */
 const NETWORK_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EPIPE']);
+/** node-postgres connection failures that carry no code, only these words. */
+const NETWORK_MESSAGES = /^(Connection terminated unexpectedly|Connection terminated due to connection timeout|timeout exceeded when trying to connect)/;
 
 /**
  * Maps a database error (pg, PGlite or PostgREST: all carry the SQLSTATE as `code`) to a
@@ -133,7 +135,7 @@ export function storeError(err: unknown, what: string): GuardianError {
   if (code === '22023' || code === '23514' || code === '22P02' || code === '23503' || code === '22003') {
     return new GuardianError('BAD_ARGUMENT', `${what}: ${message}`, { cause: err });
   }
-  if (NETWORK_CODES.has(code) || code.startsWith('08') || code.startsWith('28') || code === '3D000' || code === '57P01' || code === '57P03') {
+  if (NETWORK_CODES.has(code) || (code === '' && NETWORK_MESSAGES.test(raw)) || code.startsWith('08') || code.startsWith('28') || code === '3D000' || code === '57P01' || code === '57P03') {
     return new GuardianError('STORE_UNREACHABLE', `${what}: the database is unreachable (${message}). Check DATABASE_URL / SUPABASE_URL and that the database is running.`, {
       cause: err,
     });

@@ -2,12 +2,15 @@
  * `guardian check --once [--dry-run] [--json]`: one cycle now — polls the sources, prints each
  * rule's verdict and evidence, and acts on breaches unless --dry-run.
  */
-import { assemble, runOneCycle } from '../../daemon.ts';
+import { access, constants } from 'node:fs/promises';
+
+import { assemble, runOneCycle, type GuardianParts } from '../../daemon.ts';
+import { GuardianError } from '../../errors.ts';
 import { formatDuration } from '../../rules/duration.ts';
 import { silentLogger } from '../../logger.ts';
 import type { CycleReport, RuleFlagResult } from '../../cycle/types.ts';
 import type { CliCommand, CliIo } from '../io.ts';
-import { commandConfig, COMMON_OPTIONS, COMMON_USAGE, parseCommandArgs, renderTable, reportError } from '../shared.ts';
+import { commandConfig, COMMON_OPTIONS, COMMON_USAGE, explainUnreachable, parseCommandArgs, renderTable, reportError } from '../shared.ts';
 
 const usage = `Usage: guardian check --once [--dry-run] [--rules FILE] [--json]
 
@@ -22,7 +25,7 @@ Options:
 ${COMMON_USAGE}
 
 Exit codes: 0 the cycle ran (whatever the verdicts), 1 failure (rules invalid, database
-unreachable, a rollback that failed), 2 bad arguments.
+unreachable, a rollback that failed), 2 bad arguments (unknown option, unreadable --rules, …).
 `;
 
 const OPTIONS = { ...COMMON_OPTIONS, once: { type: 'boolean' }, 'dry-run': { type: 'boolean' }, rules: { type: 'string' } } as const;
@@ -37,7 +40,7 @@ function evidenceText(r: RuleFlagResult): string {
   return `${t}${c}${bound}${limit}, window ${formatDuration(e.window)}`;
 }
 
-function text(report: CycleReport): string {
+function text(report: CycleReport, parts: GuardianParts): string {
   const rows = report.results.map((r) => [
     r.ruleId,
     r.flag,
@@ -51,6 +54,8 @@ function text(report: CycleReport): string {
   for (const s of report.sources) {
     lines.push(`source ${s.source}: ${s.ok}/${s.flags} flag(s) with data, ${s.requests} request(s)${s.error ? `, error ${s.error.code}: ${s.error.message}` : ''}\n`);
   }
+  const used = new Set<string>(parts.rules.rules.map((r) => r.source));
+  for (const s of parts.sourceStatus) if (!s.configured && used.has(s.id)) lines.push(`source ${s.id}: not configured (${s.detail}); its rules see no data\n`);
   for (const e of report.errors) lines.push(`error ${e.code}: ${e.message}\n`);
   if (report.dryRun) lines.push('dry run: no flag was changed\n');
   return lines.join('');
@@ -65,13 +70,25 @@ async function run(args: readonly string[], io: CliIo): Promise<number> {
       ...(values['database-url'] !== undefined ? { DATABASE_URL: values['database-url'] } : {}),
       ...(values.rules !== undefined ? { RULES_FILE: values.rules } : {}),
     };
-    commandConfig(env, values['database-url']);
-    const parts = await assemble({ env, stdout: (t) => io.stdout(t), logger: silentLogger() });
+    const config = commandConfig(env, values['database-url']);
+    if (values.rules !== undefined) {
+      try {
+        await access(values.rules, constants.R_OK);
+      } catch (err) {
+        throw new GuardianError('BAD_ARGUMENT', `--rules: cannot read ${values.rules} (${(err as NodeJS.ErrnoException).code ?? 'unreadable'}): check the path`, { cause: err });
+      }
+    }
+    let parts: GuardianParts;
+    try {
+      parts = await assemble({ env, stdout: (t) => io.stdout(t), logger: silentLogger() });
+    } catch (err) {
+      throw explainUnreachable(err, config, values['database-url'] !== undefined);
+    }
     try {
       const report = await runOneCycle(parts, values['dry-run'] === true, AbortSignal.timeout(Math.max(parts.rules.interval * 3, 60_000)));
       const delivery = report.results.some((r) => r.action === 'acted' || r.action === 'dry_run') && parts.notifiers.size > 0 ? await parts.outbox.runOnce() : undefined;
       if (json) io.stdout(`${JSON.stringify({ report, delivery }, null, 2)}\n`);
-      else io.stdout(`${text(report)}${delivery ? `notifications: ${delivery.delivered} delivered, ${delivery.retried} to retry, ${delivery.failed} failed\n` : ''}`);
+      else io.stdout(`${text(report, parts)}${delivery ? `notifications: ${delivery.delivered} delivered, ${delivery.retried} to retry, ${delivery.failed} failed\n` : ''}`);
       return report.errors.length > 0 || report.results.some((r) => r.action === 'failed') ? 1 : 0;
     } finally {
       await parts.store.close();

@@ -5,7 +5,7 @@
 import { GuardianError } from '../../errors.ts';
 import { EVENT_KINDS, type EventKind, type EventQuery, type RollbackEvent } from '../../store/types.ts';
 import type { CliCommand, CliIo } from '../io.ts';
-import { COMMON_OPTIONS, COMMON_USAGE, intOption, openStore, parseCommandArgs, renderTable, reportError, sinceOption, when } from '../shared.ts';
+import { COMMON_OPTIONS, COMMON_USAGE, intOption, openStore, parseCommandArgs, renderTable, reportError, requireFlag, sinceOption, when } from '../shared.ts';
 
 const usage = `Usage: guardian events [--flag F] [--kind K] [--since 24h] [--limit N] [--json]
 
@@ -18,14 +18,19 @@ Options:
   --limit N            at most N events (1..1000, default 50)
 ${COMMON_USAGE}
 
-Exit codes: 0 ok, 1 failure (database unreachable, …), 2 bad arguments.
+Exit codes: 0 ok, 1 failure (database unreachable, …), 2 bad arguments (unknown --flag or --kind,
+bad --since or --limit, …).
 `;
 
 const OPTIONS = { ...COMMON_OPTIONS, flag: { type: 'string' }, kind: { type: 'string' }, since: { type: 'string' }, limit: { type: 'string' } } as const;
 
+function stateText(s: RollbackEvent['newState']): string {
+  return `${s.enabled ? 'on' : 'off'} ${s.rolloutPercentage}%`;
+}
+
 function summary(e: RollbackEvent): string {
-  if (e.kind === 'restore') return `restored ${e.restoresEventId ?? ''}: enabled ${e.newState.enabled}, ${e.newState.rolloutPercentage}%`;
-  const change = `${e.previousState.enabled ? 'on' : 'off'} ${e.previousState.rolloutPercentage}% → ${e.newState.enabled ? 'on' : 'off'} ${e.newState.rolloutPercentage}%`;
+  const change = `${stateText(e.previousState)} → ${stateText(e.newState)}`;
+  if (e.kind === 'restore') return `undo of event ${e.restoresEventId ?? '?'}: ${change}`;
   return `${e.action ?? ''} ${change}${e.kind === 'dry_run' ? ' (not applied)' : ''}`;
 }
 
@@ -46,6 +51,8 @@ async function run(args: readonly string[], io: CliIo): Promise<number> {
     const store = await openStore(io.env, values['database-url']);
     try {
       const events = await store.listEvents(query);
+      // A typo in --flag would otherwise look like a quiet log. (Events of a deleted flag still list.)
+      if (events.length === 0 && query.flag !== undefined) await requireFlag(store, query.flag, '--flag');
       if (json) {
         io.stdout(`${JSON.stringify({ events }, null, 2)}\n`);
         return 0;

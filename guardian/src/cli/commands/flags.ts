@@ -6,9 +6,9 @@
 import { GuardianError } from '../../errors.ts';
 import type { Flag, FlagPatch } from '../../store/types.ts';
 import type { CliCommand, CliIo } from '../io.ts';
-import { cliActor, COMMON_OPTIONS, COMMON_USAGE, intOption, openStore, parseCommandArgs, renderTable, reportError, when } from '../shared.ts';
+import { cliActor, COMMON_OPTIONS, COMMON_USAGE, intOption, openStore, parseCommandArgs, renderTable, reportError, requireFlag, when } from '../shared.ts';
 
-const usage = `Usage: guardian flags list [--json]
+const usage = `Usage: guardian flags [list] [--json]
        guardian flags set <flag> [--enable | --disable] [--percentage N] [--add-target USER]...
                                  [--remove-target USER]... [--lock | --unlock] [--message TEXT | --clear-message]
                                  [--actor NAME] [--json]
@@ -27,7 +27,8 @@ Options (set):
   --actor NAME             who changes it (default cli:$USER)
 ${COMMON_USAGE}
 
-Exit codes: 0 ok, 1 failure (unknown flag, refused change, database unreachable), 2 bad arguments.
+Exit codes: 0 ok, 1 failure (refused change such as --enable on a rolled-back flag, database
+unreachable), 2 bad arguments (unknown flag, percentage outside 0..100, …).
 `;
 
 const OPTIONS = {
@@ -52,9 +53,9 @@ async function run(args: readonly string[], io: CliIo): Promise<number> {
   const json = args.includes('--json');
   try {
     const { values, positionals } = parseCommandArgs('flags', args, OPTIONS, 2);
-    const [sub, name] = positionals;
+    const [sub = 'list', name] = positionals;
     if (sub !== 'list' && sub !== 'set') {
-      throw new GuardianError('BAD_ARGUMENT', sub === undefined ? 'missing subcommand: guardian flags list | guardian flags set <flag> …' : `unknown subcommand "${sub}": use list or set`);
+      throw new GuardianError('BAD_ARGUMENT', `unknown subcommand "${sub}": use "guardian flags list" or "guardian flags set <flag> …"`);
     }
     const setOnly = ['enable', 'disable', 'percentage', 'add-target', 'remove-target', 'lock', 'unlock', 'message', 'clear-message', 'actor'] as const;
     if (sub === 'list') {
@@ -76,7 +77,11 @@ async function run(args: readonly string[], io: CliIo): Promise<number> {
         ...(values.lock ? { lock: true } : values.unlock ? { lock: false } : {}),
         ...(values.message !== undefined ? { rollbackMessage: values.message } : values['clear-message'] ? { rollbackMessage: null } : {}),
       };
-      if ((values['add-target'] ?? []).some((u) => u.trim() === '')) throw new GuardianError('BAD_ARGUMENT', '--add-target: the user id must not be empty');
+      for (const option of ['add-target', 'remove-target'] as const) {
+        if ((values[option] ?? []).some((u) => u.trim() === '')) throw new GuardianError('BAD_ARGUMENT', `--${option}: the user id must not be empty`);
+      }
+      const both = (values['add-target'] ?? []).find((u) => (values['remove-target'] ?? []).includes(u));
+      if (both !== undefined) throw new GuardianError('BAD_ARGUMENT', `--add-target and --remove-target: both name "${both}"; choose one`);
       if (Object.keys(patch).length === 0) {
         throw new GuardianError('BAD_ARGUMENT', 'nothing to change: give at least one of --enable, --disable, --percentage, --add-target, --remove-target, --lock, --unlock, --message');
       }
@@ -96,8 +101,14 @@ async function run(args: readonly string[], io: CliIo): Promise<number> {
           );
         return 0;
       }
-      const flag = await store.setFlag(name as string, patch, actor);
-      if (json) io.stdout(`${JSON.stringify({ flag: flagJson(flag) }, null, 2)}\n`);
+      const before = await requireFlag(store, name as string, '<flag>');
+      const notes = [
+        ...(values['add-target'] ?? []).filter((u) => before.targets.includes(u)).map((u) => `--add-target ${u}: already a target, left as is`),
+        ...(values['remove-target'] ?? []).filter((u) => !before.targets.includes(u)).map((u) => `--remove-target ${u}: not a target of ${before.name}, nothing removed`),
+      ];
+      const flag = await store.setFlag(before.name, patch, actor);
+      if (!json) for (const n of notes) io.stderr(`guardian flags: note: ${n}\n`);
+      if (json) io.stdout(`${JSON.stringify({ flag: flagJson(flag), notes }, null, 2)}\n`);
       else
         io.stdout(
           `${flag.name}: ${flag.enabled ? 'enabled' : 'disabled'}, ${flag.rolloutPercentage}%, ${flag.guardState}, ${flag.targets.length} target(s), version ${flag.version}${flag.rollbackMessage ? `, message "${flag.rollbackMessage}"` : ''}\n`,

@@ -1,12 +1,17 @@
 /**
  * `guardian restore <flag|event-id> [--reason TEXT] [--json]`: puts a rolled-back flag back
  * exactly as it was before its latest rollback (or before the given rollback event).
+ *
+ * Decisions: an unknown flag name or event id is a bad argument (exit 2); a flag with nothing to
+ * restore (never rolled back, or its latest rollback already restored) is refused with exit 1 and
+ * says what the flag's state is, because "as before the rollback" may no longer be true.
  */
 import { randomUUID } from 'node:crypto';
 
-import { GuardianError } from '../../errors.ts';
+import { GuardianError, isGuardianError } from '../../errors.ts';
+import type { RollbackEvent, Store } from '../../store/types.ts';
 import type { CliCommand, CliIo } from '../io.ts';
-import { cliActor, COMMON_OPTIONS, COMMON_USAGE, openStore, parseCommandArgs, reportError } from '../shared.ts';
+import { cliActor, COMMON_OPTIONS, COMMON_USAGE, openStore, parseCommandArgs, reportError, requireFlag, when } from '../shared.ts';
 
 const usage = `Usage: guardian restore <flag|event-id> [--reason TEXT] [--actor NAME] [--json]
 
@@ -19,10 +24,44 @@ Options:
   --actor NAME         who restores (default cli:$USER)
 ${COMMON_USAGE}
 
-Exit codes: 0 restored, 1 failure (nothing to restore, already restored, database unreachable), 2 bad arguments.
+Exit codes: 0 restored, 1 failure (nothing to restore, already restored, not the latest
+rollback, database unreachable), 2 bad arguments (unknown flag or event id, …).
 `;
 
 const OPTIONS = { ...COMMON_OPTIONS, reason: { type: 'string' }, actor: { type: 'string' } } as const;
+
+/** Checks that the target names a flag or an event, so a typo is a bad argument (exit 2). */
+async function checkTarget(store: Store, target: string): Promise<void> {
+  if (/^\d+$/.test(target)) {
+    const event = await store.getEvent(target);
+    if (!event) throw new GuardianError('BAD_ARGUMENT', `<flag|event-id>: there is no event with id ${target} (see "guardian events" for the ids)`);
+    if (event.kind === 'restore' || event.kind === 'dry_run' || event.action === 'notify_only') {
+      const what = event.kind === 'restore' ? `a restore (of event ${event.restoresEventId ?? '?'})` : event.kind === 'dry_run' ? 'a dry run (it changed nothing)' : 'a notify_only event (it changed nothing)';
+      throw new GuardianError(
+        'BAD_ARGUMENT',
+        `<flag|event-id>: event ${target} is ${what}, not a rollback; give a rollback event id or the flag name (guardian restore ${event.flag})`,
+      );
+    }
+    return;
+  }
+  await requireFlag(store, target, '<flag|event-id>');
+}
+
+/** A refusal rewritten with the flag's current state, for a person deciding what to do next. */
+async function nothingToRestore(store: Store, target: string, err: GuardianError): Promise<GuardianError> {
+  if (/^\d+$/.test(target)) return err;
+  const flag = await store.getFlag(target);
+  if (!flag) return err;
+  const state = `${flag.enabled ? `enabled at ${flag.rolloutPercentage}%` : 'disabled'}, ${flag.guardState}`;
+  const latest: RollbackEvent | undefined = (await store.listEvents({ flag: target, limit: 100 })).find((e) => e.kind !== 'dry_run' && e.action !== 'notify_only');
+  const why =
+    latest === undefined
+      ? 'it has never been rolled back'
+      : latest.kind === 'restore'
+        ? `its latest rollback (event ${latest.restoresEventId ?? '?'}) was already restored by event ${latest.id} (${latest.actor} at ${when(latest.createdAt)})`
+        : err.message;
+  return new GuardianError(err.code, `nothing to restore for ${target}: ${why}. The flag is ${state}; change it with "guardian flags set ${target} …".`, { cause: err });
+}
 
 async function run(args: readonly string[], io: CliIo): Promise<number> {
   const json = args.includes('--json');
@@ -31,9 +70,17 @@ async function run(args: readonly string[], io: CliIo): Promise<number> {
     const target = positionals[0];
     if (target === undefined) throw new GuardianError('BAD_ARGUMENT', 'missing <flag|event-id>: guardian restore booking_agent_enabled (or an event id from "guardian events")');
     const actor = cliActor(io.env, values.actor);
+    const reason = values.reason?.trim();
     const store = await openStore(io.env, values['database-url']);
     try {
-      const event = await store.restore({ target, actor, idempotencyKey: `restore:${randomUUID()}`, ...(values.reason !== undefined ? { reason: values.reason } : {}) });
+      await checkTarget(store, target);
+      let event: RollbackEvent;
+      try {
+        event = await store.restore({ target, actor, idempotencyKey: `restore:${randomUUID()}`, ...(reason ? { reason } : {}) });
+      } catch (err) {
+        if (isGuardianError(err, 'NOT_FOUND') || isGuardianError(err, 'STORE_CONFLICT')) throw await nothingToRestore(store, target, err);
+        throw err;
+      }
       if (json) io.stdout(`${JSON.stringify({ event }, null, 2)}\n`);
       else {
         const s = event.newState;

@@ -4,7 +4,7 @@
  */
 import { startDaemon } from '../../daemon.ts';
 import type { CliCommand, CliIo } from '../io.ts';
-import { commandConfig, COMMON_OPTIONS, COMMON_USAGE, parseCommandArgs, reportError } from '../shared.ts';
+import { commandConfig, COMMON_OPTIONS, COMMON_USAGE, explainUnreachable, parseCommandArgs, reportError } from '../shared.ts';
 
 const usage = `Usage: guardian start [--database-url URL] [--rules FILE] [--dry-run]
 
@@ -37,8 +37,13 @@ async function run(args: readonly string[], io: CliIo): Promise<number> {
       ...(values.rules !== undefined ? { RULES_FILE: values.rules } : {}),
       ...(values['dry-run'] ? { GUARDIAN_DRY_RUN: 'true' } : {}),
     };
-    commandConfig(env, values['database-url']);
-    const daemon = await startDaemon({ env, stdout: (t) => io.stdout(t) });
+    const config = commandConfig(env, values['database-url']);
+    let daemon: Awaited<ReturnType<typeof startDaemon>>;
+    try {
+      daemon = await startDaemon({ env, stdout: (t) => io.stdout(t) });
+    } catch (err) {
+      throw explainUnreachable(err, config, values['database-url'] !== undefined);
+    }
     const onSignal = (sig: string) => {
       daemon.parts.logger.info({ signal: sig }, `guardian: ${sig} received`);
       void daemon.stop();
