@@ -500,7 +500,10 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   };
 }
 
-/** Exported for `check`: one unleased cycle with the parts. */
+/**
+ * Exported for `check`: one unleased cycle with the parts. A dry run records no observation and
+ * no rule state, so a look never counts towards a real rollback's consecutive breaches.
+ */
 export function runOneCycle(parts: GuardianParts, dryRun: boolean, signal: AbortSignal): Promise<CycleReport> {
-  return runCycle({ ...cycleDeps(parts), dryRun: parts.config.dryRun || dryRun, signal });
+  return runCycle({ ...cycleDeps(parts), dryRun: parts.config.dryRun || dryRun, signal, record: !dryRun });
 }

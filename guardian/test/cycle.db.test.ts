@@ -173,6 +173,17 @@ describe('runCycle (PGlite store)', () => {
     expect(events.map((e) => e.kind)).toEqual(['dry_run']);
   });
 
+  it('a one-off look (record false) judges on what it sees, stores nothing, and never counts towards a real rollback', async () => {
+    const look = await runCycle({ ...deps, dryRun: true, record: false });
+    expect(look.results.find((r) => r.ruleId === 'booking-agent-errors')).toMatchObject({ verdict: { kind: 'healthy', consecutive: 1 } });
+    await runCycle({ ...deps, dryRun: true, record: false });
+    expect(await store.loadRuleState()).toEqual([]);
+    expect((await db.sql.query<{ n: number }>('select count(*)::int as n from guardian_observations')).rows[0]!.n).toBe(0);
+    const real = await runCycle(deps);
+    expect(real.results.find((r) => r.ruleId === 'booking-agent-errors')).toMatchObject({ action: 'none', verdict: { consecutive: 1 } });
+    expect(await store.getFlag('booking_agent_enabled')).toMatchObject({ enabled: true, guardState: 'watching' });
+  });
+
   it('a store that cannot be read is a cycle-wide error, not a crash', async () => {
     const unreachable = new SqlStore({ sql: pgSqlClient(new pg.Pool({ connectionString: 'postgres://postgres@127.0.0.1:1/none' })), kind: 'pg', location: '127.0.0.1:1' });
     try {

@@ -160,8 +160,9 @@ export async function runCycle(deps: CycleDeps): Promise<CycleReport> {
       noDataReasons,
     });
   }
+  const record = deps.record !== false;
   try {
-    await deps.store.appendObservations(observations);
+    if (record) await deps.store.appendObservations(observations);
   } catch (err) {
     const info = errorInfo(err);
     errors.push(info);
@@ -181,6 +182,15 @@ export async function runCycle(deps: CycleDeps): Promise<CycleReport> {
     } catch (err) {
       deps.logger.error({ err, source: sourceId }, 'cycle: could not read observation history');
       histories.set(sourceId, new Map());
+    }
+    if (!record) {
+      // Not stored: judge on the stored history plus this poll, in memory.
+      const bySource = histories.get(sourceId)!;
+      for (const o of observations) {
+        if (o.source !== sourceId) continue;
+        const point: HistoryPoint = { at: o.at, unit: o.unit, treatment: o.treatment, ...(o.control ? { control: o.control } : {}) };
+        bySource.set(o.flag, [...(bySource.get(o.flag) ?? []), point]);
+      }
     }
   }
 
@@ -271,7 +281,7 @@ export async function runCycle(deps: CycleDeps): Promise<CycleReport> {
   }
 
   try {
-    await deps.store.saveRuleState(newStates, at);
+    if (deps.record !== false) await deps.store.saveRuleState(newStates, at);
   } catch (err) {
     const info = errorInfo(err);
     errors.push(info);

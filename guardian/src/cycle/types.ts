@@ -67,6 +67,12 @@ export interface CycleDeps {
   readonly sourceTimeoutMs?: number;
   /** Observations older than this are pruned each cycle. Default 7 days. */
   readonly observationRetentionMs?: number;
+  /**
+   * Record this cycle's observations and rule state (default true). A one-off look
+   * (`guardian check --once --dry-run`) passes false: it judges on the stored history plus what
+   * it sees now, and stores nothing, so it never brings a real rollback closer.
+   */
+  readonly record?: boolean;
 }
 
 /** What happened for one (rule, flag) pair. */
