@@ -1,5 +1,5 @@
 import { checkMs, SdkError } from './errors.ts';
-import { ListenerHub } from './internal/base.ts';
+import { ListenerHub, safeString } from './internal/base.ts';
 import type { FlagChangeEvent } from './internal/base.ts';
 import { defaultTimers, silentLogger, Sync } from './internal/sync.ts';
 import type { EvaluatedFlagRecord, FlagChange, FlagEvaluation, FlagTransport, SdkLogger, StorageAdapter, Timers } from './types.ts';
@@ -161,7 +161,7 @@ export class BrowserFlagClient extends ListenerHub {
     const fallback = typeof defaultValue === 'boolean' ? defaultValue : false;
     let result: FlagEvaluation;
     if (typeof flagName !== 'string') {
-      result = { flag: String(flagName), value: fallback, reason: 'ERROR', errorCode: 'INVALID_ARGUMENT' };
+      result = { flag: safeString(flagName), value: fallback, reason: 'ERROR', errorCode: 'INVALID_ARGUMENT' };
     } else {
       const r = this.values.get(flagName);
       if (r === undefined) {

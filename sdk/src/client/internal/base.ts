@@ -160,3 +160,12 @@ export class ListenerHub {
     }
   }
 }
+
+/** `String(value)` that cannot throw (an object's own `toString` may): for naming a bad argument. */
+export function safeString(value: unknown): string {
+  try {
+    return String(value);
+  } catch {
+    return `[${typeof value}]`;
+  }
+}
