@@ -3,6 +3,8 @@
 // Run: npm run bench -- detection   (seeded: the same figures every run; RUNS=… to change the count)
 import { decide, type DecisionRule } from '../guardian/src/decide/decide.ts';
 import type { HistoryPoint } from '../guardian/src/decide/types.ts';
+import { RELATIVE_MIXTURE, relativeLogE, type RatioComponent } from '../guardian/src/decide/stats.ts';
+import { BUILTIN_RULE_DEFAULTS, RelativeConditionSchema } from '../guardian/src/rules/schema.ts';
 
 /** Small fast seeded PRNG (mulberry32). */
 function rng(seed: number): () => number {
@@ -38,7 +40,15 @@ const MIN = 60_000;
 
 const base = { id: 'bench', flags: ['bench_flag'], window: 24 * 60 * MIN, min_users: 100, min_samples: 500 };
 const absoluteRule = (consecutive: number): DecisionRule => ({ ...base, consecutive, condition: { kind: 'absolute', error_rate_above: 0.05, confidence: 0.95 } });
-const relativeRule = (consecutive: number, alpha = 0.05): DecisionRule => ({ ...base, consecutive, condition: { kind: 'relative', max_increase: 0, alpha } });
+/** What a user gets who writes `relative: { max_increase: 0 }` and nothing else: the schema's defaults. */
+const DEFAULT_ALPHA = RelativeConditionSchema.parse({ max_increase: 0 }).alpha;
+const DEFAULT_CONSECUTIVE = BUILTIN_RULE_DEFAULTS.consecutive;
+const relativeRule = (consecutive: number = DEFAULT_CONSECUTIVE, alpha: number = DEFAULT_ALPHA): DecisionRule => ({
+  ...base,
+  consecutive,
+  condition: { kind: 'relative', max_increase: 0, alpha },
+});
+const DEFAULT_LABEL = `default rule (alpha ${DEFAULT_ALPHA}, consecutive ${DEFAULT_CONSECUTIVE})`;
 
 interface Outcome {
   guardian: number | undefined; // poll index (1-based) of the first breach
@@ -76,6 +86,32 @@ function run(rule: DecisionRule, pOn: number, pOff: number, polls: number, runs:
   return outcomes;
 }
 
+/**
+ * Trade-off curve of a relative-test mixture, free of alpha: per simulated stage, the highest
+ * level its statistic held for DEFAULT_CONSECUTIVE polls in a row (with flag-on observed worse).
+ * A stage breaches at alpha iff that level ≥ ln(1/alpha), so one pass gives every alpha.
+ */
+function bestRuns(mixture: readonly RatioComponent[], pOn: number, pOff: number, polls: number, runs: number, seed: number): number[] {
+  const random = rng(seed);
+  const out: number[] = [];
+  for (let r = 0; r < runs; r++) {
+    const c = { treatmentErrors: 0, treatmentTotal: 0, controlErrors: 0, controlTotal: 0 };
+    const recent: number[] = [];
+    let best = -Infinity;
+    for (let i = 1; i <= polls; i++) {
+      c.treatmentErrors += binomial(random, USERS_PER_MIN, pOn);
+      c.controlErrors += binomial(random, USERS_PER_MIN, pOff);
+      c.treatmentTotal += USERS_PER_MIN;
+      c.controlTotal += USERS_PER_MIN;
+      recent.push(c.treatmentErrors > c.controlErrors ? relativeLogE(c, 0, mixture) : -Infinity);
+      if (recent.length > DEFAULT_CONSECUTIVE) recent.shift();
+      if (recent.length === DEFAULT_CONSECUTIVE) best = Math.max(best, Math.min(...recent));
+    }
+    out.push(best);
+  }
+  return out;
+}
+
 const share = (xs: Outcome[], key: keyof Outcome): number => xs.filter((o) => o[key] !== undefined).length / xs.length;
 const fmt = (x: number): string => `${(x * 100).toFixed(2)}%`;
 function quantile(values: number[], q: number): number {
@@ -87,49 +123,78 @@ function pollsLine(xs: Outcome[], key: keyof Outcome, cap: number): string {
   return `median ${quantile(v, 0.5)}, p95 ${quantile(v, 0.95)}, max ${Math.max(...v)}${v.some((x) => x > cap) ? ` (some never within ${cap})` : ''}`;
 }
 const verdict = (ok: boolean): string => (ok ? 'MET' : 'NOT MET');
+const pad = (label: string): string => label.padEnd(70);
 
 const started = performance.now();
 console.log(`Detection benchmark: ${RUNS} simulated rollouts per scenario, ${USERS_PER_MIN} new users per arm per 1-minute poll, counts cumulative since the stage start.`);
-console.log('Guardian rules: absolute = error_rate_above 0.05, confidence 0.95 (beta-binomial mixture CS); relative = max_increase 0, alpha 0.05 (half-normal mixture SPRT); min_users 100.');
-console.log('Naive rule: flag-on error rate > 5% at any poll, (a) on cumulative counts, (b) on the last poll\'s minute alone.\n');
+console.log(
+  `Guardian rules: absolute = error_rate_above 0.05, confidence 0.95 (beta-binomial mixture CS); relative = max_increase 0 with the schema defaults alpha ${DEFAULT_ALPHA}, consecutive ${DEFAULT_CONSECUTIVE} (rate-ratio mixture SPRT); min_users 100.`,
+);
+console.log("Naive rule: flag-on error rate > 5% at any poll, (a) on cumulative counts, (b) on the last poll's minute alone.\n");
 
 // 1. A/A false breaches over 24 h of 1-minute polls.
 console.log('1. A/A (the flag does no harm): share of 24 h rollouts (1,440 polls) with a false breach. Goal ≤ 1%.');
-const aaRel = run(relativeRule(2), 0.02, 0.02, POLLS_24H, RUNS, 11);
-console.log(`   relative, both arms 2%, consecutive 2:       guardian ${fmt(share(aaRel, 'guardian'))} [${verdict(share(aaRel, 'guardian') <= 0.01)}]   naive cumulative ${fmt(share(aaRel, 'naiveCumulative'))}   naive last-minute ${fmt(share(aaRel, 'naiveLastPoll'))}`);
+const aaRel = run(relativeRule(), 0.02, 0.02, POLLS_24H, RUNS, 11);
+const aaShare = share(aaRel, 'guardian');
+console.log(`   ${pad(`relative, both arms 2%, ${DEFAULT_LABEL}:`)} guardian ${fmt(aaShare)} [${verdict(aaShare <= 0.01)}]   naive cumulative ${fmt(share(aaRel, 'naiveCumulative'))}   naive last-minute ${fmt(share(aaRel, 'naiveLastPoll'))}`);
 const aaRel1 = run(relativeRule(1), 0.02, 0.02, POLLS_24H, RUNS, 12);
-console.log(`   relative, both arms 2%, consecutive 1:       guardian ${fmt(share(aaRel1, 'guardian'))} [${verdict(share(aaRel1, 'guardian') <= 0.01)}]`);
-const aaRel02 = run(relativeRule(2, 0.02), 0.02, 0.02, POLLS_24H, RUNS, 15);
-console.log(`   relative, both arms 2%, alpha 0.02, consec. 2: guardian ${fmt(share(aaRel02, 'guardian'))} [${verdict(share(aaRel02, 'guardian') <= 0.01)}]`);
+console.log(`   ${pad(`relative, both arms 2%, alpha ${DEFAULT_ALPHA}, consecutive 1:`)} guardian ${fmt(share(aaRel1, 'guardian'))} [${verdict(share(aaRel1, 'guardian') <= 0.01)}]`);
+const aaRel05 = run(relativeRule(DEFAULT_CONSECUTIVE, 0.05), 0.02, 0.02, POLLS_24H, RUNS, 15);
+console.log(`   ${pad(`relative, both arms 2%, alpha 0.05, consecutive ${DEFAULT_CONSECUTIVE}:`)} guardian ${fmt(share(aaRel05, 'guardian'))} [${verdict(share(aaRel05, 'guardian') <= 0.01)}]`);
 const aaAbs = run(absoluteRule(2), 0.05, 0.05, POLLS_24H, RUNS, 13);
-console.log(`   absolute, flag-on exactly at 5% threshold, consecutive 2: guardian ${fmt(share(aaAbs, 'guardian'))} [${verdict(share(aaAbs, 'guardian') <= 0.01)}]   naive cumulative ${fmt(share(aaAbs, 'naiveCumulative'))}   naive last-minute ${fmt(share(aaAbs, 'naiveLastPoll'))}`);
+console.log(`   ${pad('absolute, flag-on exactly at 5% threshold, consecutive 2:')} guardian ${fmt(share(aaAbs, 'guardian'))} [${verdict(share(aaAbs, 'guardian') <= 0.01)}]   naive cumulative ${fmt(share(aaAbs, 'naiveCumulative'))}   naive last-minute ${fmt(share(aaAbs, 'naiveLastPoll'))}`);
 const aaAbs3 = run(absoluteRule(2), 0.03, 0.03, POLLS_24H, RUNS, 14);
-console.log(`   absolute, flag-on at 3% (healthy), consecutive 2:          guardian ${fmt(share(aaAbs3, 'guardian'))} [${verdict(share(aaAbs3, 'guardian') <= 0.01)}]   naive cumulative ${fmt(share(aaAbs3, 'naiveCumulative'))}   naive last-minute ${fmt(share(aaAbs3, 'naiveLastPoll'))}`);
+console.log(`   ${pad('absolute, flag-on at 3% (healthy), consecutive 2:')} guardian ${fmt(share(aaAbs3, 'guardian'))} [${verdict(share(aaAbs3, 'guardian') <= 0.01)}]   naive cumulative ${fmt(share(aaAbs3, 'naiveCumulative'))}   naive last-minute ${fmt(share(aaAbs3, 'naiveLastPoll'))}`);
 
 // 2. Power: 1% → 2% detected by 3,700 users per arm (37 polls).
 console.log('\n2. Power: flag-off 1%, flag-on 2%; share of rollouts with a breach by 3,700 users per arm (37 polls). Goal ≥ 80%.');
-const pw2 = run(relativeRule(2), 0.02, 0.01, 37, RUNS, 21);
+const pw = run(relativeRule(), 0.02, 0.01, 37, RUNS, 21);
+const pwShare = share(pw, 'guardian');
 const pw1 = run(relativeRule(1), 0.02, 0.01, 37, RUNS, 22);
-console.log(`   relative, consecutive 2: guardian ${fmt(share(pw2, 'guardian'))} [${verdict(share(pw2, 'guardian') >= 0.8)}]   naive cumulative ${fmt(share(pw2, 'naiveCumulative'))}   naive last-minute ${fmt(share(pw2, 'naiveLastPoll'))}`);
-console.log(`   relative, consecutive 1: guardian ${fmt(share(pw1, 'guardian'))} [${verdict(share(pw1, 'guardian') >= 0.8)}]`);
-const pw02 = run(relativeRule(2, 0.02), 0.02, 0.01, 37, RUNS, 23);
-console.log(`   relative, alpha 0.02, consecutive 2: guardian ${fmt(share(pw02, 'guardian'))} [${verdict(share(pw02, 'guardian') >= 0.8)}]`);
-for (const [label, rule, seed] of [['consecutive 2', relativeRule(2), 24], ['consecutive 1', relativeRule(1), 25], ['alpha 0.02, consecutive 2', relativeRule(2, 0.02), 26]] as const) {
+const pw05 = run(relativeRule(DEFAULT_CONSECUTIVE, 0.05), 0.02, 0.01, 37, RUNS, 23);
+console.log(`   ${pad(`relative, ${DEFAULT_LABEL}:`)} guardian ${fmt(pwShare)} [${verdict(pwShare >= 0.8)}]   naive cumulative ${fmt(share(pw, 'naiveCumulative'))}   naive last-minute ${fmt(share(pw, 'naiveLastPoll'))}`);
+console.log(`   ${pad(`relative, alpha ${DEFAULT_ALPHA}, consecutive 1:`)} guardian ${fmt(share(pw1, 'guardian'))} [${verdict(share(pw1, 'guardian') >= 0.8)}]`);
+console.log(`   ${pad(`relative, alpha 0.05, consecutive ${DEFAULT_CONSECUTIVE}:`)} guardian ${fmt(share(pw05, 'guardian'))} [${verdict(share(pw05, 'guardian') >= 0.8)}]`);
+for (const [label, rule, seed] of [
+  [DEFAULT_LABEL, relativeRule(), 24],
+  [`alpha ${DEFAULT_ALPHA}, consecutive 1`, relativeRule(1), 25],
+  [`alpha 0.05, consecutive ${DEFAULT_CONSECUTIVE}`, relativeRule(DEFAULT_CONSECUTIVE, 0.05), 26],
+] as const) {
   const long = run(rule, 0.02, 0.01, 300, Math.min(RUNS, 1000), seed);
   const at80 = quantile(long.map((o) => o.guardian ?? 301), 0.8);
   console.log(`   users per arm by which 80% of rollouts breached (${label}): ${at80 > 300 ? 'more than 30,000' : (at80 * USERS_PER_MIN).toLocaleString('en-US')}`);
 }
 
 // 3. Polls to detect a jump 5% → 20% at 100 users/min.
-console.log('\n3. Polls to detect a 5% → 20% jump (flag-on 20%, flag-off 5%, 100 users/min per arm), counted from the stage start. Goal ≤ 2 polls.');
+console.log('\n3. Polls to detect a 5% → 20% jump (flag-on 20%, flag-off 5%, 100 users/min per arm), counted from the stage start. Goal: median ≤ 2 polls with the default rule.');
 const jumpRuns = Math.min(RUNS, 1000);
 const jAbs1 = run(absoluteRule(1), 0.2, 0.05, 60, jumpRuns, 31);
 const jRel1 = run(relativeRule(1), 0.2, 0.05, 60, jumpRuns, 32);
 const jAbs2 = run(absoluteRule(2), 0.2, 0.05, 60, jumpRuns, 33);
-const jRel2 = run(relativeRule(2), 0.2, 0.05, 60, jumpRuns, 34);
-const p95 = (xs: Outcome[]): number => quantile(xs.map((o) => o.guardian ?? 61), 0.95);
-console.log(`   absolute, consecutive 1: guardian ${pollsLine(jAbs1, 'guardian', 60)} [${verdict(p95(jAbs1) <= 2)} at p95]   naive cumulative ${pollsLine(jAbs1, 'naiveCumulative', 60)}`);
-console.log(`   relative, consecutive 1: guardian ${pollsLine(jRel1, 'guardian', 60)} [${verdict(p95(jRel1) <= 2)} at p95]`);
-console.log(`   absolute, consecutive 2: guardian ${pollsLine(jAbs2, 'guardian', 60)}`);
-console.log(`   relative, consecutive 2: guardian ${pollsLine(jRel2, 'guardian', 60)}`);
+const jRel = run(relativeRule(), 0.2, 0.05, 60, jumpRuns, 34);
+const pollsOf = (xs: Outcome[]): number[] => xs.map((o) => o.guardian ?? 61);
+const jumpMedian = quantile(pollsOf(jRel), 0.5);
+console.log(`   ${pad(`relative, ${DEFAULT_LABEL}:`)} guardian ${pollsLine(jRel, 'guardian', 60)} [${verdict(jumpMedian <= 2)} at median]`);
+console.log(`   ${pad(`relative, alpha ${DEFAULT_ALPHA}, consecutive 1:`)} guardian ${pollsLine(jRel1, 'guardian', 60)}`);
+console.log(`   ${pad('absolute, consecutive 1:')} guardian ${pollsLine(jAbs1, 'guardian', 60)} [${verdict(quantile(pollsOf(jAbs1), 0.95) <= 2)} at p95]   naive cumulative ${pollsLine(jAbs1, 'naiveCumulative', 60)}`);
+console.log(`   ${pad('absolute, consecutive 2:')} guardian ${pollsLine(jAbs2, 'guardian', 60)}`);
+
+// 4. The trade-off behind 1 and 2, on 4× as many stages (no alpha picked from the noise of one sample).
+const frontierRuns = 4 * RUNS;
+const alphasShown = [DEFAULT_ALPHA, 0.025, 0.03, 0.035];
+console.log(`\n4. Trade-off (statistic only, max_increase 0, consecutive ${DEFAULT_CONSECUTIVE}, ${frontierRuns} stages each): A/A over 24 h / power at 3,700 users per arm, by alpha.`);
+for (const [label, mixture, seed] of [
+  ['default mixture (ratios 1.1-10)', RELATIVE_MIXTURE, 41],
+  ['ratio 2 only (knows the true effect, no weight for jumps)', [{ ratio: 2, weight: 1 }], 43],
+] as const) {
+  const aaLevels = bestRuns(mixture, 0.02, 0.02, POLLS_24H, frontierRuns, seed);
+  const pwLevels = bestRuns(mixture, 0.02, 0.01, 37, frontierRuns, seed + 1);
+  const at = (levels: number[], alpha: number): string => fmt(levels.filter((x) => x >= Math.log(1 / alpha)).length / levels.length);
+  console.log(`   ${label}:\n      ${alphasShown.map((a) => `alpha ${a}: ${at(aaLevels, a)} / ${at(pwLevels, a)}`).join('   ')}`);
+}
+
+console.log(
+  `\nSummary, one configuration (${DEFAULT_LABEL}, max_increase 0): A/A ${fmt(aaShare)} [${verdict(aaShare <= 0.01)}]   power ${fmt(pwShare)} [${verdict(pwShare >= 0.8)}]   jump median ${jumpMedian} polls [${verdict(jumpMedian <= 2)}]` +
+    `   | naive "flag-on > 5%" (cumulative): A/A ${fmt(share(aaRel, 'naiveCumulative'))}, power ${fmt(share(pw, 'naiveCumulative'))}, jump median ${quantile(jRel.map((o) => o.naiveCumulative ?? 61), 0.5)} polls`,
+);
 console.log(`\nDone in ${((performance.now() - started) / 1000).toFixed(1)} s.`);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { decide, type DecisionRule } from '../src/decide/decide.ts';
-import { betaBinomialLogE, betaBinomialLowerBound, logGamma, normalCdf, relativeLogE, relativeLowerBound } from '../src/decide/stats.ts';
+import { betaBinomialLogE, betaBinomialLowerBound, logGamma, normalCdf, RELATIVE_MIXTURE, relativeLogE, relativeLowerBound, type TwoSample } from '../src/decide/stats.ts';
 import type { HistoryPoint } from '../src/decide/types.ts';
 
 const absolute: DecisionRule = {
@@ -63,6 +63,134 @@ describe('statistics', () => {
   });
 });
 
+/** Binomial(n, p) probabilities 0..n. */
+function binomialPmf(n: number, p: number): number[] {
+  return Array.from({ length: n + 1 }, (_, k) => Math.exp(logGamma(n + 1) - logGamma(k + 1) - logGamma(n - k + 1) + k * Math.log(p) + (n - k) * Math.log1p(-p)));
+}
+
+/** E[exp(relativeLogE)] when the counts are Binomial(nT, pT) and Binomial(nC, pC), by exact enumeration. */
+function expectedE(nT: number, pT: number, nC: number, pC: number, margin: number): number {
+  const ft = binomialPmf(nT, pT);
+  const fc = binomialPmf(nC, pC);
+  let sum = 0;
+  for (let t = 0; t <= nT; t++) for (let c = 0; c <= nC; c++) sum += ft[t]! * fc[c]! * Math.exp(relativeLogE({ treatmentErrors: t, treatmentTotal: nT, controlErrors: c, controlTotal: nC }, margin));
+  return sum;
+}
+
+/** Small seeded PRNG (mulberry32) for the simulations below. */
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Share of simulated stages whose statistic EVER reaches ln(1/alpha), checked after every batch of users. */
+function everCrosses(o: { runs: number; polls: number; perPollT: number; perPollC: number; pT: number; pC: number; margin: number; alpha: number; seed: number }): number {
+  const random = rng(o.seed);
+  const draw = (n: number, p: number): number => {
+    let k = 0;
+    for (let i = 0; i < n; i++) if (random() < p) k++;
+    return k;
+  };
+  let crossed = 0;
+  for (let r = 0; r < o.runs; r++) {
+    const c: { treatmentErrors: number; treatmentTotal: number; controlErrors: number; controlTotal: number } = { treatmentErrors: 0, treatmentTotal: 0, controlErrors: 0, controlTotal: 0 };
+    for (let i = 0; i < o.polls; i++) {
+      c.treatmentErrors += draw(o.perPollT, o.pT);
+      c.treatmentTotal += o.perPollT;
+      c.controlErrors += draw(o.perPollC, o.pC);
+      c.controlTotal += o.perPollC;
+      if (relativeLogE(c, o.margin) >= Math.log(1 / o.alpha)) {
+        crossed++;
+        break;
+      }
+    }
+  }
+  return crossed / o.runs;
+}
+
+describe('relative statistic: a test martingale (false breach ≤ alpha however often checked)', () => {
+  it('its mixture weights sum to 1 and every alternative is "flag-on worse" (ratio > 1)', () => {
+    expect(RELATIVE_MIXTURE.reduce((a, m) => a + m.weight, 0)).toBeCloseTo(1, 12);
+    for (const m of RELATIVE_MIXTURE) expect(m.ratio).toBeGreaterThan(1);
+  });
+
+  it('is a fair bet given the error total: E = 1 exactly when each error lands flag-on with probability n_T / (n_T + n_C)', () => {
+    for (const [nT, nC, m] of [
+      [100, 100, 30],
+      [300, 700, 120],
+      [900, 100, 7],
+    ] as const) {
+      const f = binomialPmf(m, nT / (nT + nC));
+      let e = 0;
+      for (let x = 0; x <= m; x++) e += f[x]! * Math.exp(relativeLogE({ treatmentErrors: x, treatmentTotal: nT, controlErrors: m - x, controlTotal: nC }, 0));
+      expect(e).toBeCloseTo(1, 9);
+    }
+  });
+
+  it('has expectation ≤ 1 for Bernoulli users under H0: equal rates, flag-on better, and exactly at the margin', () => {
+    for (const [nT, nC] of [
+      [60, 40],
+      [30, 90],
+    ] as const) {
+      for (const p of [0.02, 0.1, 0.3]) {
+        const equal = expectedE(nT, p, nC, p, 0);
+        expect(equal).toBeLessThanOrEqual(1 + 1e-9);
+        expect(expectedE(nT, p / 2, nC, p, 0)).toBeLessThan(equal); // one-sided: flag-on better is even less evidence
+        expect(expectedE(nT, p + 0.05, nC, p, 0.05)).toBeLessThanOrEqual(1 + 1e-9); // at the margin boundary
+        expect(expectedE(nT, p + 0.03, nC, p, 0.05)).toBeLessThanOrEqual(1 + 1e-9); // inside the margin
+      }
+    }
+    // Not vacuous: for rare errors, the case it is built for, it is nearly a fair bet (at high error rates it is conservative).
+    expect(expectedE(60, 0.02, 40, 0.02, 0)).toBeGreaterThan(0.99);
+    // A small regression that persists is caught with enough data (2% → 2.4%, 100,000 users per arm)...
+    expect(relativeLogE({ treatmentErrors: 2400, treatmentTotal: 100_000, controlErrors: 2000, controlTotal: 100_000 }, 0)).toBeGreaterThan(Math.log(1000));
+    // ...and the same counts as a rate difference within a one-point margin are no evidence.
+    expect(relativeLogE({ treatmentErrors: 2400, treatmentTotal: 100_000, controlErrors: 2000, controlTotal: 100_000 }, 0.01)).toBeLessThan(0);
+    // Under the alternative it grows: a real increase is a winning bet.
+    expect(expectedE(60, 0.2, 40, 0.1, 0)).toBeGreaterThan(1);
+  });
+
+  it('checked after every batch of users for a long stage, it crosses 1/alpha in at most alpha of A/A stages', () => {
+    // 600 looks per stage: equal split at 2%, a 30/70 split at 5%, and at the margin boundary.
+    const aa = everCrosses({ runs: 600, polls: 600, perPollT: 50, perPollC: 50, pT: 0.02, pC: 0.02, margin: 0, alpha: 0.05, seed: 1 });
+    expect(aa).toBeLessThanOrEqual(0.05);
+    const skewed = everCrosses({ runs: 400, polls: 400, perPollT: 30, perPollC: 70, pT: 0.05, pC: 0.05, margin: 0, alpha: 0.05, seed: 2 });
+    expect(skewed).toBeLessThanOrEqual(0.05);
+    const margin = everCrosses({ runs: 400, polls: 400, perPollT: 50, perPollC: 50, pT: 0.03, pC: 0.02, margin: 0.01, alpha: 0.05, seed: 3 });
+    expect(margin).toBeLessThanOrEqual(0.05);
+    // ...while a doubling of the rate is found in most stages within 40 looks.
+    expect(everCrosses({ runs: 200, polls: 40, perPollT: 100, perPollC: 100, pT: 0.02, pC: 0.01, margin: 0, alpha: 0.02, seed: 4 })).toBeGreaterThan(0.6);
+  });
+
+  it('is one-sided and respects the margin: it decreases as the margin grows, and flag-on better gives no evidence whatever the volume', () => {
+    const c: TwoSample = { treatmentErrors: 80, treatmentTotal: 2000, controlErrors: 40, controlTotal: 2000 };
+    const margins = [-0.02, -0.01, 0, 0.005, 0.01, 0.02];
+    const values = margins.map((m) => relativeLogE(c, m));
+    for (let i = 1; i < values.length; i++) expect(values[i]!).toBeLessThan(values[i - 1]!);
+    expect(relativeLogE({ treatmentErrors: 1_000, treatmentTotal: 100_000, controlErrors: 3_000, controlTotal: 100_000 }, 0)).toBeLessThan(0);
+    expect(relativeLowerBound({ treatmentErrors: 1_000, treatmentTotal: 100_000, controlErrors: 3_000, controlTotal: 100_000 }, 0.02)).toBeLessThan(-0.015);
+    // The bound is always-valid and below the observed difference; more data at the same rates tightens it.
+    const lb = relativeLowerBound(c, 0.02);
+    const lb10 = relativeLowerBound({ treatmentErrors: 800, treatmentTotal: 20_000, controlErrors: 400, controlTotal: 20_000 }, 0.02);
+    expect(lb).toBeLessThan(0.02);
+    expect(lb10).toBeGreaterThan(lb);
+    expect(lb10).toBeLessThan(0.02);
+    expect(relativeLogE(c, lb)).toBeCloseTo(Math.log(50), 4);
+  });
+
+  it('copes with no errors at all and with empty cohorts (no evidence, never NaN)', () => {
+    expect(relativeLogE({ treatmentErrors: 0, treatmentTotal: 500, controlErrors: 0, controlTotal: 500 }, 0)).toBeCloseTo(0, 12);
+    expect(relativeLogE({ treatmentErrors: 0, treatmentTotal: 0, controlErrors: 0, controlTotal: 500 }, 0)).toBe(0);
+    expect(Number.isFinite(relativeLowerBound({ treatmentErrors: 0, treatmentTotal: 500, controlErrors: 0, controlTotal: 500 }, 0.02))).toBe(true);
+  });
+});
+
 describe('decide', () => {
   it('no history → no_data, never a breach', () => {
     const v = decide(absolute, [], 'booking_agent_enabled');
@@ -115,19 +243,41 @@ describe('decide', () => {
     expect(decide(relative, points([[400, 80, 50, 1]])).reason).toContain('50 flag-off users so far, below min_users 100');
     const v = decide(relative, points([[400, 60, 400, 8], [800, 120, 800, 16]]));
     expect(v.kind).toBe('breach');
-    expect(v.evidence).toMatchObject({ condition: 'relative', max_increase: 0.01, alpha: 0.05, statistic: 'half_normal_mixture_sprt' });
+    expect(v.evidence).toMatchObject({ condition: 'relative', max_increase: 0.01, alpha: 0.05, statistic: 'rate_ratio_mixture_sprt' });
     expect(v.evidence?.control).toEqual({ total: 800, errors: 16, rate: 0.02 });
     expect(v.evidence?.lower_bound).toBeGreaterThan(0.01);
     // Same rates in both cohorts: healthy, whatever the volume.
     expect(decide(relative, points([[5000, 100, 5000, 100], [10_000, 200, 10_000, 200]])).kind).toBe('healthy');
     // An increase within the allowed margin is not a breach.
     expect(decide(relative, points([[20_000, 500, 20_000, 400], [40_000, 1000, 40_000, 800]])).kind).toBe('healthy');
+    // Exactly at the margin, however much data: never a breach; clearly above it: a breach.
+    expect(decide(relative, points([[1e6, 30_000, 1e6, 20_000], [2e6, 60_000, 2e6, 40_000]])).kind).toBe('healthy');
+    expect(decide(relative, points([[20_000, 800, 20_000, 400], [40_000, 1600, 40_000, 800]])).kind).toBe('breach');
+    // Flag-on better than flag-off: never a breach (one-sided).
+    expect(decide({ ...relative, condition: { kind: 'relative', max_increase: 0, alpha: 0.4 } }, points([[50_000, 500, 50_000, 1500], [60_000, 600, 60_000, 1800]])).kind).toBe('healthy');
+  });
+
+  it('relative, default-like settings (max_increase 0, alpha 0.02, consecutive 2): a doubling at 3,700 users per arm and a 5% → 20% jump in two polls', () => {
+    const rule: DecisionRule = { ...relative, condition: { kind: 'relative', max_increase: 0, alpha: 0.02 } };
+    const doubling = decide(rule, points([[3600, 72, 3600, 36], [3700, 74, 3700, 37]]));
+    expect(doubling.kind).toBe('breach');
+    expect(doubling.evidence).toMatchObject({ statistic: 'rate_ratio_mixture_sprt', alpha: 0.02, max_increase: 0 });
+    expect(doubling.evidence?.log_e_value).toBeGreaterThan(Math.log(50));
+    expect(doubling.evidence?.lower_bound).toBeGreaterThan(0);
+    expect(doubling.reason).toMatch(/flag-on 2\.00% \(74\/3700\) vs flag-off 1\.00% \(37\/3700 users\), increase lower bound/);
+    expect(decide(rule, points([[100, 20, 100, 5], [200, 40, 200, 10]])).kind).toBe('breach');
+    // The same counts split evenly: no evidence.
+    expect(decide(rule, points([[3600, 54, 3600, 54], [3700, 56, 3700, 55]])).kind).toBe('healthy');
   });
 
   it('invalid counts (a provider fault) are no_data, never a breach', () => {
     expect(decide(absolute, points([[100, 150], [100, 150]])).kind).toBe('no_data');
     expect(decide(absolute, points([[Number.NaN, 1]])).kind).toBe('no_data');
     expect(decide(relative, points([[400, 80, 400, -1]])).kind).toBe('no_data');
+    expect(decide(relative, points([[400, 80, 400, Number.NaN]])).kind).toBe('no_data');
+    expect(decide(relative, points([[400, 80, 400, 500]])).kind).toBe('no_data');
+    // A breach run broken by a bad poll starts again: bad data never counts towards `consecutive`.
+    expect(decide(relative, points([[400, 80, 400, 8], [500, 100, 500, -3], [600, 120, 600, 12]])).kind).toBe('healthy');
   });
 
   it('looks only at the last `consecutive` points: a long history costs the same', () => {

@@ -165,6 +165,12 @@ rules:
     expect(ok(parseRules(rule('condition: { absolute: {} }, stages: [5, 25, 100]'))).rules.rules[0]?.stages).toEqual([5, 25, 100]);
   });
 
+  it('a relative rule that sets only max_increase gets alpha 0.02 and consecutive 2 (the configuration bench/detection.bench.ts measures)', () => {
+    const r = ok(parseRules('rules:\n  - { id: a, flags: [ai_beta_users], source: posthog, action: step_back, condition: { relative: { max_increase: 0 } } }\n')).rules.rules[0];
+    expect(r?.condition).toEqual({ kind: 'relative', max_increase: 0, alpha: 0.02 });
+    expect(r?.consecutive).toBe(2);
+  });
+
   it('loadRulesFile reports an unreadable file; the throwing variant carries every problem', async () => {
     expect(problems(await loadRulesFile('/nonexistent/rules.yaml'))).toEqual(['(file): cannot read /nonexistent/rules.yaml (ENOENT): check the path and its permissions']);
     const err = await loadRulesFileOrThrow('/nonexistent/rules.yaml').catch((e: unknown) => e);

@@ -88,7 +88,7 @@ function evidenceFor(rule: DecisionRule, history: readonly HistoryPoint[], last:
     bounds && ev.logE !== undefined && c !== undefined
       ? { lower_bound: relativeLowerBound({ treatmentErrors: last.treatment.errors, treatmentTotal: last.treatment.total, controlErrors: c.errors, controlTotal: c.total }, cond.alpha) }
       : {};
-  return { ...base, condition: 'relative', max_increase: cond.max_increase, alpha: cond.alpha, statistic: 'half_normal_mixture_sprt', ...lower };
+  return { ...base, condition: 'relative', max_increase: cond.max_increase, alpha: cond.alpha, statistic: 'rate_ratio_mixture_sprt', ...lower };
 }
 
 /**
@@ -99,9 +99,12 @@ function evidenceFor(rule: DecisionRule, history: readonly HistoryPoint[], last:
  *   `error_rate_above`, i.e. the beta-binomial mixture martingale at the threshold,
  *   M_n = B(1 + S, 1 + n − S) / (p0^S (1 − p0)^(n − S)), reaches 1 / (1 − confidence)
  *   with p̂ > p0 (see `stats.ts`). False-breach probability over the whole stage ≤ 1 − confidence.
- * - `relative`: breach when the one-sided half-normal mixture SPRT of
- *   H0: p_on − p_off ≤ max_increase reaches 1/alpha (false-breach probability ≤ alpha however
- *   often it is checked, in the large-sample approximation).
+ * - `relative`: breach when the one-sided mixture SPRT of H0: p_on − p_off ≤ max_increase
+ *   reaches 1/alpha: the likelihood ratio of where the errors land (flag-on or flag-off, given
+ *   the traffic split) against "flag-on errs ρ times as often", mixed over ρ from 1.1 to 10
+ *   (see `relativeLogE` in `stats.ts`). False-breach probability ≤ alpha however often it is
+ *   checked, with no large-sample approximation (it assumes a stable traffic split within the
+ *   stage).
  * - Fewer flag-on users than `min_users` (or events than `min_samples` when the source counts
  *   events; relative rules: in both cohorts) → `insufficient_data`. Empty history or invalid
  *   counts → `no_data`. A breach needs the last `consecutive` polls to breach each.

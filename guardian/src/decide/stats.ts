@@ -2,6 +2,12 @@
  * Sequential statistics behind `decide`: both are test (super)martingales, so by Ville's
  * inequality the chance that they EVER exceed 1/alpha under the null is at most alpha —
  * however often they are checked. That is what makes polling every minute safe.
+ *
+ * - absolute: beta-binomial mixture martingale of the flag-on error rate (exact).
+ * - relative: mixture over error-rate ratios of the likelihood ratio of "which arm did the
+ *   errors land in" (no large-sample approximation: a supermartingale for Bernoulli users as
+ *   long as the flag-on share of traffic is stable within a stage, as a stage's fixed rollout
+ *   percentage keeps it).
  */
 
 const LANCZOS = [
@@ -36,12 +42,6 @@ export function normalCdf(x: number): number {
         t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))),
     );
   return x >= 0 ? 1 - erfc / 2 : erfc / 2;
-}
-
-/** ln Φ(x), accurate in the far left tail too. */
-function logNormalCdf(x: number): number {
-  if (x > -30) return Math.log(Math.max(normalCdf(x), Number.MIN_VALUE));
-  return -0.5 * x * x - Math.log(-x) - 0.5 * Math.log(2 * Math.PI);
 }
 
 /** Beta prior of the absolute test's mixture: Beta(1, 1) (uniform over the error rate). */
@@ -88,8 +88,33 @@ export function betaBinomialLowerBound(errors: number, total: number, alpha: num
   return lo;
 }
 
-/** Mixing scales (prior standard deviations of the effect) of the relative test; averaged with equal weight. */
-export const RELATIVE_MIXING_SD: readonly number[] = [0.01, 0.1];
+/** One component of the relative test's mixture: an alternative flag-on/flag-off error-rate ratio and its prior weight. */
+export interface RatioComponent {
+  /** Alternative rate ratio ρ > 1: the flag-on error rate is ρ times the allowed one (flag-off rate + margin). */
+  readonly ratio: number;
+  /** Prior weight of this ratio; the weights of a mixture sum to at most 1. */
+  readonly weight: number;
+}
+
+/**
+ * The relative test's prior over how much worse flag-on is, as error-rate ratios, 1.1×…10×:
+ * - 40% on a doubling, 10% on 1.5×, 20% on 3×: the regressions worth a rollback;
+ * - 5% each on 1.1× and 1.25×: a small regression that persists is still caught (a component
+ *   only gains when the true ratio is above about half-way to it in log terms, so without them
+ *   a 1.2× regression would never be; with them, 2% → 2.4% at 100 users/min is caught within
+ *   24 h);
+ * - 10% each on 5× and 10×: with 3×, a sudden breakage (5% → 20%) is caught within two polls.
+ * Weights chosen by simulation (bench/detection.bench.ts); they sum to 1.
+ */
+export const RELATIVE_MIXTURE: readonly RatioComponent[] = Object.freeze([
+  { ratio: 1.1, weight: 0.05 },
+  { ratio: 1.25, weight: 0.05 },
+  { ratio: 1.5, weight: 0.1 },
+  { ratio: 2, weight: 0.4 },
+  { ratio: 3, weight: 0.2 },
+  { ratio: 5, weight: 0.1 },
+  { ratio: 10, weight: 0.1 },
+]);
 
 /** Counts for the two-sample test. */
 export interface TwoSample {
@@ -99,56 +124,69 @@ export interface TwoSample {
   readonly controlTotal: number;
 }
 
-/** Smoothed variance of the rate difference (Jeffreys-style +½ errors, +1 total: never 0 with 0 errors). */
-function diffVariance(c: TwoSample): number {
-  const pt = (c.treatmentErrors + 0.5) / (c.treatmentTotal + 1);
-  const pc = (c.controlErrors + 0.5) / (c.controlTotal + 1);
-  return (pt * (1 - pt)) / c.treatmentTotal + (pc * (1 - pc)) / c.controlTotal;
-}
-
 /**
- * ln of the one-sided mixture SPRT statistic for H0: p_T − p_C ≤ margin (Johari et al. 2017,
- * "Peeking at A/B tests", with a half-normal mixing distribution so only increases count).
- * With Δ̂ the observed difference, V its variance, I = 1/V and S = (Δ̂ − margin)·I:
+ * ln of the one-sided mixture SPRT statistic for H0: p_T − p_C ≤ margin (flag-on no worse than
+ * flag-off by more than `margin`, as a rate difference).
  *
- *   Λ_τ = 2 Φ(S τ / √(1 + I τ²)) / √(1 + I τ²) · exp(S² τ² / (2 (1 + I τ²)))
+ * Idea (the conditional test for two Poisson rates): given how many errors there are, under
+ * p_T = p_C each error lands in the flag-on arm with probability π0 = n_T / (n_T + n_C) —
+ * whatever the common rate, so the unknown base rate cancels. Against "flag-on rate is ρ times
+ * flag-off" it lands there with π1 = ρ n_T / (ρ n_T + n_C). With X_T, X_C the error counts and
+ * m = X_T + X_C, the likelihood ratio is
  *
- * = ∫ exp(θ S − θ² I / 2) over θ ~ half-normal(τ). In the Gaussian (large-sample) approximation
- * each exp(θS − θ²I/2), θ > 0, is a supermartingale under H0, so the mixture is too. Several
- * scales are averaged (still a supermartingale), which keeps power both for small effects
- * (τ = 0.01) and for sudden large jumps (τ = 0.1).
+ *   LR_ρ = (π1/π0)^X_T · ((1 − π1)/(1 − π0))^X_C = ρ^X_T · ((n_T + n_C) / (ρ n_T + n_C))^m,
+ *
+ * and the statistic is Σ_k w_k LR_ρk over {@link RELATIVE_MIXTURE}. Each LR_ρ = exp(a X_T − b X_C)
+ * has expectation exactly 1 when the counts are independent Poisson with equal rates, ≤ 1 when
+ * p_T < p_C (one-sided: only flag-on worse raises it), and ≤ 1 for binomial counts too (a
+ * Bernoulli's exponential moment is below the Poisson's), so with a stable traffic split it is
+ * a supermartingale over polls under H0, without any large-sample approximation.
+ *
+ * The margin: for margin δ > 0, the flag-off count is raised by its allowed share, X_C + n_C δ
+ * (the expected count of an extra Poisson(n_C δ) arm, which would make the test exact; by
+ * Jensen the deterministic shift only lowers the statistic); for δ < 0 (used by the lower
+ * bound) the flag-on count is raised by n_T |δ| the same way.
  *
  * @example
- * relativeLogE({ treatmentErrors: 40, treatmentTotal: 200, controlErrors: 10, controlTotal: 200 }, 0) > Math.log(20); // true
+ * relativeLogE({ treatmentErrors: 40, treatmentTotal: 200, controlErrors: 10, controlTotal: 200 }, 0) > Math.log(1 / 0.02); // true
+ * relativeLogE({ treatmentErrors: 10, treatmentTotal: 200, controlErrors: 10, controlTotal: 200 }, 0) < 0; // true: no increase, no evidence
  */
-export function relativeLogE(c: TwoSample, margin: number, scales: readonly number[] = RELATIVE_MIXING_SD): number {
-  const v = diffVariance(c);
-  const info = 1 / v;
-  const diff = c.treatmentErrors / c.treatmentTotal - c.controlErrors / c.controlTotal - margin;
-  const s = diff * info;
-  const logs = scales.map((tau) => {
-    const k = 1 + info * tau * tau;
-    return Math.LN2 + logNormalCdf((s * tau) / Math.sqrt(k)) - 0.5 * Math.log(k) + (s * s * tau * tau) / (2 * k);
+export function relativeLogE(c: TwoSample, margin: number, mixture: readonly RatioComponent[] = RELATIVE_MIXTURE): number {
+  const nT = c.treatmentTotal;
+  const nC = c.controlTotal;
+  if (!(nT > 0 && nC > 0) || mixture.length === 0) return 0;
+  const xT = c.treatmentErrors + nT * Math.max(0, -margin);
+  const xC = c.controlErrors + nC * Math.max(0, margin);
+  const m = xT + xC;
+  const share = nT / (nT + nC);
+  let max = -Infinity;
+  const logs = mixture.map(({ ratio, weight }) => {
+    const l = Math.log(weight) + xT * Math.log(ratio) - m * Math.log1p((ratio - 1) * share);
+    if (l > max) max = l;
+    return l;
   });
-  const max = Math.max(...logs);
-  return max + Math.log(logs.reduce((acc, l) => acc + Math.exp(l - max), 0) / logs.length);
+  if (max === -Infinity) return max;
+  return max + Math.log(logs.reduce((acc, l) => acc + Math.exp(l - max), 0));
 }
 
 /**
- * Always-valid lower confidence bound of p_T − p_C: the smallest margin m whose test has not
- * rejected (relativeLogE(c, m) < ln(1/alpha)); the statistic decreases as m grows. Bisection.
+ * Always-valid lower confidence bound of p_T − p_C: the smallest margin δ whose test has not
+ * rejected (relativeLogE(c, δ) < ln(1/alpha)); the statistic decreases as δ grows, so the set of
+ * margins not rejected is an interval and bisection finds its end. −1 when the data reject no
+ * margin at all (too little data to say anything).
  *
  * @example
- * relativeLowerBound({ treatmentErrors: 40, treatmentTotal: 200, controlErrors: 10, controlTotal: 200 }, 0.05); // ≈ 0.06
+ * relativeLowerBound({ treatmentErrors: 40, treatmentTotal: 200, controlErrors: 10, controlTotal: 200 }, 0.02); // ≈ 0.04
  */
-export function relativeLowerBound(c: TwoSample, alpha: number, scales: readonly number[] = RELATIVE_MIXING_SD): number {
+export function relativeLowerBound(c: TwoSample, alpha: number, mixture: readonly RatioComponent[] = RELATIVE_MIXTURE): number {
   const target = Math.log(1 / alpha);
   let hi = c.treatmentErrors / c.treatmentTotal - c.controlErrors / c.controlTotal;
   let lo = -1;
-  if (relativeLogE(c, hi, scales) >= target) return hi;
+  if (relativeLogE(c, hi, mixture) >= target) return hi;
+  if (relativeLogE(c, lo, mixture) < target) return lo;
   for (let i = 0; i < 60; i++) {
     const mid = (lo + hi) / 2;
-    if (relativeLogE(c, mid, scales) >= target) lo = mid;
+    if (relativeLogE(c, mid, mixture) >= target) lo = mid;
     else hi = mid;
   }
   return lo;

@@ -28,8 +28,12 @@ export interface CohortEvidence {
   readonly rate: number;
 }
 
-/** Name of the sequential statistic behind a verdict. */
-export type StatisticName = 'beta_binomial_mixture_cs' | 'half_normal_mixture_sprt';
+/**
+ * Name of the sequential statistic behind a verdict: `beta_binomial_mixture_cs` (absolute),
+ * `rate_ratio_mixture_sprt` (relative). `half_normal_mixture_sprt` is the relative statistic of
+ * earlier versions, still found in stored events.
+ */
+export type StatisticName = 'beta_binomial_mixture_cs' | 'rate_ratio_mixture_sprt' | 'half_normal_mixture_sprt';
 
 /** Why a verdict was reached: the numbers, JSON-serialisable (stored with the event, shown in Slack). */
 export interface Evidence {
