@@ -4,6 +4,8 @@ import type { BrowserFlagClient, ClientStatus, EvaluationResult, FlagEvaluation,
 import type { FlagChangeEvent } from '../src/index.ts';
 import { useFeatureFlag } from '../src/react/index.ts';
 import { supabaseTransport } from '../src/supabase/index.ts';
+import { createEdgeFlags } from '../src/edge/index.ts';
+import type { EdgeFlags } from '../src/edge/index.ts';
 
 describe('public API types', () => {
   test('clients and evaluation', () => {
@@ -24,6 +26,10 @@ describe('public API types', () => {
   test('adapters', () => {
     expectTypeOf(useFeatureFlag).returns.toEqualTypeOf<boolean>();
     expectTypeOf(supabaseTransport).returns.toEqualTypeOf<FlagTransport>();
+    expectTypeOf(createEdgeFlags).returns.toEqualTypeOf<EdgeFlags>();
+    expectTypeOf<EdgeFlags['checkFeatureFlag']>().parameters.toEqualTypeOf<[userId: string, flagName: string]>();
+    expectTypeOf<EdgeFlags['checkFeatureFlag']>().returns.toEqualTypeOf<Promise<boolean>>();
+    expectTypeOf<EdgeFlags['evaluateFeatureFlag']>().returns.toEqualTypeOf<Promise<FlagEvaluation>>();
     // @ts-expect-error a user id is required in server mode
     expectTypeOf<ServerFlagClient['isEnabled']>().toBeCallableWith('f');
   });
