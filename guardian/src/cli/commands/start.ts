@@ -38,21 +38,28 @@ async function run(args: readonly string[], io: CliIo): Promise<number> {
       ...(values['dry-run'] ? { GUARDIAN_DRY_RUN: 'true' } : {}),
     };
     const config = commandConfig(env, values['database-url']);
-    let daemon: Awaited<ReturnType<typeof startDaemon>>;
-    try {
-      daemon = await startDaemon({ env, stdout: (t) => io.stdout(t) });
-    } catch (err) {
-      throw explainUnreachable(err, config, values['database-url'] !== undefined);
-    }
+    // Signal handlers first: a SIGTERM during start-up (the banner is out, the scheduler not yet)
+    // is kept and honoured as soon as the daemon exists, never left to Node's default (exit by signal).
+    let daemon: Awaited<ReturnType<typeof startDaemon>> | undefined;
+    let requested: string | undefined;
     const onSignal = (sig: string) => {
-      daemon.parts.logger.info({ signal: sig }, `guardian: ${sig} received`);
-      void daemon.stop();
+      requested ??= sig;
+      if (daemon) {
+        daemon.parts.logger.info({ signal: sig }, `guardian: ${sig} received`);
+        void daemon.stop();
+      }
     };
     const term = () => onSignal('SIGTERM');
     const int = () => onSignal('SIGINT');
-    process.once('SIGTERM', term);
-    process.once('SIGINT', int);
+    process.on('SIGTERM', term);
+    process.on('SIGINT', int);
     try {
+      try {
+        daemon = await startDaemon({ env, stdout: (t) => io.stdout(t) });
+      } catch (err) {
+        throw explainUnreachable(err, config, values['database-url'] !== undefined);
+      }
+      if (requested !== undefined) onSignal(requested);
       await daemon.stopped;
     } finally {
       process.off('SIGTERM', term);
