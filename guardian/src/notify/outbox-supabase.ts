@@ -11,6 +11,34 @@ import type { Channel, OutboxRow } from './types.ts';
 
 type Raw = Record<string, unknown>;
 
+interface RpcError {
+  message: string;
+  code?: string;
+  details?: string | null;
+  hint?: string | null;
+}
+
+/**
+ * A failed `.rpc()` → GuardianError, classified like SqlOutboxStore's errors (outbox-store.ts) where
+ * PostgREST passes the SQLSTATE through (its HTTP status is not used for that: PostgREST answers
+ * 500 for a 40001 or 55000, which is a conflict, not an outage), and by transport otherwise: no
+ * answer, a 5xx without a SQLSTATE, or a refused key are STORE_UNREACHABLE.
+ */
+function rpcFailure(name: string, error: RpcError, status: number | undefined): GuardianError {
+  const code = error.code ?? '';
+  const text = `outbox: ${name} failed: ${error.message}${error.hint ? ` (${error.hint})` : ''}`;
+  const opts = { cause: error, details: { code: error.code, status } };
+  if (status === undefined || status === 0) return new GuardianError('STORE_UNREACHABLE', `${text}. Check SUPABASE_URL.`, opts);
+  if (status === 401 || status === 403 || code.startsWith('PGRST3')) {
+    return new GuardianError('STORE_UNREACHABLE', `${text}. Supabase refused the key: check SUPABASE_SERVICE_ROLE_KEY (the service_role key, not the anon key).`, opts);
+  }
+  if (code === 'PGRST202' || code === '42883') {
+    return new GuardianError('STORE_FAILED', `${text}. The database schema is missing or old: apply the migrations (supabase db push).`, opts);
+  }
+  if (/^(08\d\d\d|57P0[1-3])$/.test(code) || (status >= 500 && !/^[0-9A-Z]{5}$/.test(code))) return new GuardianError('STORE_UNREACHABLE', text, opts);
+  return new GuardianError('STORE_CONFLICT', text, opts);
+}
+
 /** The slice of supabase-js this store uses (a real `SupabaseClient` fits). */
 export type SupabaseRpcClient = Pick<SupabaseClient, 'rpc'>;
 
@@ -29,19 +57,13 @@ export class SupabaseOutboxStore implements OutboxStore, BlindnessStore {
   }
 
   async #rpc(name: string, args: Raw): Promise<unknown> {
-    let res: { data: unknown; error: { message: string; code?: string; details?: string; hint?: string } | null; status?: number };
+    let res: { data: unknown; error: RpcError | null; status?: number };
     try {
       res = await this.#client.rpc(name, args);
     } catch (err) {
       throw new GuardianError('STORE_UNREACHABLE', `outbox: ${name} failed: ${(err as Error).message}`, { cause: err });
     }
-    if (res.error) {
-      const unreachable = res.status === undefined || res.status === 0 || res.status >= 500;
-      throw new GuardianError(unreachable ? 'STORE_UNREACHABLE' : 'STORE_CONFLICT', `outbox: ${name} failed: ${res.error.message}${res.error.hint ? ` (${res.error.hint})` : ''}`, {
-        cause: res.error,
-        details: { code: res.error.code, status: res.status },
-      });
-    }
+    if (res.error) throw rpcFailure(name, res.error, res.status);
     return res.data;
   }
 

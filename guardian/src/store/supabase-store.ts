@@ -3,6 +3,12 @@
  * the SQL functions through `.rpc()` (guardian_rollback, restore_flag, guardian_set_flag,
  * guardian_try_lease — the same exactly-once code as the SQL backends) and plain table queries
  * for the rest. Works through Supabase's transaction pooler: no session state is used.
+ *
+ * PostgREST answers at most `max_rows` rows per read (1000 on Supabase unless changed), silently:
+ * every read that can grow (flags, targets, observations, rule state, health) is paged with
+ * `.range()` until a page comes back empty. supabase-js's own retries (GETs only, 1 s + 2 s + 4 s
+ * on a network error) are off and each request has a timeout, so an unreachable Supabase is
+ * reported at once as STORE_UNREACHABLE; the guardian's cycle is what tries again.
  */
 import { createClient, type SupabaseClient } from '@supabase/supabase-js';
 
@@ -26,6 +32,12 @@ import type {
 
 type Row = Record<string, unknown>;
 
+/** Rows asked for per page: Supabase's default `max_rows`; a lower server cap only means more pages. */
+const PAGE_ROWS = 1000;
+
+/** Default time limit of one request to Supabase. */
+const DEFAULT_TIMEOUT_MS = 30_000;
+
 /**
  * Options of {@link SupabaseStore}.
  *
@@ -37,6 +49,8 @@ export interface SupabaseStoreOptions {
   readonly serviceRoleKey: string;
   /** Injected fetch (tests, proxies). Default the global fetch. */
   readonly fetch?: typeof fetch;
+  /** Time limit of one request, in ms (aborted requests are STORE_UNREACHABLE). Default 30000. */
+  readonly timeoutMs?: number;
 }
 
 interface PostgrestLikeError {
@@ -53,15 +67,23 @@ function supabaseError(error: PostgrestLikeError, what: string, status?: number)
   if ((code === '' && /fetch failed|network|ECONNREFUSED|ENOTFOUND|timed? ?out/i.test(`${message} ${error.details ?? ''}`)) || status === 0) {
     return new GuardianError('STORE_UNREACHABLE', `${what}: Supabase is unreachable (${message}). Check SUPABASE_URL.`, { cause: error });
   }
-  if (code.startsWith('PGRST3') || status === 401 || status === 403) {
+  if (code.startsWith('PGRST3') || status === 401) {
     return new GuardianError('STORE_UNREACHABLE', `${what}: Supabase refused the key (${message}). Check SUPABASE_SERVICE_ROLE_KEY (the service_role key, not the anon key).`, {
       cause: error,
     });
   }
-  if (code === 'PGRST202') {
+  if (status === 403) {
+    // PostgREST: 42501 for a role that is not anon. The key is valid but its role lacks the right.
+    return new GuardianError(
+      'STORE_UNREACHABLE',
+      `${what}: Supabase refused this to the key's role (${message}). Check SUPABASE_SERVICE_ROLE_KEY is the service_role key and the migrations' grants are applied.`,
+      { cause: error },
+    );
+  }
+  if (code === 'PGRST202' || code === 'PGRST205') {
     return new GuardianError('STORE_FAILED', `${what}: ${message}. The database schema is missing or old: apply the migrations (supabase db push).`, { cause: error });
   }
-  return storeError({ code, message }, what);
+  return storeError({ ...error, code, message, status }, what);
 }
 
 /**
@@ -80,6 +102,8 @@ export class SupabaseStore implements Store {
     this.location = opts.url;
     this.#client = createClient(opts.url, opts.serviceRoleKey, {
       auth: { persistSession: false, autoRefreshToken: false, detectSessionInUrl: false },
+      // No hidden retries (they made an unreachable URL take 7 s per read); a bounded wait per request.
+      db: { retry: false, timeout: opts.timeoutMs ?? DEFAULT_TIMEOUT_MS },
       ...(opts.fetch ? { global: { fetch: opts.fetch } } : {}),
     });
   }
@@ -100,6 +124,21 @@ export class SupabaseStore implements Store {
     return res.data;
   }
 
+  /**
+   * Every row of a read, page by page (`.range()`), so PostgREST's `max_rows` cap never truncates
+   * it silently; stops at an empty page, or once `max` rows are in. `build` must order by a unique key.
+   */
+  async #pages(what: string, build: (from: number, to: number) => PromiseLike<{ data: Row[] | null; error: PostgrestLikeError | null; status?: number }>, max = Infinity): Promise<Row[]> {
+    const out: Row[] = [];
+    while (out.length < max) {
+      const size = Math.min(PAGE_ROWS, max - out.length);
+      const rows = (await this.#run<Row[]>(what, build(out.length, out.length + size - 1))) ?? [];
+      if (rows.length === 0) break;
+      out.push(...rows);
+    }
+    return out;
+  }
+
   async #rpcRow(what: string, fn: string, args: Record<string, unknown>): Promise<Row> {
     const data = await this.#run<unknown>(what, this.#client.rpc(fn, args));
     const row = Array.isArray(data) ? (data[0] as unknown) : data;
@@ -107,27 +146,35 @@ export class SupabaseStore implements Store {
     return row as Row;
   }
 
+  /**
+   * Reads a table only the service role may read (`guardian_leases`): an unreachable URL, a
+   * missing schema AND a wrong key (the anon key can read `feature_flags`) all fail here, at start.
+   */
   async ping(): Promise<void> {
-    await this.#run('ping', this.#client.from('feature_flags').select('name').limit(1));
+    await this.#run('ping', this.#client.from('guardian_leases').select('name').limit(1));
   }
 
   async listFlags(): Promise<Flag[]> {
     const [flags, targets] = await Promise.all([
-      this.#run<Row[]>('list flags', this.#client.from('feature_flags').select('*').order('name')),
-      this.#run<Row[]>('list targets', this.#client.from('flag_targets').select('flag_name,user_id').order('flag_name').order('user_id')),
+      this.#pages('list flags', (from, to) => this.#client.from('feature_flags').select('*').order('name').range(from, to)),
+      this.#pages('list targets', (from, to) => this.#client.from('flag_targets').select('flag_name,user_id').order('flag_name').order('user_id').range(from, to)),
     ]);
     const byFlag = new Map<string, string[]>();
-    for (const t of targets ?? []) byFlag.set(String(t['flag_name']), [...(byFlag.get(String(t['flag_name'])) ?? []), String(t['user_id'])]);
-    return (flags ?? []).map((f) => toFlag(f, byFlag.get(String(f['name'])) ?? []));
+    for (const t of targets) {
+      const list = byFlag.get(String(t['flag_name'])) ?? [];
+      list.push(String(t['user_id']));
+      byFlag.set(String(t['flag_name']), list);
+    }
+    return flags.map((f) => toFlag(f, byFlag.get(String(f['name'])) ?? []));
   }
 
   async getFlag(name: string): Promise<Flag | undefined> {
     const [flags, targets] = await Promise.all([
       this.#run<Row[]>('get flag', this.#client.from('feature_flags').select('*').eq('name', name)),
-      this.#run<Row[]>('get targets', this.#client.from('flag_targets').select('user_id').eq('flag_name', name).order('user_id')),
+      this.#pages('get targets', (from, to) => this.#client.from('flag_targets').select('user_id').eq('flag_name', name).order('user_id').range(from, to)),
     ]);
     const row = flags?.[0];
-    return row ? toFlag(row, (targets ?? []).map((t) => String(t['user_id']))) : undefined;
+    return row ? toFlag(row, targets.map((t) => String(t['user_id']))) : undefined;
   }
 
   async setFlag(name: string, patch: FlagPatch, actor: string): Promise<Flag> {
@@ -185,13 +232,15 @@ export class SupabaseStore implements Store {
   }
 
   async listEvents(query: EventQuery = {}): Promise<RollbackEvent[]> {
-    let q = this.#client.from('rollback_events').select('*');
-    if (query.flag !== undefined) q = q.eq('flag_name', query.flag);
-    if (query.kind !== undefined) q = q.eq('kind', query.kind);
-    if (query.since !== undefined) q = q.gte('created_at', query.since.toISOString());
+    const page = (from: number, to: number) => {
+      let q = this.#client.from('rollback_events').select('*');
+      if (query.flag !== undefined) q = q.eq('flag_name', query.flag);
+      if (query.kind !== undefined) q = q.eq('kind', query.kind);
+      if (query.since !== undefined) q = q.gte('created_at', query.since.toISOString());
+      return q.order('created_at', { ascending: false }).order('id', { ascending: false }).range(from, to);
+    };
     const limit = Math.min(Math.max(1, Math.trunc(query.limit ?? DEFAULT_EVENT_LIMIT)), MAX_EVENT_LIMIT);
-    const rows = await this.#run<Row[]>('list events', q.order('created_at', { ascending: false }).order('id', { ascending: false }).limit(limit));
-    return (rows ?? []).map(toEvent);
+    return (await this.#pages('list events', page, limit)).map(toEvent);
   }
 
   async getEvent(id: string): Promise<RollbackEvent | undefined> {
@@ -201,8 +250,8 @@ export class SupabaseStore implements Store {
   }
 
   async loadRuleState(): Promise<RuleState[]> {
-    const rows = await this.#run<Row[]>('load rule state', this.#client.from('guardian_rule_state').select('*').order('rule_id').order('flag_name'));
-    return (rows ?? []).map(toRuleState);
+    const rows = await this.#pages('load rule state', (from, to) => this.#client.from('guardian_rule_state').select('*').order('rule_id').order('flag_name').range(from, to));
+    return rows.map(toRuleState);
   }
 
   async saveRuleState(states: readonly Omit<RuleState, 'updatedAt'>[], at: Date): Promise<void> {
@@ -238,8 +287,7 @@ export class SupabaseStore implements Store {
     const out = new Map<string, HistoryPoint[]>(queries.map((q) => [q.flag, []]));
     if (queries.length === 0) return out;
     const oldest = new Date(Math.min(...queries.map((q) => q.since.getTime())));
-    const rows = await this.#run<Row[]>(
-      'read observations',
+    const rows = await this.#pages('read observations', (from, to) =>
       this.#client
         .from('guardian_observations')
         .select('flag_name,stage_started_at,at,unit,treatment_total,treatment_errors,control_total,control_errors')
@@ -250,10 +298,11 @@ export class SupabaseStore implements Store {
         )
         .gte('at', oldest.toISOString())
         .order('at')
-        .order('id'),
+        .order('id')
+        .range(from, to),
     );
     const byFlag = new Map(queries.map((q) => [q.flag, q]));
-    for (const r of rows ?? []) {
+    for (const r of rows) {
       const q = byFlag.get(String(r['flag_name']));
       if (!q) continue;
       const point = toHistoryPoint(r);
@@ -291,7 +340,7 @@ export class SupabaseStore implements Store {
   }
 
   async listSourceHealth(): Promise<SourceHealth[]> {
-    return ((await this.#run<Row[]>('list source health', this.#client.from('guardian_source_health').select('*').order('source'))) ?? []).map(toSourceHealth);
+    return (await this.#pages('list source health', (from, to) => this.#client.from('guardian_source_health').select('*').order('source').range(from, to))).map(toSourceHealth);
   }
 
   async tryLease(name: string, holder: string, ttlMs: number): Promise<boolean> {
