@@ -313,6 +313,7 @@ export async function banner(parts: GuardianParts, http?: RunningHttpServer): Pr
     `  notify:  ${parts.notifiers.size ? [...parts.notifiers.keys()].join(', ') : 'no channel configured (events are still recorded; set SLACK_WEBHOOK_URL, or SMTP_URL + EMAIL_FROM + GUARDIAN_ONCALL_EMAIL)'}`,
     `  errors:  ${parts.telemetry.enabled ? 'reported to Sentry (SENTRY_DSN)' : 'logged only (set SENTRY_DSN to report them to Sentry)'}`,
   ];
+  if (parts.sources.size === 0) lines.push('  tip:     no source is configured yet; `npm run guardian -- demo` plays a whole incident on a throwaway database');
   for (const rule of rules.rules) {
     const cond = rule.condition.kind === 'absolute' ? `error rate > ${rule.condition.error_rate_above}` : `+${rule.condition.max_increase} over flag-off`;
     const watched = rule.flags.map((name) => {

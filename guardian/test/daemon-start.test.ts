@@ -64,6 +64,7 @@ describe('guardian start (README run command) on the embedded database', () => {
     expect(banner).toContain('rules:   rules/guardian.yaml');
     expect(banner).toMatch(/rule ai-stage-regression: .* flags ai_alpha_users \(on 10%, watching\), ai_beta_users \(on 50%, watching\)/);
     expect(banner).toContain('sentry not configured');
+    expect(banner).toContain('npm run guardian -- demo');
 
     expect((await fetch(`${base}/healthz`)).status).toBe(200);
     const ready = await until('ready', async () => ((await fetch(`${base}/readyz`)).status === 200 ? true : undefined), 20_000);
