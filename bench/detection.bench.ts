@@ -5,18 +5,7 @@ import { decide, type DecisionRule } from '../guardian/src/decide/decide.ts';
 import type { HistoryPoint } from '../guardian/src/decide/types.ts';
 import { RELATIVE_MIXTURE, relativeLogE, type RatioComponent } from '../guardian/src/decide/stats.ts';
 import { BUILTIN_RULE_DEFAULTS, RelativeConditionSchema } from '../guardian/src/rules/schema.ts';
-
-/** Small fast seeded PRNG (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { rng } from '../guardian/src/random.ts';
 
 /** Binomial(n, p) by inversion (n ≤ a few hundred here). */
 function binomial(random: () => number, n: number, p: number): number {

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { decide, type DecisionRule } from '../src/decide/decide.ts';
 import { betaBinomialLogE, betaBinomialLowerBound, logGamma, normalCdf, RELATIVE_MIXTURE, relativeLogE, relativeLowerBound, type TwoSample } from '../src/decide/stats.ts';
 import type { HistoryPoint } from '../src/decide/types.ts';
+import { rng } from '../src/random.ts';
 
 const absolute: DecisionRule = {
   id: 'agents-error-ceiling',
@@ -75,18 +76,6 @@ function expectedE(nT: number, pT: number, nC: number, pC: number, margin: numbe
   let sum = 0;
   for (let t = 0; t <= nT; t++) for (let c = 0; c <= nC; c++) sum += ft[t]! * fc[c]! * Math.exp(relativeLogE({ treatmentErrors: t, treatmentTotal: nT, controlErrors: c, controlTotal: nC }, margin));
   return sum;
-}
-
-/** Small seeded PRNG (mulberry32) for the simulations below. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** Share of simulated stages whose statistic EVER reaches ln(1/alpha), checked after every batch of users. */

@@ -6,20 +6,9 @@ import { describe, expect, test } from 'vitest';
 import { evaluationVectors } from '../../test/vectors/index.ts';
 import { bucket, evaluate, type FlagDefinition } from '../src/core/evaluate.ts';
 import { murmur3_32 } from '../src/core/murmur3.ts';
+import { rng } from '../../guardian/src/random.ts';
 
 const { murmur3, buckets, unleash, evaluations } = evaluationVectors;
-
-/** A fixed pseudo-random generator (mulberry32), so every run tests the same ids. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** `n` distinct user ids shaped like real ones (UUID-like hex), from a fixed seed. */
 function userIds(n: number, seed: number): string[] {

@@ -7,6 +7,7 @@
 import { describe, expect, test } from 'vitest';
 import { bucket, compileFlag, compiledBucket, createServerClient, evaluateCompiled, isCompiledOn, murmur3_32 } from '../src/index.ts';
 import type { FlagRecord } from '../src/index.ts';
+import { rng } from '../../guardian/src/random.ts';
 
 const encoder = new TextEncoder();
 
@@ -46,18 +47,6 @@ function referenceMurmur3(bytes: Uint8Array, seed = 0): number {
 }
 
 const referenceBucket = (group: string, userId: string): number => (referenceMurmur3(encoder.encode(`${group}:${userId}`)) % 100) + 1;
-
-/** mulberry32: a fixed pseudo-random sequence, so every run checks the same strings. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** One random piece: mostly ASCII runs (the fast path), then every other kind of UTF-16. */
 function piece(next: () => number): string {

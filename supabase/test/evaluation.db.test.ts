@@ -6,20 +6,9 @@ import { bucket, evaluate, type FlagDefinition } from '../../sdk/src/core/evalua
 import type { TestDatabase } from '../../test/helpers/db.ts';
 import { evaluationVectors, type EvaluationVector } from '../../test/vectors/index.ts';
 import { asRole, BACKENDS, num } from './support.ts';
+import { rng } from '../../guardian/src/random.ts';
 
 const { buckets, unleash, evaluations } = evaluationVectors;
-
-/** Fixed pseudo-random generator (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /**
  * Random Unicode strings PostgreSQL can store: every plane, no NUL (text cannot hold it) and no

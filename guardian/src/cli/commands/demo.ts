@@ -26,6 +26,7 @@ import { SqlStore } from '../../store/sql-store.ts';
 import type { SqlClient } from '../../store/sql.ts';
 import type { CliCommand, CliIo } from '../io.ts';
 import { intOption, parseCommandArgs, reportError } from '../shared.ts';
+import { rng } from '../../random.ts';
 
 const FLAG = 'ai_beta_users';
 const RULES = `
@@ -59,18 +60,6 @@ Exit codes: 0 the incident was caught, 1 it was not (or something failed), 2 bad
 `;
 
 const OPTIONS = { json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' }, users: { type: 'string' }, 'data-dir': { type: 'string' } } as const;
-
-/** Deterministic PRNG (mulberry32): the same demo every run. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** The SDK's postgres transport over the embedded database's client (pg Pool shape). */
 function poolOver(sql: SqlClient): PgPoolLike {
@@ -133,7 +122,7 @@ async function run(args: readonly string[], io: CliIo): Promise<number> {
     let now = start;
     const counter = new BuiltinCounter({ now: () => now });
     const sources = new Map([['builtin', createBuiltinSource(counter, { now: () => now })]]);
-    const random = prng(7);
+    const random = rng(7);
     const BAD_DEPLOY = 4;
     let caughtAt: number | undefined;
     let eventId: string | undefined;
