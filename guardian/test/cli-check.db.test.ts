@@ -10,6 +10,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 
 import { createTestDatabase, type TestDatabase } from '../../test/helpers/db.ts';
 import { cli, eventRows, flagRow, outboxRows, tempFiles, UNREACHABLE_URL } from './cli-helpers.ts';
+import { posthogQueryAnswer, type PosthogRow } from './posthog-answer.ts';
 
 const POSTHOG = 'https://us.posthog.com';
 const QUERY_PATH = '/api/projects/12345/query/';
@@ -64,26 +65,14 @@ afterAll(async () => {
 const check = (...args: string[]) => cli(['check', ...args, '--database-url', db.url]);
 
 /** PostHog's HogQL answer (columns as in fixtures/posthog/guardian-flag-errors-200.json). */
-function posthogAnswers(results: (string | number | null)[][], flags = ['ai_beta_users']): nock.Scope {
+function posthogAnswers(results: PosthogRow[], flags = ['ai_beta_users']): nock.Scope {
   const keys = flags.map((f) => `'${f}'`).join(', ');
   return nock(POSTHOG, { reqheaders: { authorization: 'Bearer phx_test_key' } })
     .post(QUERY_PATH, (body: { query: { kind: string; query: string }; refresh: string }) => {
       // One query for all the watched flags (a locked flag is not asked for).
       return body.query.kind === 'HogQLQuery' && body.refresh === 'force_blocking' && body.query.query.includes(`arrayJoin([${keys}]) AS flag`);
     })
-    .reply(200, {
-      columns: ['flag', 'variant', 'users', 'error_users'],
-      types: [
-        ['flag', 'String'],
-        ['variant', 'Nullable(String)'],
-        ['users', 'UInt64'],
-        ['error_users', 'UInt64'],
-      ],
-      results,
-      hasMore: false,
-      is_cached: false,
-      timezone: 'UTC',
-    });
+    .reply(200, posthogQueryAnswer(results));
 }
 
 const rowOf = (stdout: string, flag: string) => stdout.split('\n').find((l) => l.startsWith('beta-errors') && l.includes(` ${flag} `)) ?? '';

@@ -14,6 +14,7 @@ import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { createTestDatabase, type TestDatabase } from '../../test/helpers/db.ts';
+import { posthogQueryAnswer } from './posthog-answer.ts';
 import { createSmtpServer, freePort, startWebhookServer, waitFor, type SmtpTestServer, type WebhookServer } from './notify-helpers.ts';
 
 const ROOT = resolve(import.meta.dirname, '../..');
@@ -30,24 +31,12 @@ function posthogServer(): Promise<{ server: Server; url: string; calls: () => nu
       }
       calls++;
       res.writeHead(200, { 'content-type': 'application/json' }).end(
-        JSON.stringify({
-          columns: ['flag', 'variant', 'users', 'error_users'],
-          types: [
-            ['flag', 'String'],
-            ['variant', 'Nullable(String)'],
-            ['users', 'UInt64'],
-            ['error_users', 'UInt64'],
-          ],
-          results: [
+        JSON.stringify(
+          posthogQueryAnswer([
             ['session_agent_enabled', 'true', 800, 120],
             ['session_agent_enabled', 'false', 2400, 30],
-          ],
-          hasMore: false,
-          limit: 100,
-          offset: 0,
-          is_cached: false,
-          timezone: 'UTC',
-        }),
+          ]),
+        ),
       );
     });
   });

@@ -16,6 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../test/helpers/db.ts';
 import { main } from '../src/cli/main.ts';
 import { startDaemon, type Daemon } from '../src/daemon.ts';
+import { posthogQueryAnswer } from './posthog-answer.ts';
 import { createSmtpServer, decodeQuotedPrintable, startWebhookServer, waitFor, type SmtpTestServer, type WebhookServer } from './notify-helpers.ts';
 
 const POSTHOG = 'https://eu.posthog.example';
@@ -41,29 +42,12 @@ rules:
 `;
 }
 
-/** A PostHog HogQL answer (`results`/`columns`/`types`/`hasMore`), as the query API sends it. */
+/** PostHog's answer for the flag: flag-on and flag-off users and users with an error. */
 function posthogAnswer(on: { users: number; errors: number }, off: { users: number; errors: number }) {
-  return {
-    cache_key: 'cache_e2e',
-    columns: ['flag', 'variant', 'users', 'error_users'],
-    error: null,
-    hasMore: false,
-    hogql: 'SELECT ...',
-    is_cached: false,
-    limit: 100,
-    offset: 0,
-    results: [
-      ['booking_agent_enabled', 'true', on.users, on.errors],
-      ['booking_agent_enabled', 'false', off.users, off.errors],
-    ],
-    timezone: 'UTC',
-    types: [
-      ['flag', 'String'],
-      ['variant', 'Nullable(String)'],
-      ['users', 'UInt64'],
-      ['error_users', 'UInt64'],
-    ],
-  };
+  return posthogQueryAnswer([
+    ['booking_agent_enabled', 'true', on.users, on.errors],
+    ['booking_agent_enabled', 'false', off.users, off.errors],
+  ]);
 }
 
 describe('guardian daemon end to end (real PostgreSQL, SMTP and webhook; PostHog through nock)', () => {
