@@ -1,14 +1,54 @@
+/**
+ * The Store contract, one suite for every backend: SqlStore on the real PostgreSQL and on PGlite,
+ * and SupabaseStore through supabase-js against the PostgREST protocol double
+ * (test/helpers/postgrest-double.ts) on the real PostgreSQL, where every request runs as the role
+ * its JWT names. What only Supabase has (keys, max_rows paging, reachability) is in
+ * store-supabase.db.test.ts.
+ */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { createTestDatabase, createTestPglite, type TestDatabase } from '../../test/helpers/db.ts';
+import { PostgrestDouble, supabaseKey } from '../../test/helpers/postgrest-double.ts';
 import { isGuardianError } from '../src/errors.ts';
 import { SqlStore } from '../src/store/sql-store.ts';
+import { SupabaseStore } from '../src/store/supabase-store.ts';
+import type { Store } from '../src/store/types.ts';
 
-type Backend = { name: 'pg' | 'pglite'; make: () => Promise<TestDatabase> };
+interface Opened {
+  readonly db: TestDatabase;
+  readonly store: Store;
+  close(): Promise<void>;
+}
+type Backend = { name: Store['kind']; open: () => Promise<Opened> };
+
+async function sqlBackend(name: 'pg' | 'pglite', make: () => Promise<TestDatabase>): Promise<Opened> {
+  const db = await make();
+  return { db, store: new SqlStore({ sql: db.sql, kind: name, location: db.url }), close: () => db.drop() };
+}
+
 const backends: Backend[] = [
-  { name: 'pg', make: () => createTestDatabase() },
-  { name: 'pglite', make: () => createTestPglite() },
+  { name: 'pg', open: () => sqlBackend('pg', () => createTestDatabase()) },
+  { name: 'pglite', open: () => sqlBackend('pglite', () => createTestPglite()) },
+  {
+    name: 'supabase',
+    open: async () => {
+      const db = await createTestDatabase();
+      const rest = await PostgrestDouble.start({ databaseUrl: db.url });
+      const store = new SupabaseStore({ url: rest.url, serviceRoleKey: supabaseKey('service_role') });
+      return {
+        db,
+        store,
+        close: async () => {
+          await store.close();
+          await rest.stop();
+          await db.drop();
+        },
+      };
+    },
+  },
 ];
+
+const QA_USER = '00000000-0000-4000-8000-00000000a001';
 
 async function codeOf(p: Promise<unknown>): Promise<string> {
   try {
@@ -19,15 +59,25 @@ async function codeOf(p: Promise<unknown>): Promise<string> {
   }
 }
 
-describe.each(backends)('SqlStore on $name', ({ name, make }) => {
+async function errorOf(p: Promise<unknown>): Promise<Error> {
+  try {
+    await p;
+  } catch (err) {
+    return err as Error;
+  }
+  throw new Error('expected a rejection');
+}
+
+describe.each(backends)('Store contract on $name', ({ name, open }) => {
+  let opened: Opened;
   let db: TestDatabase;
-  let store: SqlStore;
+  let store: Store;
   beforeAll(async () => {
-    db = await make();
-    store = new SqlStore({ sql: db.sql, kind: name, location: db.url });
+    opened = await open();
+    ({ db, store } = opened);
   });
   afterAll(async () => {
-    await db.drop();
+    await opened?.close();
   });
 
   const outboxOf = async (eventId: string) =>
@@ -38,11 +88,14 @@ describe.each(backends)('SqlStore on $name', ({ name, make }) => {
     const flags = await store.listFlags();
     expect(flags.map((f) => f.name)).toContain('booking_agent_enabled');
     const booking = flags.find((f) => f.name === 'booking_agent_enabled');
-    expect(booking).toMatchObject({ enabled: true, rolloutPercentage: 25, guardState: 'watching' });
-    expect(booking?.targets).toEqual(['00000000-0000-4000-8000-00000000a001']);
+    expect(booking).toMatchObject({ enabled: true, rolloutPercentage: 25, guardState: 'watching', bucketGroup: null });
+    expect(booking?.targets).toEqual([QA_USER]);
     expect(booking?.stageStartedAt).toBeInstanceOf(Date);
+    expect(Number.isNaN(booking?.updatedAt.getTime())).toBe(false);
+    expect(flags.find((f) => f.name === 'ai_beta_users')?.bucketGroup).toBe('ai_rollout');
     expect(await store.getFlag('no_such_flag')).toBeUndefined();
     await store.ping();
+    expect(store.kind).toBe(name);
   });
 
   it('rolls back once per idempotency key: flip, event with previous state, one outbox row per channel, audit actor', async () => {
@@ -61,10 +114,13 @@ describe.each(backends)('SqlStore on $name', ({ name, make }) => {
     const first = await store.rollback(req);
     const again = await store.rollback(req);
     expect(again.id).toBe(first.id);
-    expect(first).toMatchObject({ kind: 'auto_rollback', action: 'disable', ruleId: 'booking-agent-errors', actor: 'guardian' });
-    expect(first.previousState).toEqual({ enabled: true, rolloutPercentage: 25, targets: ['00000000-0000-4000-8000-00000000a001'], guardState: 'watching' });
+    expect(first.id).toMatch(/^\d+$/);
+    expect(first).toMatchObject({ kind: 'auto_rollback', action: 'disable', ruleId: 'booking-agent-errors', source: 'sentry', actor: 'guardian', reason: 'error rate 10% above 5%' });
+    expect(first.previousState).toEqual({ enabled: true, rolloutPercentage: 25, targets: [QA_USER], guardState: 'watching' });
     expect(first.newState).toMatchObject({ enabled: false, rolloutPercentage: 25, guardState: 'rolled_back' });
     expect(first.evidence).toEqual({ treatment: { total: 900, errors: 90 } });
+    expect(first.createdAt).toBeInstanceOf(Date);
+    expect(Number.isNaN(first.createdAt.getTime())).toBe(false);
     const after = await store.getFlag('booking_agent_enabled');
     expect(after).toMatchObject({ enabled: false, rolloutPercentage: 25, guardState: 'rolled_back', version: (before?.version ?? 0) + 1 });
     expect(await outboxOf(first.id)).toEqual([
@@ -73,26 +129,30 @@ describe.each(backends)('SqlStore on $name', ({ name, make }) => {
     ]);
     const audit = await db.sql.query<{ actor: string }>("select actor from flag_changes where flag_name = 'booking_agent_enabled' and op = 'update' order by id desc limit 1");
     expect(audit.rows[0]?.actor).toBe('guardian');
-    // Automatic actions never touch a rolled-back flag again.
-    expect(await codeOf(store.rollback({ ...req, idempotencyKey: 'other-key' }))).toBe('STORE_CONFLICT');
+    // Automatic actions never touch a rolled-back flag again (on Supabase: 55000 → HTTP 500 from PostgREST, still a conflict).
+    const refused = await errorOf(store.rollback({ ...req, idempotencyKey: 'other-key' }));
+    expect(isGuardianError(refused, 'STORE_CONFLICT')).toBe(true);
+    expect(refused.message).toMatch(/booking_agent_enabled.*rolled_back/);
   });
 
   it('restores exactly the previous state (targets included), once', async () => {
     await store.addTarget('booking_agent_enabled', 'added-after-rollback', 'alice');
-    await store.removeTarget('booking_agent_enabled', '00000000-0000-4000-8000-00000000a001', 'alice');
+    await store.removeTarget('booking_agent_enabled', QA_USER, 'alice');
     const restored = await store.restore({ target: 'booking_agent_enabled', actor: 'alice', reason: 'fixed in 1.2.3', idempotencyKey: `restore-${name}-1` });
     expect(restored).toMatchObject({ kind: 'restore', actor: 'alice', reason: 'fixed in 1.2.3', action: null });
     expect(restored.restoresEventId).not.toBeNull();
     const flag = await store.getFlag('booking_agent_enabled');
     expect(flag).toMatchObject({ enabled: true, rolloutPercentage: 25, guardState: 'watching' });
-    expect(flag?.targets).toEqual(['00000000-0000-4000-8000-00000000a001']);
+    expect(flag?.targets).toEqual([QA_USER]);
     // Notifies the channels the rollback did.
     expect((await outboxOf(restored.id)).map((r) => r.channel)).toEqual(['email', 'slack']);
     // Same key: same event; new key: the rollback was already restored.
     expect((await store.restore({ target: 'booking_agent_enabled', actor: 'alice', idempotencyKey: `restore-${name}-1` })).id).toBe(restored.id);
     expect(await codeOf(store.restore({ target: 'booking_agent_enabled', actor: 'alice', idempotencyKey: `restore-${name}-2` }))).toBe('STORE_CONFLICT');
     expect(await codeOf(store.restore({ target: 'ai_ga_enabled', actor: 'alice', idempotencyKey: `restore-${name}-3` }))).toBe('NOT_FOUND');
-    expect(await codeOf(store.restore({ target: 'nothing_here', actor: 'alice', idempotencyKey: `restore-${name}-4` }))).toBe('NOT_FOUND');
+    const missing = await errorOf(store.restore({ target: 'nothing_here', actor: 'alice', idempotencyKey: `restore-${name}-4` }));
+    expect(isGuardianError(missing, 'NOT_FOUND')).toBe(true);
+    expect(missing.message).toMatch(/no flag and no rollback event named "nothing_here"/);
   });
 
   it('step_back goes to the previous stage, or disables when there is none below', async () => {
@@ -100,6 +160,7 @@ describe.each(backends)('SqlStore on $name', ({ name, make }) => {
     expect(beta.newState).toMatchObject({ enabled: true, rolloutPercentage: 10, guardState: 'rolled_back' });
     const alpha = await store.rollback({ flag: 'ai_alpha_users', action: 'step_back', actor: 'guardian', idempotencyKey: `sb-${name}-2`, channels: [], stages: [10, 50, 100] });
     expect(alpha.newState).toMatchObject({ enabled: false, rolloutPercentage: 10, guardState: 'rolled_back' });
+    expect(await outboxOf(alpha.id)).toEqual([]);
     // From history: insights went 50 → 20 → 60 by hand; stepping back from 60 lands on 50.
     await store.setFlag('insights_agent_enabled', { rolloutPercentage: 20 }, 'alice');
     await store.setFlag('insights_agent_enabled', { rolloutPercentage: 60 }, 'alice');
@@ -116,8 +177,7 @@ describe.each(backends)('SqlStore on $name', ({ name, make }) => {
     expect(notify.kind).toBe('auto_rollback');
     expect(dry.kind).toBe('dry_run');
     expect(dry.newState).toMatchObject({ enabled: false, guardState: 'rolled_back' });
-    const after = await store.getFlag('session_agent_enabled');
-    expect(after).toMatchObject({ enabled: true, guardState: 'watching', version: before?.version });
+    expect(await store.getFlag('session_agent_enabled')).toMatchObject({ enabled: true, guardState: 'watching', version: before?.version });
     expect((await outboxOf(dry.id)).map((r) => r.channel)).toEqual(['email']);
   });
 
@@ -134,27 +194,40 @@ describe.each(backends)('SqlStore on $name', ({ name, make }) => {
     expect(await codeOf(store.unlock('ai_ga_enabled', 'bob'))).toBe('STORE_CONFLICT');
   });
 
-  it('setFlag validates and audits', async () => {
-    expect(await codeOf(store.setFlag('booking_agent_enabled', { rolloutPercentage: 101 }, 'alice'))).toBe('BAD_ARGUMENT');
-    expect(await codeOf(store.setFlag('no_such_flag', { enabled: true }, 'alice'))).toBe('NOT_FOUND');
+  it('setFlag validates (GuardianError with the function’s own words) and audits', async () => {
+    const bad = await errorOf(store.setFlag('booking_agent_enabled', { rolloutPercentage: 101 }, 'alice'));
+    expect(isGuardianError(bad, 'BAD_ARGUMENT')).toBe(true);
+    expect(bad.message).toBe('set flag "booking_agent_enabled": rollout_percentage must be an integer from 0 to 100, got 101');
+    const missing = await errorOf(store.setFlag('no_such_flag', { enabled: true }, 'alice'));
+    expect(isGuardianError(missing, 'NOT_FOUND')).toBe(true);
+    expect(missing.message).toBe('flag "no_such_flag" does not exist');
+    expect(await codeOf(store.setFlag('booking_agent_enabled', { enabled: true }, ''))).toBe('BAD_ARGUMENT');
     const f = await store.setFlag('followup_agent_enabled', { enabled: true, rolloutPercentage: 5, rollbackMessage: 'We turned this off for now.' }, 'carol');
     expect(f).toMatchObject({ enabled: true, rolloutPercentage: 5, rollbackMessage: 'We turned this off for now.', updatedBy: 'carol' });
+    const audit = await db.sql.query<{ actor: string }>("select actor from flag_changes where flag_name = 'followup_agent_enabled' order by id desc limit 1");
+    expect(audit.rows[0]?.actor).toBe('carol');
     // A rolled-back flag is re-enabled only by a restore.
-    expect(await codeOf(store.setFlag('ai_alpha_users', { enabled: true }, 'carol'))).toBe('STORE_CONFLICT');
+    const rolledBack = await errorOf(store.setFlag('ai_alpha_users', { enabled: true }, 'carol'));
+    expect(isGuardianError(rolledBack, 'STORE_CONFLICT')).toBe(true);
+    expect(rolledBack.message).toMatch(/restore it/);
   });
 
   it('filters events', async () => {
     const all = await store.listEvents();
     expect(all.length).toBeGreaterThanOrEqual(8);
-    expect(all[0]!.createdAt.getTime()).toBeGreaterThanOrEqual(all[all.length - 1]!.createdAt.getTime());
+    for (let i = 1; i < all.length; i++) expect(all[i - 1]!.createdAt.getTime()).toBeGreaterThanOrEqual(all[i]!.createdAt.getTime());
     const restores = await store.listEvents({ kind: 'restore' });
     expect(restores.length).toBeGreaterThan(0);
     expect(restores.every((e) => e.kind === 'restore')).toBe(true);
     expect((await store.listEvents({ flag: 'ai_beta_users' })).map((e) => e.flag)).toEqual(['ai_beta_users']);
     expect(await store.listEvents({ since: new Date(Date.now() + 3_600_000) })).toEqual([]);
+    expect((await store.listEvents({ since: new Date(Date.now() - 3_600_000) })).length).toBe(all.length);
     expect(await store.listEvents({ limit: 2 })).toHaveLength(2);
+    expect((await store.listEvents({ limit: 2 })).map((e) => e.id)).toEqual(all.slice(0, 2).map((e) => e.id));
+    expect((await store.listEvents({ flag: 'session_agent_enabled', kind: 'dry_run' })).map((e) => e.kind)).toEqual(['dry_run']);
     const one = all[0]!;
     expect((await store.getEvent(one.id))?.id).toBe(one.id);
+    expect(await store.getEvent('999999999')).toBeUndefined();
     expect(await store.getEvent('not-a-number')).toBeUndefined();
   });
 
@@ -163,6 +236,7 @@ describe.each(backends)('SqlStore on $name', ({ name, make }) => {
     await store.saveRuleState([{ ruleId: 'r1', flag: 'f1', consecutiveBreaches: 1, lastVerdict: 'healthy', lastEvidence: { polls: 1 } }], at);
     await store.saveRuleState([{ ruleId: 'r1', flag: 'f1', consecutiveBreaches: 2, lastVerdict: 'breach', lastEvidence: null }], new Date(at.getTime() + 60_000));
     expect(await store.loadRuleState()).toEqual([{ ruleId: 'r1', flag: 'f1', consecutiveBreaches: 2, lastVerdict: 'breach', lastEvidence: null, updatedAt: new Date(at.getTime() + 60_000) }]);
+    await store.saveRuleState([], at);
 
     const stage = new Date('2026-01-01T09:00:00.123Z');
     await store.appendObservations([
@@ -171,13 +245,17 @@ describe.each(backends)('SqlStore on $name', ({ name, make }) => {
       { source: 'posthog', flag: 'f1', stageStartedAt: new Date('2026-01-01T08:00:00Z'), at, unit: 'users', treatment: { total: 1, errors: 1 } },
       { source: 'sentry', flag: 'f1', stageStartedAt: stage, at, unit: 'events', treatment: { total: 5, errors: 5 } },
     ]);
+    await store.appendObservations([]);
     const hist = await store.observationHistory('posthog', [{ flag: 'f1', stageStartedAt: stage, since: stage }]);
     expect(hist.get('f1')).toEqual([
       { at, unit: 'users', treatment: { total: 100, errors: 2 }, control: { total: 300, errors: 3 } },
       { at: new Date(at.getTime() + 60_000), unit: 'users', treatment: { total: 150, errors: 9 } },
     ]);
     expect((await store.observationHistory('posthog', [{ flag: 'f1', stageStartedAt: stage, since: new Date(at.getTime() + 1) }])).get('f1')).toHaveLength(1);
+    expect((await store.observationHistory('sentry', [{ flag: 'f1', stageStartedAt: stage, since: stage }, { flag: 'f2', stageStartedAt: stage, since: stage }])).get('f2')).toEqual([]);
+    expect(await store.observationHistory('posthog', [])).toEqual(new Map());
     expect(await store.pruneObservations(new Date(at.getTime() + 1))).toBe(3);
+    expect(await store.pruneObservations(new Date(at.getTime() + 1))).toBe(0);
 
     const blind = await store.recordSourceHealth('sentry', at, 'SOURCE_RATE_LIMITED: 429');
     await store.recordSourceHealth('sentry', new Date(at.getTime() + 60_000), 'SOURCE_UNAVAILABLE: 503');
@@ -186,6 +264,8 @@ describe.each(backends)('SqlStore on $name', ({ name, make }) => {
     expect((await store.listSourceHealth())[0]).toMatchObject({ source: 'sentry', blindSince: at, blindAlerted: true, lastError: 'SOURCE_UNAVAILABLE: 503' });
     const ok = await store.recordSourceHealth('sentry', new Date(at.getTime() + 120_000));
     expect(ok).toMatchObject({ blindSince: null, blindAlerted: false, lastError: null, lastOkAt: new Date(at.getTime() + 120_000) });
+    const failingAgain = await store.recordSourceHealth('sentry', new Date(at.getTime() + 180_000), 'SOURCE_UNAVAILABLE: 502');
+    expect(failingAgain).toMatchObject({ blindSince: new Date(at.getTime() + 180_000), blindAlerted: false, lastOkAt: new Date(at.getTime() + 120_000) });
   });
 
   it('leases: one holder at a time, renewable, released, expiring', async () => {
