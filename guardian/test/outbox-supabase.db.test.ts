@@ -18,15 +18,7 @@ import { MemoryNotifier } from '../src/notify/memory.ts';
 import { SupabaseOutboxStore } from '../src/notify/outbox-supabase.ts';
 import { OutboxWorker } from '../src/notify/worker.ts';
 import { SupabaseStore } from '../src/store/supabase-store.ts';
-
-async function errorOf(p: Promise<unknown>): Promise<Error> {
-  try {
-    await p;
-  } catch (err) {
-    return err as Error;
-  }
-  throw new Error('expected a rejection');
-}
+import { errorOf } from './rejection.ts';
 
 const anonClient = (url: string) => createClient(url, supabaseKey('anon'), { auth: { persistSession: false, autoRefreshToken: false } });
 

@@ -7,7 +7,6 @@
  * not truncating reads, and an unreachable URL failing fast.
  */
 import { createServer as createHttpServer } from 'node:http';
-import { createServer } from 'node:net';
 
 import { createClient } from '@supabase/supabase-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -18,33 +17,8 @@ import { loadConfig } from '../src/config.ts';
 import { isGuardianError } from '../src/errors.ts';
 import { createStore } from '../src/store/index.ts';
 import { SupabaseStore } from '../src/store/supabase-store.ts';
-
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-    return 'resolved';
-  } catch (err) {
-    return isGuardianError(err) ? err.code : `other: ${String(err)}`;
-  }
-}
-
-async function errorOf(p: Promise<unknown>): Promise<Error> {
-  try {
-    await p;
-  } catch (err) {
-    return err as Error;
-  }
-  throw new Error('expected a rejection');
-}
-
-/** A TCP port nothing listens on (bound, then released). */
-async function closedPort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
-  const { port } = srv.address() as { port: number };
-  await new Promise<void>((resolve) => srv.close(() => resolve()));
-  return port;
-}
+import { freePort } from './notify-helpers.ts';
+import { codeOf, errorOf } from './rejection.ts';
 
 describe('SupabaseStore through supabase-js and the PostgREST double', () => {
   let db: TestDatabase;
@@ -211,7 +185,7 @@ describe('SupabaseStore: keys, factory and reachability', () => {
   });
 
   it('an unreachable SUPABASE_URL is STORE_UNREACHABLE, fast, for reads and for function calls', async () => {
-    const url = `http://127.0.0.1:${await closedPort()}`;
+    const url = `http://127.0.0.1:${await freePort()}`;
     const store = new SupabaseStore({ url, serviceRoleKey: supabaseKey('service_role') });
     try {
       const started = Date.now();

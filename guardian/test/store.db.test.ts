@@ -13,6 +13,7 @@ import { isGuardianError } from '../src/errors.ts';
 import { SqlStore } from '../src/store/sql-store.ts';
 import { SupabaseStore } from '../src/store/supabase-store.ts';
 import type { Store } from '../src/store/types.ts';
+import { codeOf, errorOf } from './rejection.ts';
 
 interface Opened {
   readonly db: TestDatabase;
@@ -49,24 +50,6 @@ const backends: Backend[] = [
 ];
 
 const QA_USER = '00000000-0000-4000-8000-00000000a001';
-
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-    return 'resolved';
-  } catch (err) {
-    return isGuardianError(err) ? err.code : `other: ${String(err)}`;
-  }
-}
-
-async function errorOf(p: Promise<unknown>): Promise<Error> {
-  try {
-    await p;
-  } catch (err) {
-    return err as Error;
-  }
-  throw new Error('expected a rejection');
-}
 
 describe.each(backends)('Store contract on $name', ({ name, open }) => {
   let opened: Opened;
