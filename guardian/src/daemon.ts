@@ -7,7 +7,6 @@
  */
 import { randomUUID } from 'node:crypto';
 import { watch, type FSWatcher } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { basename, dirname, resolve } from 'node:path';
 
@@ -113,7 +112,8 @@ export interface DaemonOptions {
 /** What the rules file gives, swapped as a whole on every successful reload. */
 interface LiveRules {
   readonly rules: RulesConfig;
-  readonly text: string;
+  /** The resolved rules as JSON: a reload that resolves to the same rules changes nothing. */
+  readonly key: string;
   readonly sources: ReadonlyMap<string, MetricSource>;
   readonly sourceStatus: readonly SourceStatus[];
   readonly notifiers: ReadonlyMap<Channel, Notifier>;
@@ -185,16 +185,16 @@ export async function assemble(opts: DaemonOptions): Promise<GuardianParts> {
   const fetchFn = opts.fetch ?? globalThis.fetch;
   const sourceDeps: SourceDeps = { fetch: fetchFn, now, sleep: (ms) => new Promise((r) => setTimeout(r, ms)), logger: logger.child({ part: 'source' }) };
 
-  const build = (rules: RulesConfig, text: string): LiveRules => {
+  const build = (rules: RulesConfig): LiveRules => {
     if (rules.notify.slack?.webhook_url) secrets.add(rules.notify.slack.webhook_url);
     for (const s of [rules.sources.posthog?.api_key, rules.sources.sentry?.token]) if (s) secrets.add(s);
     const built = opts.sources
       ? { sources: new Map(opts.sources), status: [...opts.sources.keys()].map((id) => ({ id, configured: true, detail: 'injected' })) }
       : buildSources(rules, sourceDeps);
     const notifiers = opts.notifiers ?? createNotifiers(rules.notify, config, { fetch: fetchFn });
-    return { rules, text, sources: built.sources, sourceStatus: built.status, notifiers };
+    return { rules, key: JSON.stringify(rules), sources: built.sources, sourceStatus: built.status, notifiers };
   };
-  let live = build(first.rules, await readFile(rulesPath, 'utf8').catch(() => ''));
+  let live = build(first.rules);
   let lastReloadError: readonly RulesProblem[] | undefined;
 
   let store: Store;
@@ -229,14 +229,14 @@ export async function assemble(opts: DaemonOptions): Promise<GuardianParts> {
 
   const rulesLog = logger.child({ part: 'rules', file: rulesPath });
   const reloadRules = async (): Promise<ReloadResult> => {
-    const text = await readFile(rulesPath, 'utf8').catch(() => undefined);
-    if (text !== undefined && text === live.text && lastReloadError === undefined) return { ok: true, changed: false, rules: live.rules };
     const result = await loadRulesFile(rulesPath, opts.env);
+    // Editors write a file in several steps (several watch events): the same rules change nothing.
+    if (result.ok && JSON.stringify(result.rules) === live.key && lastReloadError === undefined) return { ok: true, changed: false, rules: live.rules };
     let problems: readonly RulesProblem[] | undefined = result.ok ? undefined : result.problems;
     let next: LiveRules | undefined;
     if (result.ok) {
       try {
-        next = build(result.rules, text ?? '');
+        next = build(result.rules);
       } catch (err) {
         const details = (err as GuardianError).details?.['problems'];
         problems = Array.isArray(details) ? (details as RulesProblem[]) : [{ path: '(file)', message: (err as Error).message }];
@@ -429,7 +429,6 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     if (report.ran) {
       await blindness.observe(report.sourceReports);
       const acted = report.results.filter((r) => r.action === 'acted' || r.action === 'dry_run').length;
-      for (const e of report.errors) logger.error({ code: e.code }, `cycle error: ${e.message}`);
       logger.info(
         { durationMs: report.durationMs, results: report.results.length, acted, errors: report.errors.length },
         `cycle done: ${report.results.length} rule/flag pair(s), ${acted} action(s)`,
