@@ -214,7 +214,7 @@ describe.each(backends)('Store contract on $name', ({ name, open }) => {
     expect(await store.getEvent('not-a-number')).toBeUndefined();
   });
 
-  it('keeps rule state, observations and source health', async () => {
+  it('keeps rule state and observations', async () => {
     const at = new Date('2026-01-01T10:00:00.000Z');
     await store.saveRuleState([{ ruleId: 'r1', flag: 'f1', consecutiveBreaches: 1, lastVerdict: 'healthy', lastEvidence: { polls: 1 } }], at);
     await store.saveRuleState([{ ruleId: 'r1', flag: 'f1', consecutiveBreaches: 2, lastVerdict: 'breach', lastEvidence: null }], new Date(at.getTime() + 60_000));
@@ -239,16 +239,6 @@ describe.each(backends)('Store contract on $name', ({ name, open }) => {
     expect(await store.observationHistory('posthog', [])).toEqual(new Map());
     expect(await store.pruneObservations(new Date(at.getTime() + 1))).toBe(3);
     expect(await store.pruneObservations(new Date(at.getTime() + 1))).toBe(0);
-
-    const blind = await store.recordSourceHealth('sentry', at, 'SOURCE_RATE_LIMITED: 429');
-    await store.recordSourceHealth('sentry', new Date(at.getTime() + 60_000), 'SOURCE_UNAVAILABLE: 503');
-    expect(blind.blindSince).toEqual(at);
-    await store.markBlindAlerted('sentry');
-    expect((await store.listSourceHealth())[0]).toMatchObject({ source: 'sentry', blindSince: at, blindAlerted: true, lastError: 'SOURCE_UNAVAILABLE: 503' });
-    const ok = await store.recordSourceHealth('sentry', new Date(at.getTime() + 120_000));
-    expect(ok).toMatchObject({ blindSince: null, blindAlerted: false, lastError: null, lastOkAt: new Date(at.getTime() + 120_000) });
-    const failingAgain = await store.recordSourceHealth('sentry', new Date(at.getTime() + 180_000), 'SOURCE_UNAVAILABLE: 502');
-    expect(failingAgain).toMatchObject({ blindSince: new Date(at.getTime() + 180_000), blindAlerted: false, lastOkAt: new Date(at.getTime() + 120_000) });
   });
 
   it('leases: one holder at a time, renewable, released, expiring', async () => {

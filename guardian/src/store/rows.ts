@@ -3,7 +3,7 @@
  * to the store's types, and database errors to GuardianError codes. Shared by both backends.
  */
 import { GuardianError } from '../errors.ts';
-import type { EventKind, Flag, FlagPatch, FlagState, GuardState, RollbackAction, RollbackEvent, RuleState, SourceHealth } from './types.ts';
+import type { EventKind, Flag, FlagPatch, FlagState, GuardState, RollbackAction, RollbackEvent, RuleState } from './types.ts';
 
 type Row = Record<string, unknown>;
 
@@ -15,9 +15,6 @@ function strOrNull(v: unknown): string | null {
 }
 function date(v: unknown): Date {
   return v instanceof Date ? v : new Date(str(v));
-}
-function dateOrNull(v: unknown): Date | null {
-  return v === null || v === undefined ? null : date(v);
 }
 function obj(v: unknown): Record<string, unknown> {
   if (typeof v === 'string') {
@@ -89,17 +86,6 @@ export function toRuleState(row: Row): RuleState {
     lastVerdict: strOrNull(row['last_verdict']),
     lastEvidence: evidence === null || evidence === undefined ? null : obj(evidence),
     updatedAt: date(row['updated_at']),
-  };
-}
-
-/** A guardian_source_health row. */
-export function toSourceHealth(row: Row): SourceHealth {
-  return {
-    source: str(row['source']),
-    lastOkAt: dateOrNull(row['last_ok_at']),
-    blindSince: dateOrNull(row['blind_since']),
-    blindAlerted: row['blind_alerted'] === true,
-    lastError: strOrNull(row['last_error']),
   };
 }
 

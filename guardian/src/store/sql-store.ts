@@ -6,7 +6,7 @@
  */
 import type { HistoryPoint } from '../decide/types.ts';
 import type { SqlClient } from './sql.ts';
-import { patchToJson, storeError, toEvent, toFlag, toRuleState, toSourceHealth } from './rows.ts';
+import { patchToJson, storeError, toEvent, toFlag, toRuleState } from './rows.ts';
 import type {
   EventQuery,
   Flag,
@@ -17,7 +17,6 @@ import type {
   RollbackEvent,
   RollbackRequest,
   RuleState,
-  SourceHealth,
   Store,
 } from './types.ts';
 
@@ -256,36 +255,6 @@ export class SqlStore implements Store {
       before.toISOString(),
     ]);
     return Number(rows[0]?.['n'] ?? 0);
-  }
-
-  async recordSourceHealth(source: string, at: Date, error?: string): Promise<SourceHealth> {
-    const rows =
-      error === undefined
-        ? await this.#q(
-            'record source health',
-            `insert into public.guardian_source_health as h (source, last_ok_at, blind_since, blind_alerted, last_error)
-             values ($1, $2::timestamptz, null, false, null)
-             on conflict (source) do update set last_ok_at = excluded.last_ok_at, blind_since = null, blind_alerted = false, last_error = null
-             returning *`,
-            [source, at.toISOString()],
-          )
-        : await this.#q(
-            'record source health',
-            `insert into public.guardian_source_health as h (source, last_ok_at, blind_since, blind_alerted, last_error)
-             values ($1, null, $2::timestamptz, false, $3)
-             on conflict (source) do update set blind_since = coalesce(h.blind_since, excluded.blind_since), last_error = excluded.last_error
-             returning *`,
-            [source, at.toISOString(), error],
-          );
-    return toSourceHealth(rows[0] ?? { source });
-  }
-
-  async markBlindAlerted(source: string): Promise<void> {
-    await this.#q('mark blindness alerted', 'update public.guardian_source_health set blind_alerted = true where source = $1', [source]);
-  }
-
-  async listSourceHealth(): Promise<SourceHealth[]> {
-    return (await this.#q('list source health', 'select * from public.guardian_source_health order by source')).map(toSourceHealth);
   }
 
   async tryLease(name: string, holder: string, ttlMs: number): Promise<boolean> {

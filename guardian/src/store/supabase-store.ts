@@ -14,7 +14,7 @@ import { createClient, type SupabaseClient } from '@supabase/supabase-js';
 
 import type { HistoryPoint } from '../decide/types.ts';
 import { GuardianError } from '../errors.ts';
-import { patchToJson, storeError, toEvent, toFlag, toRuleState, toSourceHealth } from './rows.ts';
+import { patchToJson, storeError, toEvent, toFlag, toRuleState } from './rows.ts';
 import { DEFAULT_EVENT_LIMIT, MAX_EVENT_LIMIT, toHistoryPoint } from './sql-store.ts';
 import type {
   EventQuery,
@@ -26,7 +26,6 @@ import type {
   RollbackEvent,
   RollbackRequest,
   RuleState,
-  SourceHealth,
   Store,
 } from './types.ts';
 
@@ -316,31 +315,6 @@ export class SupabaseStore implements Store {
     const res = await this.#client.from('guardian_observations').delete({ count: 'exact' }).lt('at', before.toISOString());
     if (res.error) throw supabaseError(res.error, 'prune observations', res.status);
     return res.count ?? 0;
-  }
-
-  async recordSourceHealth(source: string, at: Date, error?: string): Promise<SourceHealth> {
-    // Read-then-write is fine here: only the replica holding the cycle lease records health.
-    const current = (await this.#run<Row[]>('read source health', this.#client.from('guardian_source_health').select('*').eq('source', source)))?.[0];
-    const row: Record<string, string | boolean | null> =
-      error === undefined
-        ? { source, last_ok_at: at.toISOString(), blind_since: null, blind_alerted: false, last_error: null }
-        : {
-            source,
-            last_ok_at: typeof current?.['last_ok_at'] === 'string' ? current['last_ok_at'] : null,
-            blind_since: typeof current?.['blind_since'] === 'string' ? current['blind_since'] : at.toISOString(),
-            blind_alerted: current?.['blind_alerted'] === true,
-            last_error: error,
-          };
-    const rows = await this.#run<Row[]>('record source health', this.#client.from('guardian_source_health').upsert(row, { onConflict: 'source' }).select('*'));
-    return toSourceHealth(rows?.[0] ?? row);
-  }
-
-  async markBlindAlerted(source: string): Promise<void> {
-    await this.#run('mark blindness alerted', this.#client.from('guardian_source_health').update({ blind_alerted: true }).eq('source', source));
-  }
-
-  async listSourceHealth(): Promise<SourceHealth[]> {
-    return (await this.#pages('list source health', (from, to) => this.#client.from('guardian_source_health').select('*').order('source').range(from, to))).map(toSourceHealth);
   }
 
   async tryLease(name: string, holder: string, ttlMs: number): Promise<boolean> {

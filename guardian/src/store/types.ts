@@ -202,21 +202,6 @@ export interface HistoryQuery {
 }
 
 /**
- * A metric source's health row.
- *
- * @example
- * const blind = (await store.listSourceHealth()).filter((h) => h.blindSince !== null);
- */
-export interface SourceHealth {
-  readonly source: string;
-  readonly lastOkAt: Date | null;
-  /** Since when the source has given no data (null while it answers). */
-  readonly blindSince: Date | null;
-  readonly blindAlerted: boolean;
-  readonly lastError: string | null;
-}
-
-/**
  * The guardian's state behind one interface (see the module comment). Errors are
  * `GuardianError`s: `NOT_FOUND`, `STORE_CONFLICT`, `BAD_ARGUMENT`, `STORE_UNREACHABLE`,
  * `STORE_FAILED`.
@@ -254,10 +239,6 @@ export interface Store {
   observationHistory(source: string, queries: readonly HistoryQuery[]): Promise<Map<string, HistoryPoint[]>>;
   /** Removes observations older than `before` (bounded storage). Returns how many. */
   pruneObservations(before: Date): Promise<number>;
-  /** Records one poll of a source: ok clears blindness, a failure starts it (once). */
-  recordSourceHealth(source: string, at: Date, error?: string): Promise<SourceHealth>;
-  markBlindAlerted(source: string): Promise<void>;
-  listSourceHealth(): Promise<SourceHealth[]>;
   /** Takes or renews a lease for `ttlMs` (`guardian_try_lease`); true when held. */
   tryLease(name: string, holder: string, ttlMs: number): Promise<boolean>;
   releaseLease(name: string, holder: string): Promise<void>;
