@@ -91,6 +91,23 @@ export function commandConfig(env: CliIo['env'], databaseUrl: string | undefined
 }
 
 /**
+ * The environment a daemon-backed command (start, check) runs with: the process environment with
+ * `--database-url`, `--rules` and `--dry-run` put in place of DATABASE_URL, RULES_FILE and
+ * GUARDIAN_DRY_RUN.
+ *
+ * @example
+ * const env = commandEnv(io.env, { databaseUrl: values['database-url'], rules: values.rules });
+ */
+export function commandEnv(env: CliIo['env'], o: { databaseUrl?: string | undefined; rules?: string | undefined; dryRun?: boolean | undefined }): CliIo['env'] {
+  return {
+    ...env,
+    ...(o.databaseUrl !== undefined ? { DATABASE_URL: o.databaseUrl } : {}),
+    ...(o.rules !== undefined ? { RULES_FILE: o.rules } : {}),
+    ...(o.dryRun ? { GUARDIAN_DRY_RUN: 'true' } : {}),
+  };
+}
+
+/**
  * Opens the store a command works on (see {@link commandConfig}). An unreachable database is a
  * `STORE_UNREACHABLE` error that names the database (without its password), where its address
  * came from, and what to check.

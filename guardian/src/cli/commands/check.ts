@@ -10,7 +10,7 @@ import { formatDuration } from '../../rules/duration.ts';
 import { silentLogger } from '../../logger.ts';
 import type { CycleReport, RuleFlagResult } from '../../cycle/types.ts';
 import type { CliCommand, CliIo } from '../io.ts';
-import { commandConfig, COMMON_OPTIONS, COMMON_USAGE, explainUnreachable, parseCommandArgs, renderTable, reportError } from '../shared.ts';
+import { commandConfig, commandEnv, COMMON_OPTIONS, COMMON_USAGE, explainUnreachable, parseCommandArgs, renderTable, reportError } from '../shared.ts';
 
 const usage = `Usage: guardian check --once [--dry-run] [--rules FILE] [--json]
 
@@ -65,11 +65,7 @@ async function run(args: readonly string[], io: CliIo): Promise<number> {
   const json = args.includes('--json');
   try {
     const { values } = parseCommandArgs('check', args, OPTIONS, 0);
-    const env = {
-      ...io.env,
-      ...(values['database-url'] !== undefined ? { DATABASE_URL: values['database-url'] } : {}),
-      ...(values.rules !== undefined ? { RULES_FILE: values.rules } : {}),
-    };
+    const env = commandEnv(io.env, { databaseUrl: values['database-url'], rules: values.rules });
     const config = commandConfig(env, values['database-url']);
     if (values.rules !== undefined) {
       try {

@@ -77,7 +77,7 @@ function verdictLine(r: RuleFlagResult | undefined): string {
   if (!r?.verdict) return r?.skipped ?? r?.error?.message ?? 'no verdict';
   const e = r.verdict.evidence;
   const counts = e ? `on ${e.treatment.errors}/${e.treatment.total} users erred (${pct(e.treatment.rate)}), off ${e.control ? `${e.control.errors}/${e.control.total} (${pct(e.control.rate)})` : '-'}` : '';
-  const stat = e?.log_e_value !== undefined ? `, evidence e^${e.log_e_value.toFixed(1)} vs e^${Math.log(50).toFixed(1)} needed` : '';
+  const stat = e?.log_e_value !== undefined ? `, evidence e^${e.log_e_value.toFixed(1)} vs e^${Math.log(1 / e.alpha).toFixed(1)} needed` : '';
   return `${counts}${stat} → ${r.verdict.kind}${r.verdict.kind === 'breach' ? '' : r.verdict.consecutive > 0 ? ` (${r.verdict.consecutive} breaching poll in a row)` : ''}`;
 }
 

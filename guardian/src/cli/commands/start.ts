@@ -4,7 +4,7 @@
  */
 import { startDaemon } from '../../daemon.ts';
 import type { CliCommand, CliIo } from '../io.ts';
-import { commandConfig, COMMON_OPTIONS, COMMON_USAGE, explainUnreachable, parseCommandArgs, reportError } from '../shared.ts';
+import { commandConfig, commandEnv, COMMON_OPTIONS, COMMON_USAGE, explainUnreachable, parseCommandArgs, reportError } from '../shared.ts';
 
 const usage = `Usage: guardian start [--database-url URL] [--rules FILE] [--dry-run]
 
@@ -31,12 +31,7 @@ async function run(args: readonly string[], io: CliIo): Promise<number> {
   const json = args.includes('--json');
   try {
     const { values } = parseCommandArgs('start', args, OPTIONS, 0);
-    const env = {
-      ...io.env,
-      ...(values['database-url'] !== undefined ? { DATABASE_URL: values['database-url'] } : {}),
-      ...(values.rules !== undefined ? { RULES_FILE: values.rules } : {}),
-      ...(values['dry-run'] ? { GUARDIAN_DRY_RUN: 'true' } : {}),
-    };
+    const env = commandEnv(io.env, { databaseUrl: values['database-url'], rules: values.rules, dryRun: values['dry-run'] });
     const config = commandConfig(env, values['database-url']);
     // Signal handlers first: a SIGTERM during start-up (the banner is out, the scheduler not yet)
     // is kept and honoured as soon as the daemon exists, never left to Node's default (exit by signal).
