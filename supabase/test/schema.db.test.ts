@@ -29,7 +29,6 @@ describe.each(BACKENDS)('schema on $name', ({ create }) => {
     if (!rows[0]) throw new Error(`no flag ${name}`);
     return rows[0];
   };
-  const time = (v: Date | string): number => new Date(v).getTime();
   const changes = async (name: string): Promise<Array<{ op: string; actor: string; old_row: Record<string, unknown> | null; new_row: Record<string, unknown> | null }>> =>
     (await db.sql.query<{ op: string; actor: string; old_row: Record<string, unknown> | null; new_row: Record<string, unknown> | null }>(
       'select op, actor, old_row, new_row from public.flag_changes where flag_name = $1 order by id',
@@ -111,15 +110,20 @@ describe.each(BACKENDS)('schema on $name', ({ create }) => {
   });
 
   test('stage_started_at moves when enabled or rollout_percentage changes, not otherwise', async () => {
+    // Microseconds, as stored: two statements can run within one millisecond (a JS Date's precision).
+    const stageMicros = async (): Promise<bigint> => {
+      const { rows } = await db.sql.query<{ us: string }>("select (extract(epoch from stage_started_at) * 1000000)::bigint::text as us from public.feature_flags where name = 'schema_stage'");
+      return BigInt(rows[0]!.us);
+    };
     await db.sql.query("insert into public.feature_flags (name, enabled, rollout_percentage) values ('schema_stage', true, 10)");
-    const t0 = time((await flag('schema_stage')).stage_started_at);
+    const t0 = await stageMicros();
     await db.sql.query("update public.feature_flags set description = 'text only', rollback_message = 'sorry' where name = 'schema_stage'");
-    expect(time((await flag('schema_stage')).stage_started_at)).toBe(t0);
+    expect(await stageMicros()).toBe(t0);
     await db.sql.query("update public.feature_flags set rollout_percentage = 50 where name = 'schema_stage'");
-    const t1 = time((await flag('schema_stage')).stage_started_at);
+    const t1 = await stageMicros();
     expect(t1).toBeGreaterThan(t0);
     await db.sql.query("update public.feature_flags set enabled = false where name = 'schema_stage'");
-    expect(time((await flag('schema_stage')).stage_started_at)).toBeGreaterThan(t1);
+    expect(await stageMicros()).toBeGreaterThan(t1);
   });
 
   test('flag_changes records a raw SQL UPDATE, with the actor from app.actor, the JWT, or the role', async () => {
