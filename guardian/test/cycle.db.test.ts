@@ -108,6 +108,42 @@ describe('runCycle (PGlite store)', () => {
     expect(await store.getFlag('ai_beta_users')).toMatchObject({ enabled: true, rolloutPercentage: 10, guardState: 'rolled_back' });
   });
 
+  it('a stage older than its window is asked for in segments and judged across them (never on counts that slide)', async () => {
+    const stage = (await store.getFlag('ai_beta_users'))!.stageStartedAt;
+    const times: Date[] = [];
+    const clock = deps.now;
+    const segmented: CycleDeps = {
+      ...deps,
+      rules: rulesFrom(RULES.replace('condition: { relative: { max_increase: 0.01 } }', 'condition: { relative: { max_increase: 0.01 } }\n    window: 10m')),
+      now: () => {
+        const t = clock();
+        times.push(t);
+        return t;
+      },
+    };
+    for (let i = 0; i < 12; i++) await runCycle(segmented);
+    const sinceAsked = posthog.asked.map((qs) => qs.find((q) => q.flag === 'ai_beta_users')!.since.getTime());
+    // Each poll asks since the start of the 10-minute segment it falls in, never for more.
+    sinceAsked.forEach((since, i) => {
+      const k = Math.floor((times[i]!.getTime() - stage.getTime()) / 600_000);
+      expect(since).toBe(stage.getTime() + k * 600_000);
+      expect(times[i]!.getTime() - since).toBeLessThan(600_000);
+    });
+    expect(new Set(sinceAsked).size).toBe(2);
+    const stored = await db.sql.query<{ since: Date }>("select since from guardian_observations where flag_name = 'ai_beta_users' order by at");
+    expect(stored.rows.map((r) => new Date(r.since).getTime())).toEqual(sinceAsked);
+    // The other flags' rules keep the default window (1h): one segment so far.
+    expect(new Set(posthog.asked.map((qs) => qs.find((q) => q.flag === 'insights_agent_enabled')!.since.getTime())).size).toBe(1);
+
+    posthog.answer = (flag) => (flag === 'ai_beta_users' ? BAD : GOOD);
+    await runCycle(segmented);
+    const report = await runCycle(segmented);
+    const beta = report.results.find((r) => r.ruleId === 'beta-regression');
+    expect(beta).toMatchObject({ action: 'acted', ruleAction: 'step_back', verdict: { kind: 'breach' } });
+    expect(beta?.verdict?.evidence).toMatchObject({ window: 600_000, condition: 'relative' });
+    expect(beta?.verdict?.evidence?.since).toBe(new Date(sinceAsked.at(-1)!).toISOString());
+  });
+
   it('no data, a throwing source and a failing rule never stop the others and never breach', async () => {
     sentry.throws = new Error('socket hang up');
     posthog.answer = (flag) => (flag === 'insights_agent_enabled' ? { noData: 'rate_limited' } : BAD);

@@ -283,3 +283,127 @@ describe('decide', () => {
     expect(fast.evidence?.lower_bound).toBeUndefined();
   });
 });
+
+/**
+ * A stage judged the way the cycle does: counts restart with each segment of `segmentPolls`
+ * polls, and decide sees what the store returns (every poll of the current segment, the last
+ * poll of each earlier one). `pOn(poll)` is the flag-on error rate at that poll.
+ */
+function segmentedStage(o: {
+  rule: DecisionRule;
+  polls: number;
+  segmentPolls: number;
+  perPoll: number;
+  pOn: (poll: number) => number;
+  pOff: number;
+  random: () => number;
+}): { firstBreach: number | undefined; last: ReturnType<typeof decide> | undefined } {
+  const draw = (n: number, p: number): number => {
+    let k = 0;
+    for (let i = 0; i < n; i++) if (o.random() < p) k++;
+    return k;
+  };
+  const stage = at(0).getTime();
+  const finals: HistoryPoint[] = [];
+  let current: HistoryPoint[] = [];
+  const t = { total: 0, errors: 0 };
+  const c = { total: 0, errors: 0 };
+  let last: ReturnType<typeof decide> | undefined;
+  for (let poll = 1; poll <= o.polls; poll++) {
+    const segment = Math.floor((poll - 1) / o.segmentPolls);
+    if (current.length > 0 && current[0]!.segment !== segment) {
+      finals.push(current.at(-1)!);
+      current = [];
+      t.total = t.errors = c.total = c.errors = 0;
+    }
+    t.total += o.perPoll;
+    t.errors += draw(o.perPoll, o.pOn(poll));
+    c.total += o.perPoll;
+    c.errors += draw(o.perPoll, o.pOff);
+    const since = new Date(stage + segment * o.segmentPolls * 60_000);
+    current.push({ at: new Date(stage + poll * 60_000), segment, since, treatment: { ...t }, control: { ...c } });
+    last = decide(o.rule, [...finals, ...current], 'ai_beta_users', { bounds: false });
+    if (last.kind === 'breach') return { firstBreach: poll, last };
+  }
+  return { firstBreach: undefined, last };
+}
+
+describe('decide over a stage counted in segments (the window)', () => {
+  const rule: DecisionRule = { ...relative, window: 3_600_000, condition: { kind: 'relative', max_increase: 0, alpha: 0.05 } };
+
+  it('A/A for 24 h of 1-minute polls in 1h segments: false breaches stay within alpha (counts that slid with the window did not)', () => {
+    const random = rng(71);
+    let breaches = 0;
+    const runs = 200;
+    for (let r = 0; r < runs; r++) {
+      if (segmentedStage({ rule, polls: 24 * 60, segmentPolls: 60, perPoll: 50, pOn: () => 0.02, pOff: 0.02, random }).firstBreach !== undefined) breaches++;
+    }
+    expect(breaches / runs).toBeLessThanOrEqual(0.05);
+  });
+
+  it('a regression that starts late in a long stage is caught within minutes, with the evidence of the segments behind it', () => {
+    const random = rng(72);
+    const delays: number[] = [];
+    for (let r = 0; r < 20; r++) {
+      const out = segmentedStage({ rule, polls: 11 * 60, segmentPolls: 60, perPoll: 100, pOn: (poll) => (poll > 10 * 60 + 20 ? 0.2 : 0.02), pOff: 0.02, random });
+      expect(out.firstBreach).toBeDefined();
+      expect(out.firstBreach!).toBeGreaterThan(10 * 60 + 20);
+      delays.push(out.firstBreach! - (10 * 60 + 20));
+      expect(out.last?.evidence?.segments).toBe(1);
+      expect(out.last?.evidence?.since).toBe(new Date(at(0).getTime() + 10 * 3_600_000).toISOString());
+    }
+    // Measured: median 5 polls, at most 7 (from the stage start the same jump takes 2: a late
+    // start carries a smaller prior weight, and the segment's first 20 quiet minutes dilute it).
+    expect([...delays].sort((a, b) => a - b)[10]).toBeLessThanOrEqual(6);
+    expect(Math.max(...delays)).toBeLessThanOrEqual(9);
+  });
+
+  it('a regression from the stage start at low traffic is caught across segments: the evidence of each hour adds up', () => {
+    const random = rng(73);
+    let caughtAfterFirstSegment = 0;
+    let multi = 0;
+    for (let r = 0; r < 20; r++) {
+      // 10 users per minute per arm, 2% → 6%: about 12 vs 36 errors per hour, too few for one hour alone.
+      const out = segmentedStage({ rule, polls: 12 * 60, segmentPolls: 60, perPoll: 10, pOn: () => 0.06, pOff: 0.02, random });
+      expect(out.firstBreach).toBeDefined();
+      if (out.firstBreach! > 60) caughtAfterFirstSegment++;
+      if ((out.last?.evidence?.segments ?? 1) > 1) multi++;
+    }
+    expect(caughtAfterFirstSegment).toBeGreaterThan(0);
+    expect(multi).toBeGreaterThan(0);
+  });
+
+  it('a missing segment (an outage, pruned history) drops the evidence from before it instead of treating the gap as neutral', () => {
+    const seg = (segment: number, minute: number, tErr: number, cErr: number, total = 2000): HistoryPoint => ({
+      at: at(minute),
+      segment,
+      since: at(segment * 10),
+      treatment: { total, errors: tErr },
+      control: { total, errors: cErr },
+    });
+    const strong = seg(0, 9, 80, 20); // segment 0 ended with strong evidence of harm
+    const neutral1 = seg(1, 19, 40, 40);
+    const now = [seg(2, 21, 20, 20, 1000), seg(2, 22, 21, 20, 1050)];
+    const r10: DecisionRule = { ...rule, window: 600_000 };
+    // With segment 1 present the chain from segment 0 carries its evidence...
+    const chained = decide(r10, [strong, neutral1, ...now]);
+    expect(chained.kind).toBe('breach');
+    expect(chained.evidence?.segments).toBe(3);
+    expect(chained.evidence?.treatment).toEqual({ total: 2000 + 2000 + 1050, errors: 80 + 40 + 21, rate: (80 + 40 + 21) / 5050 });
+    expect(chained.reason).toMatch(/over the last 3 segments of the stage/);
+    // ...without it the evidence of segment 0 cannot be used: only the fresh segment counts.
+    const gap = decide(r10, [strong, ...now]);
+    expect(gap.kind).toBe('healthy');
+    expect(gap.evidence?.segments).toBe(1);
+    expect(gap.evidence?.log_e_value).toBeLessThan(0);
+  });
+
+  it('min_users counts the whole stage: a new segment does not send the verdict back to insufficient_data', () => {
+    const h: HistoryPoint[] = [
+      { at: at(9), segment: 0, treatment: { total: 500, errors: 10 }, control: { total: 500, errors: 10 } },
+      { at: at(11), segment: 1, treatment: { total: 20, errors: 0 }, control: { total: 20, errors: 0 } },
+    ];
+    expect(decide({ ...rule, min_users: 100 }, h).kind).toBe('healthy');
+    expect(decide({ ...rule, min_users: 600 }, h).kind).toBe('insufficient_data');
+  });
+});

@@ -80,7 +80,7 @@ describe('SupabaseStore through supabase-js and the PostgREST double', () => {
       treatment: { total: i + 1, errors: 0 },
     }));
     await store.appendObservations(obs);
-    const hist = (await store.observationHistory('bulk', [{ flag: 'f9', stageStartedAt: stage, since: stage }])).get('f9') ?? [];
+    const hist = (await store.observationHistory('bulk', [{ flag: 'f9', stageStartedAt: stage, segmentSince: stage }])).get('f9') ?? [];
     expect(hist).toHaveLength(1500);
     expect(hist.at(-1)?.treatment.total).toBe(1500);
     const { rows } = await db.sql.query<{ n: number }>("select count(*)::int as n from guardian_observations where at < '2027-01-01T00:00:00Z'");

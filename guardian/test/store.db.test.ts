@@ -229,16 +229,48 @@ describe.each(backends)('Store contract on $name', ({ name, open }) => {
       { source: 'sentry', flag: 'f1', stageStartedAt: stage, at, unit: 'events', treatment: { total: 5, errors: 5 } },
     ]);
     await store.appendObservations([]);
-    const hist = await store.observationHistory('posthog', [{ flag: 'f1', stageStartedAt: stage, since: stage }]);
+    const hist = await store.observationHistory('posthog', [{ flag: 'f1', stageStartedAt: stage, segmentSince: stage }]);
     expect(hist.get('f1')).toEqual([
-      { at, unit: 'users', treatment: { total: 100, errors: 2 }, control: { total: 300, errors: 3 } },
-      { at: new Date(at.getTime() + 60_000), unit: 'users', treatment: { total: 150, errors: 9 } },
+      { at, since: stage, unit: 'users', treatment: { total: 100, errors: 2 }, control: { total: 300, errors: 3 } },
+      { at: new Date(at.getTime() + 60_000), since: stage, unit: 'users', treatment: { total: 150, errors: 9 } },
     ]);
-    expect((await store.observationHistory('posthog', [{ flag: 'f1', stageStartedAt: stage, since: new Date(at.getTime() + 1) }])).get('f1')).toHaveLength(1);
-    expect((await store.observationHistory('sentry', [{ flag: 'f1', stageStartedAt: stage, since: stage }, { flag: 'f2', stageStartedAt: stage, since: stage }])).get('f2')).toEqual([]);
+    // Polls before the current segment: only the last one of their segment comes back.
+    expect((await store.observationHistory('posthog', [{ flag: 'f1', stageStartedAt: stage, segmentSince: new Date(at.getTime() + 1) }])).get('f1')).toEqual([
+      { at: new Date(at.getTime() + 60_000), since: stage, unit: 'users', treatment: { total: 150, errors: 9 } },
+    ]);
+    expect((await store.observationHistory('sentry', [{ flag: 'f1', stageStartedAt: stage, segmentSince: stage }, { flag: 'f2', stageStartedAt: stage, segmentSince: stage }])).get('f2')).toEqual([]);
     expect(await store.observationHistory('posthog', [])).toEqual(new Map());
     expect(await store.pruneObservations(new Date(at.getTime() + 1))).toBe(3);
     expect(await store.pruneObservations(new Date(at.getTime() + 1))).toBe(0);
+  });
+
+  it('observation history of a stage in segments: every poll of the current segment, the last poll of each earlier one', async () => {
+    const stage = new Date('2026-03-01T00:00:00.000Z');
+    const hour = 3_600_000;
+    const obs = [];
+    // Three 1h segments, polls every 10 minutes; counts restart with each segment.
+    for (let seg = 0; seg < 3; seg++) {
+      for (let k = 1; k <= 6; k++) {
+        const at = new Date(stage.getTime() + seg * hour + k * 600_000 - 1);
+        obs.push({ source: 'seg', flag: 'fs', stageStartedAt: stage, since: new Date(stage.getTime() + seg * hour), at, unit: 'users' as const, treatment: { total: 10 * k, errors: seg }, control: { total: 10 * k, errors: 0 } });
+      }
+    }
+    // Another stage of the same flag and an observation without `since` (it means the stage start).
+    obs.push({ source: 'seg', flag: 'fs', stageStartedAt: new Date('2026-02-01T00:00:00Z'), since: new Date('2026-02-01T00:00:00Z'), at: new Date(stage.getTime() + 30_000), unit: 'users' as const, treatment: { total: 1, errors: 1 }, control: { total: 1, errors: 0 } });
+    obs.push({ source: 'seg', flag: 'fd', stageStartedAt: stage, at: new Date(stage.getTime() + 60_000), unit: 'users' as const, treatment: { total: 5, errors: 0 } });
+    await store.appendObservations(obs);
+    const hist = await store.observationHistory('seg', [
+      { flag: 'fs', stageStartedAt: stage, segmentSince: new Date(stage.getTime() + 2 * hour) },
+      { flag: 'fd', stageStartedAt: stage, segmentSince: stage },
+    ]);
+    const fs = hist.get('fs') ?? [];
+    expect(fs.map((p) => [p.since?.getTime(), p.treatment.total, p.treatment.errors])).toEqual([
+      [stage.getTime(), 60, 0],
+      [stage.getTime() + hour, 60, 1],
+      ...[1, 2, 3, 4, 5, 6].map((k) => [stage.getTime() + 2 * hour, 10 * k, 2]),
+    ]);
+    expect(fs.every((p, i) => i === 0 || p.at.getTime() > fs[i - 1]!.at.getTime())).toBe(true);
+    expect(hist.get('fd')).toEqual([{ at: new Date(stage.getTime() + 60_000), since: stage, unit: 'users', treatment: { total: 5, errors: 0 } }]);
   });
 
   it('leases: one holder at a time, renewable, released, expiring', async () => {

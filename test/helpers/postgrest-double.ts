@@ -811,7 +811,18 @@ export class PostgrestDouble {
   }
 
   #planRpc(schema: string, name: string, url: URL, req: IncomingMessage, raw: string, cache: SchemaCache): Plan {
-    if ([...url.searchParams.keys()].length > 0) throw unsupported('query parameters (filters, select, order, limit) on a function call');
+    // limit/offset page a set-returning function's rows (supabase-js `.rpc(...).range()`); filters, select and order are not doubled.
+    const pageKeys = new Set(['limit', 'offset']);
+    const other = [...url.searchParams.keys()].filter((k) => !pageKeys.has(k));
+    if (other.length > 0) throw unsupported('query parameters other than limit/offset (filters, select, order) on a function call');
+    const pageParam = (key: string): number | undefined => {
+      const v = url.searchParams.get(key);
+      if (v === null) return undefined;
+      if (!/^\d+$/.test(v)) throw new RestError(400, 'PGRST103', `"${key}" must be a non-negative integer, got "${v}"`);
+      return Number(v);
+    };
+    const limit = pageParam('limit');
+    const offset = pageParam('offset') ?? 0;
     const prefer = parsePrefer(req.headers['prefer']);
     if (prefer.resolution || prefer.count) throw unsupported('Prefer: resolution/count on a function call');
     const body = raw.trim() === '' ? {} : this.#payload(raw);
@@ -857,7 +868,9 @@ export class PostgrestDouble {
       call = `SELECT ${fn}(${callArgs}) AS pgrst_scalar FROM ${from}`;
       bodyExpr = routine.returns === 'void' ? `'null'::json` : `coalesce(json_agg(_postgrest_t.pgrst_scalar)->0, 'null')`;
     }
-    const cap = routine.returnsSet && this.#maxRows !== null ? ` LIMIT ${this.#maxRows}` : '';
+    if (!routine.returnsSet && (limit !== undefined || offset > 0)) throw unsupported('limit/offset on a function that returns one value');
+    const rowCap = [limit, this.#maxRows ?? undefined].filter((x): x is number => x !== undefined);
+    const cap = routine.returnsSet ? `${rowCap.length > 0 ? ` LIMIT ${Math.min(...rowCap)}` : ''}${offset > 0 ? ` OFFSET ${offset}` : ''}` : '';
     return {
       sql: `WITH pgrst_source AS (${call})
             SELECT pg_catalog.count(_postgrest_t)::bigint AS page_total, ${bodyExpr}::text AS body
@@ -867,7 +880,7 @@ export class PostgrestDouble {
       respond: (row): Answer => {
         if (routine.returns === 'void') return { status: 204, headers: {}, body: null };
         const n = Number(row['page_total']);
-        return { status: 200, headers: { 'Content-Range': n > 0 ? `0-${n - 1}/*` : '*/*' }, body: String(row['body']) };
+        return { status: 200, headers: { 'Content-Range': n > 0 ? `${offset}-${offset + n - 1}/*` : '*/*' }, body: String(row['body']) };
       },
     };
   }

@@ -106,10 +106,10 @@ export async function runCycle(deps: CycleDeps): Promise<CycleReport> {
   }
 
   // Poll each source ONCE for all of its flags, in parallel.
-  const bySource = new Map<string, Watch[]>();
-  for (const w of watches) bySource.set(w.rule.source, [...(bySource.get(w.rule.source) ?? []), w]);
+  const watchesBySource = new Map<string, Watch[]>();
+  for (const w of watches) watchesBySource.set(w.rule.source, [...(watchesBySource.get(w.rule.source) ?? []), w]);
   const polls = await Promise.all(
-    [...bySource].map(async ([sourceId, list]) => {
+    [...watchesBySource].map(async ([sourceId, list]) => {
       const source = deps.sources.get(sourceId) as MetricSource;
       const queries = flagQueries(list, at);
       const report = await pollSource(source, queries, deps, at);
@@ -121,6 +121,7 @@ export async function runCycle(deps: CycleDeps): Promise<CycleReport> {
   const latestBySource = new Map<string, Map<string, FlagObservation>>();
   for (const { sourceId, queries, report } of polls) {
     sourceReports.push(report);
+    const sinceOf = new Map(queries.map((q) => [q.flag, q.since]));
     const latest = new Map<string, FlagObservation>();
     const noDataReasons: Record<string, string> = {};
     let ok = 0;
@@ -133,6 +134,7 @@ export async function runCycle(deps: CycleDeps): Promise<CycleReport> {
           source: sourceId,
           flag: obs.flag,
           stageStartedAt: flag.stageStartedAt,
+          since: sinceOf.get(obs.flag) ?? flag.stageStartedAt,
           at,
           unit: obs.unit,
           treatment: obs.treatment,
@@ -169,29 +171,37 @@ export async function runCycle(deps: CycleDeps): Promise<CycleReport> {
     deps.logger.error({ err, code: info.code }, 'cycle: could not store observations; judging on what is stored');
   }
 
-  // Read back each flag's history of its current stage (one query per source).
+  // Read back what decide needs of each flag's current stage (one query per source): every poll
+  // of the current segment and the last poll of each earlier one, each tagged with its segment.
   const histories = new Map<string, Map<string, HistoryPoint[]>>();
   for (const { sourceId, list } of polls) {
-    const queries = [...new Map(list.map((w) => [w.flag.name, w.flag])).values()].map((flag) => ({
+    const flagsOfSource = [...new Map(list.map((w) => [w.flag.name, w.flag])).values()];
+    const queries = flagsOfSource.map((flag) => ({
       flag: flag.name,
       stageStartedAt: flag.stageStartedAt,
-      since: laterOf(flag.stageStartedAt, new Date(at.getTime() - maxWindow(list, flag.name))),
+      segmentSince: segmentStart(flag.stageStartedAt, maxWindow(list, flag.name), at),
     }));
+    let found: Map<string, HistoryPoint[]>;
     try {
-      histories.set(sourceId, await deps.store.observationHistory(sourceId, queries));
+      found = await deps.store.observationHistory(sourceId, queries);
     } catch (err) {
       deps.logger.error({ err, source: sourceId }, 'cycle: could not read observation history');
-      histories.set(sourceId, new Map());
+      found = new Map();
     }
     if (!record) {
       // Not stored: judge on the stored history plus this poll, in memory.
-      const bySource = histories.get(sourceId)!;
       for (const o of observations) {
         if (o.source !== sourceId) continue;
-        const point: HistoryPoint = { at: o.at, unit: o.unit, treatment: o.treatment, ...(o.control ? { control: o.control } : {}) };
-        bySource.set(o.flag, [...(bySource.get(o.flag) ?? []), point]);
+        const point: HistoryPoint = { at: o.at, unit: o.unit, treatment: o.treatment, ...(o.control ? { control: o.control } : {}), ...(o.since ? { since: o.since } : {}) };
+        found.set(o.flag, [...(found.get(o.flag) ?? []), point]);
       }
     }
+    for (const flag of flagsOfSource) {
+      const window = maxWindow(list, flag.name);
+      const points = found.get(flag.name);
+      if (points) found.set(flag.name, points.map((p) => ({ ...p, segment: segmentIndex(flag.stageStartedAt, window, p.since) })));
+    }
+    histories.set(sourceId, found);
   }
 
   // Decide and act, one (rule, flag) pair at a time; a failure stays with its pair.
@@ -219,9 +229,9 @@ export async function runCycle(deps: CycleDeps): Promise<CycleReport> {
           reason: `No data from ${rule.source} for ${flag.name} this cycle (${latest.reason}${latest.detail ? `: ${latest.detail}` : ''}); missing data is never a breach.`,
         };
       } else {
-        const since = laterOf(flag.stageStartedAt, new Date(at.getTime() - rule.window)).getTime();
-        const history = (histories.get(rule.source)?.get(flag.name) ?? []).filter((p) => p.at.getTime() >= since);
-        verdict = decide(rule, history, flag.name);
+        // The segments are those the source was asked for: the longest window of the flag's rules on that source.
+        const window = maxWindow(watchesBySource.get(rule.source) ?? [], flag.name);
+        verdict = decide(window === rule.window ? rule : { ...rule, window }, histories.get(rule.source)?.get(flag.name) ?? [], flag.name);
       }
     } catch (err) {
       const info = errorInfo(err);
@@ -295,8 +305,22 @@ export async function runCycle(deps: CycleDeps): Promise<CycleReport> {
   return finish();
 }
 
-function laterOf(a: Date, b: Date): Date {
-  return a.getTime() >= b.getTime() ? a : b;
+/**
+ * Start of the segment of a stage that `at` falls in: stage start + k × window, k ≥ 0.
+ *
+ * @example
+ * segmentStart(new Date('2026-01-01T10:00Z'), 3_600_000, new Date('2026-01-01T12:30Z')); // 12:00
+ */
+export function segmentStart(stageStartedAt: Date, window: number, at: Date): Date {
+  const age = at.getTime() - stageStartedAt.getTime();
+  if (!(window > 0) || age <= 0) return stageStartedAt;
+  return new Date(stageStartedAt.getTime() + Math.floor(age / window) * window);
+}
+
+/** Which segment a span starting at `since` is (0 when unknown: rows from before segments). */
+function segmentIndex(stageStartedAt: Date, window: number, since: Date | undefined): number {
+  if (since === undefined || !(window > 0)) return 0;
+  return Math.max(0, Math.round((since.getTime() - stageStartedAt.getTime()) / window));
 }
 
 function maxWindow(list: readonly Watch[], flag: string): number {
@@ -305,12 +329,12 @@ function maxWindow(list: readonly Watch[], flag: string): number {
   return max;
 }
 
-/** One query per flag: since = the later of its stage start and now − the largest window of its rules. */
+/** One query per flag: since = the start of the current segment of its stage (segments of the largest window of its rules on this source). */
 function flagQueries(list: readonly Watch[], at: Date): FlagQuery[] {
   const out = new Map<string, FlagQuery>();
   for (const w of list) {
     if (out.has(w.flag.name)) continue;
-    out.set(w.flag.name, { flag: w.flag.name, since: laterOf(w.flag.stageStartedAt, new Date(at.getTime() - maxWindow(list, w.flag.name))) });
+    out.set(w.flag.name, { flag: w.flag.name, since: segmentStart(w.flag.stageStartedAt, maxWindow(list, w.flag.name), at) });
   }
   return [...out.values()];
 }

@@ -1,8 +1,12 @@
 import type { CohortCounts } from '../sources/types.ts';
 
 /**
- * One poll's counts for one flag, cumulative since the flag's current stage began.
- * `history` passed to `decide` is time-ordered (oldest first).
+ * One poll's counts for one flag, cumulative since the start of its segment of the flag's
+ * current stage. `history` passed to `decide` is time-ordered (oldest first).
+ *
+ * A stage is counted in segments of the rule's `window` (the longest span a source is asked
+ * for): segment 0 starts at the stage start, segment k at stage start + k × window. Without
+ * `segment`, a point belongs to segment 0 (counts since the stage start).
  */
 export interface HistoryPoint {
   readonly at: Date;
@@ -10,6 +14,10 @@ export interface HistoryPoint {
   readonly control?: CohortCounts;
   /** What `total` counts (from the source's observation). Default `users`. */
   readonly unit?: 'users' | 'events';
+  /** Index of the segment these counts cover (0 = since the stage start). Default 0. */
+  readonly segment?: number;
+  /** When that segment began (shown in evidence). Default: unknown (the stage start). */
+  readonly since?: Date;
 }
 
 /**
@@ -56,7 +64,14 @@ export interface Evidence {
   readonly lower_bound?: number;
   /** log of the test martingale (e-value) at the threshold; breach when ≥ log(1/alpha). */
   readonly log_e_value?: number;
-  /** Lookback bound of the rule, in ms. */
+  /**
+   * Segments of the stage behind the evidence (1 while the stage is younger than its window):
+   * the counts are summed over them, and `log_e_value` combines their tests (see `decide`).
+   */
+  readonly segments?: number;
+  /** ISO time the counts in this evidence start from (the first of those segments), when known. */
+  readonly since?: string;
+  /** Segment length of the rule (the longest span asked of a source at once), in ms. */
   readonly window: number;
   /** Number of polls in the history. */
   readonly polls: number;

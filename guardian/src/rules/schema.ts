@@ -127,7 +127,10 @@ const ruleFieldShape = {
   source: SourceKindSchema.meta({ description: 'Where the counts come from: posthog, sentry or builtin.' }),
   condition: ConditionSchema.meta({ description: 'Exactly one of absolute or relative.' }),
   action: ActionSchema.meta({ description: 'What to do on a breach: disable, step_back (previous stage) or notify_only.' }),
-  window: DurationSchema.meta({ description: 'Lookback bound: counts start at the later of the stage start and now - window (default 1h).' }),
+  window: DurationSchema.meta({
+    description:
+      'Segment length (default 1h): the most history a source is asked for at once. A stage longer than this is counted in segments of one window, which the test combines; the longest window of a flag\'s rules on one source sets its segments.',
+  }),
   min_users: count(1, 'flag-on users').meta({ description: 'Below this many flag-on users (sources that count users) the verdict is insufficient_data (default 100).' }),
   min_samples: count(1, 'flag-on events').meta({
     description: 'Below this many flag-on events (sources that count events, not users) the verdict is insufficient_data (default 500); relative rules need it (or min_users) in both cohorts.',

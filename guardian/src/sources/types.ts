@@ -14,7 +14,7 @@ export interface CohortCounts {
 export interface FlagQuery {
   /** A validated flag name (`^[a-z][a-z0-9_]{1,63}$`). */
   readonly flag: string;
-  /** Start of the flag's current stage (last change of `enabled`/`rollout_percentage`); counts are cumulative since then, bounded by the rule's window/lookback. */
+  /** Start of the current segment of the flag's stage: the stage start (last change of `enabled`/`rollout_percentage`), or a whole number of windows after it when the stage is older than the window. Counts are cumulative since then. */
   readonly since: Date;
 }
 

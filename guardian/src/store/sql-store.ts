@@ -216,6 +216,7 @@ export class SqlStore implements Store {
       source: o.source,
       flag_name: o.flag,
       stage_started_at: o.stageStartedAt.toISOString(),
+      since: (o.since ?? o.stageStartedAt).toISOString(),
       at: o.at.toISOString(),
       unit: o.unit,
       treatment_total: o.treatment.total,
@@ -225,9 +226,9 @@ export class SqlStore implements Store {
     }));
     await this.#q(
       'append observations',
-      `insert into public.guardian_observations (source, flag_name, stage_started_at, at, unit, treatment_total, treatment_errors, control_total, control_errors)
-       select x.source, x.flag_name, x.stage_started_at, x.at, x.unit, x.treatment_total, x.treatment_errors, x.control_total, x.control_errors
-         from jsonb_to_recordset($1::jsonb) as x(source text, flag_name text, stage_started_at timestamptz, at timestamptz, unit text,
+      `insert into public.guardian_observations (source, flag_name, stage_started_at, since, at, unit, treatment_total, treatment_errors, control_total, control_errors)
+       select x.source, x.flag_name, x.stage_started_at, x.since, x.at, x.unit, x.treatment_total, x.treatment_errors, x.control_total, x.control_errors
+         from jsonb_to_recordset($1::jsonb) as x(source text, flag_name text, stage_started_at timestamptz, since timestamptz, at timestamptz, unit text,
               treatment_total bigint, treatment_errors bigint, control_total bigint, control_errors bigint)`,
       [JSON.stringify(rows)],
     );
@@ -238,13 +239,8 @@ export class SqlStore implements Store {
     if (queries.length === 0) return out;
     const rows = await this.#q(
       'read observations',
-      `select o.flag_name, o.at, o.unit, o.treatment_total, o.treatment_errors, o.control_total, o.control_errors
-         from public.guardian_observations o
-         join jsonb_to_recordset($2::jsonb) as q(flag text, stage timestamptz, since timestamptz)
-           on o.flag_name = q.flag and o.stage_started_at = q.stage and o.at >= q.since
-        where o.source = $1
-        order by o.flag_name, o.at, o.id`,
-      [source, JSON.stringify(queries.map((q) => ({ flag: q.flag, stage: q.stageStartedAt.toISOString(), since: q.since.toISOString() })))],
+      'select * from public.guardian_observation_history($1, $2::jsonb)',
+      [source, JSON.stringify(historyArgs(queries))],
     );
     for (const r of rows) out.get(String(r['flag_name']))?.push(toHistoryPoint(r));
     return out;
@@ -271,12 +267,22 @@ export class SqlStore implements Store {
   }
 }
 
-/** An observations row as a decide() history point. */
+/** The `p_queries` argument of `guardian_observation_history`. */
+export function historyArgs(queries: readonly HistoryQuery[]): { flag: string; stage: string; segment_since: string }[] {
+  return queries.map((q) => ({ flag: q.flag, stage: q.stageStartedAt.toISOString(), segment_since: q.segmentSince.toISOString() }));
+}
+
+function toDate(v: unknown): Date {
+  return v instanceof Date ? v : new Date(String(v));
+}
+
+/** An observations row as a decide() history point (its `segment` is set by the cycle, which knows the window). */
 export function toHistoryPoint(r: Row): HistoryPoint {
-  const at = r['at'] instanceof Date ? r['at'] : new Date(String(r['at']));
+  const at = toDate(r['at']);
   const treatment = { total: Number(r['treatment_total']), errors: Number(r['treatment_errors']) };
   const unit = r['unit'] === 'events' ? 'events' : 'users';
+  const since = r['since'] === null || r['since'] === undefined ? {} : { since: toDate(r['since']) };
   const ct = r['control_total'];
   const ce = r['control_errors'];
-  return ct === null || ct === undefined ? { at, unit, treatment } : { at, unit, treatment, control: { total: Number(ct), errors: Number(ce ?? 0) } };
+  return ct === null || ct === undefined ? { at, unit, treatment, ...since } : { at, unit, treatment, control: { total: Number(ct), errors: Number(ce ?? 0) }, ...since };
 }

@@ -15,7 +15,7 @@ import { createClient, type SupabaseClient } from '@supabase/supabase-js';
 import type { HistoryPoint } from '../decide/types.ts';
 import { GuardianError } from '../errors.ts';
 import { patchToJson, storeError, toEvent, toFlag, toRuleState } from './rows.ts';
-import { DEFAULT_EVENT_LIMIT, MAX_EVENT_LIMIT, toHistoryPoint } from './sql-store.ts';
+import { DEFAULT_EVENT_LIMIT, MAX_EVENT_LIMIT, historyArgs, toHistoryPoint } from './sql-store.ts';
 import type {
   EventQuery,
   Flag,
@@ -272,6 +272,7 @@ export class SupabaseStore implements Store {
       source: o.source,
       flag_name: o.flag,
       stage_started_at: o.stageStartedAt.toISOString(),
+      since: (o.since ?? o.stageStartedAt).toISOString(),
       at: o.at.toISOString(),
       unit: o.unit,
       treatment_total: o.treatment.total,
@@ -285,29 +286,9 @@ export class SupabaseStore implements Store {
   async observationHistory(source: string, queries: readonly HistoryQuery[]): Promise<Map<string, HistoryPoint[]>> {
     const out = new Map<string, HistoryPoint[]>(queries.map((q) => [q.flag, []]));
     if (queries.length === 0) return out;
-    const oldest = new Date(Math.min(...queries.map((q) => q.since.getTime())));
-    const rows = await this.#pages('read observations', (from, to) =>
-      this.#client
-        .from('guardian_observations')
-        .select('flag_name,stage_started_at,at,unit,treatment_total,treatment_errors,control_total,control_errors')
-        .eq('source', source)
-        .in(
-          'flag_name',
-          queries.map((q) => q.flag),
-        )
-        .gte('at', oldest.toISOString())
-        .order('at')
-        .order('id')
-        .range(from, to),
-    );
-    const byFlag = new Map(queries.map((q) => [q.flag, q]));
-    for (const r of rows) {
-      const q = byFlag.get(String(r['flag_name']));
-      if (!q) continue;
-      const point = toHistoryPoint(r);
-      if (new Date(String(r['stage_started_at'])).getTime() !== q.stageStartedAt.getTime() || point.at.getTime() < q.since.getTime()) continue;
-      out.get(q.flag)?.push(point);
-    }
+    const args = { p_source: source, p_queries: historyArgs(queries) };
+    const rows = await this.#pages('read observations', (from, to) => this.#client.rpc('guardian_observation_history', args).range(from, to));
+    for (const r of rows) out.get(String(r['flag_name']))?.push(toHistoryPoint(r));
     return out;
   }
 

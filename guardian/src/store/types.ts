@@ -174,15 +174,18 @@ export interface RuleState {
 }
 
 /**
- * One poll's counts for one flag from one source, cumulative since `since` of that poll.
+ * One poll's counts for one flag from one source, cumulative since `since` (the start of the
+ * poll's segment of the stage; default the stage start).
  *
  * @example
- * await store.appendObservations([{ source: 'sentry', flag: 'f', stageStartedAt, at, unit: 'events', treatment: { total: 900, errors: 12 } }]);
+ * await store.appendObservations([{ source: 'sentry', flag: 'f', stageStartedAt, since, at, unit: 'events', treatment: { total: 900, errors: 12 } }]);
  */
 export interface Observation {
   readonly source: string;
   readonly flag: string;
   readonly stageStartedAt: Date;
+  /** Start of the span the counts cover (the segment's start); default `stageStartedAt`. */
+  readonly since?: Date;
   readonly at: Date;
   readonly unit: 'users' | 'events';
   readonly treatment: CohortCounts;
@@ -190,15 +193,16 @@ export interface Observation {
 }
 
 /**
- * Which observations to read back for one flag: its stage and the oldest poll time wanted.
+ * Which observations to read back for one flag: those of its stage that `decide` needs — every
+ * poll at or after `segmentSince` (the current segment) and the last poll of each earlier segment.
  *
  * @example
- * await store.observationHistory('sentry', [{ flag: 'f', stageStartedAt, since }]);
+ * await store.observationHistory('sentry', [{ flag: 'f', stageStartedAt, segmentSince }]);
  */
 export interface HistoryQuery {
   readonly flag: string;
   readonly stageStartedAt: Date;
-  readonly since: Date;
+  readonly segmentSince: Date;
 }
 
 /**
@@ -235,7 +239,7 @@ export interface Store {
   loadRuleState(): Promise<RuleState[]>;
   saveRuleState(states: readonly Omit<RuleState, 'updatedAt'>[], at: Date): Promise<void>;
   appendObservations(observations: readonly Observation[]): Promise<void>;
-  /** Per flag: its observations of the given stage since `since`, oldest first. */
+  /** Per flag: the observations of its stage described by {@link HistoryQuery}, oldest first, each with its `since`. */
   observationHistory(source: string, queries: readonly HistoryQuery[]): Promise<Map<string, HistoryPoint[]>>;
   /** Removes observations older than `before` (bounded storage). Returns how many. */
   pruneObservations(before: Date): Promise<number>;
