@@ -45,8 +45,8 @@ interface Outcome {
   naiveLastPoll: number | undefined;
 }
 
-/** One rollout: every poll adds `USERS_PER_MIN` new users per arm; returns the first breach poll of each rule. */
-function simulate(rule: DecisionRule, pOn: number, pOff: number, polls: number, random: () => number): Outcome {
+/** One rollout: every poll adds `USERS_PER_MIN` new flag-on users (and `offPerMin` flag-off ones); returns the first breach poll of each rule. */
+function simulate(rule: DecisionRule, pOn: number, pOff: number, polls: number, random: () => number, offPerMin: number = USERS_PER_MIN): Outcome {
   const history: HistoryPoint[] = [];
   let tTotal = 0;
   let tErr = 0;
@@ -57,8 +57,8 @@ function simulate(rule: DecisionRule, pOn: number, pOff: number, polls: number, 
     const newErr = binomial(random, USERS_PER_MIN, pOn);
     tTotal += USERS_PER_MIN;
     tErr += newErr;
-    cTotal += USERS_PER_MIN;
-    cErr += binomial(random, USERS_PER_MIN, pOff);
+    cTotal += offPerMin;
+    cErr += binomial(random, offPerMin, pOff);
     history.push({ at: new Date(i * MIN), treatment: { total: tTotal, errors: tErr }, control: { total: cTotal, errors: cErr } });
     if (out.guardian === undefined && decide(rule, history, 'bench_flag', { bounds: false }).kind === 'breach') out.guardian = i;
     if (out.naiveCumulative === undefined && tErr / tTotal > 0.05) out.naiveCumulative = i;
@@ -68,10 +68,10 @@ function simulate(rule: DecisionRule, pOn: number, pOff: number, polls: number, 
   return out;
 }
 
-function run(rule: DecisionRule, pOn: number, pOff: number, polls: number, runs: number, seed: number): Outcome[] {
+function run(rule: DecisionRule, pOn: number, pOff: number, polls: number, runs: number, seed: number, offPerMin: number = USERS_PER_MIN): Outcome[] {
   const random = rng(seed);
   const outcomes: Outcome[] = [];
-  for (let r = 0; r < runs; r++) outcomes.push(simulate(rule, pOn, pOff, polls, random));
+  for (let r = 0; r < runs; r++) outcomes.push(simulate(rule, pOn, pOff, polls, random, offPerMin));
   return outcomes;
 }
 
@@ -144,6 +144,12 @@ const pw05 = run(relativeRule(DEFAULT_CONSECUTIVE, 0.05), 0.02, 0.01, 37, RUNS, 
 console.log(`   ${pad(`relative, ${DEFAULT_LABEL}:`)} guardian ${fmt(pwShare)} [${verdict(pwShare >= 0.8)}]   naive cumulative ${fmt(share(pw, 'naiveCumulative'))}   naive last-minute ${fmt(share(pw, 'naiveLastPoll'))}`);
 console.log(`   ${pad(`relative, alpha ${DEFAULT_ALPHA}, consecutive 1:`)} guardian ${fmt(share(pw1, 'guardian'))} [${verdict(share(pw1, 'guardian') >= 0.8)}]`);
 console.log(`   ${pad(`relative, alpha 0.05, consecutive ${DEFAULT_CONSECUTIVE}:`)} guardian ${fmt(share(pw05, 'guardian'))} [${verdict(share(pw05, 'guardian') >= 0.8)}]`);
+// The same goal at a 10% stage (ai_alpha_users): 3,700 flag-on users meet 33,300 flag-off ones.
+const pw10 = run(relativeRule(), 0.02, 0.01, 37, RUNS, 27, 9 * USERS_PER_MIN);
+const pw10aa = run(relativeRule(), 0.02, 0.02, POLLS_24H, Math.min(RUNS, 1000), 28, 9 * USERS_PER_MIN);
+console.log(
+  `   ${pad(`relative, ${DEFAULT_LABEL}, at a 10% stage (flag-off arm 9x larger):`)} guardian ${fmt(share(pw10, 'guardian'))} [${verdict(share(pw10, 'guardian') >= 0.8)}]   (A/A at that split over 24 h: ${fmt(share(pw10aa, 'guardian'))})`,
+);
 for (const [label, rule, seed] of [
   [DEFAULT_LABEL, relativeRule(), 24],
   [`alpha ${DEFAULT_ALPHA}, consecutive 1`, relativeRule(1), 25],
