@@ -36,6 +36,33 @@ describe('server mode', () => {
     expect(client.isEnabled('a', 12 as unknown as string, true)).toBe(true);
   });
 
+  test('ready(timeoutMs) runs on the injected timers, gives the status at that time, and refuses a bad timeout', async () => {
+    const transport = new MemoryTransport();
+    let release: () => void = () => undefined;
+    transport.loadAll = async () => {
+      await new Promise<void>((r) => (release = r));
+      return [flag('a')];
+    };
+    const timers = new ManualTimers();
+    const client = createServerClient({ transport, timers, pollIntervalMs: 1000, ttlMs: 60_000 });
+    let settled: string | undefined;
+    void client.ready(500).then((s) => (settled = s));
+    await timers.advance(499);
+    expect(settled).toBeUndefined();
+    await timers.advance(1);
+    expect(settled).toBe('NOT_READY');
+    // The first load still settles later waiters.
+    const later = client.ready();
+    release();
+    expect(await later).toBe('READY');
+    for (const bad of [-1, Number.NaN, Infinity, '5' as unknown as number]) {
+      expect(() => client.ready(bad)).toThrow(SdkError);
+      expect(() => client.ready(bad)).toThrow(/ready\(timeoutMs\): timeoutMs must be a number of milliseconds ≥ 0/);
+    }
+    expect(await client.ready(0)).toBe('READY');
+    client.close();
+  });
+
   test('bad options throw an SdkError naming the option', () => {
     const transport = new MemoryTransport();
     expect(() => createServerClient({ transport, pollIntervalMs: -5 })).toThrow(/pollIntervalMs/);

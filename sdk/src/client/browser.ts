@@ -60,7 +60,7 @@ export class BrowserFlagClient extends ListenerHub {
 
   constructor(options: BrowserClientOptions) {
     const logger = options?.logger ?? silentLogger;
-    super(logger);
+    super(logger, options?.timers ?? defaultTimers);
     if (options === null || typeof options !== 'object' || options.transport === null || typeof options.transport !== 'object') {
       throw new SdkError('INVALID_OPTION', 'createBrowserClient: options.transport is required (e.g. supabaseTransport(supabase))');
     }

@@ -82,7 +82,7 @@ export class ServerFlagClient extends ListenerHub {
 
   constructor(options: ServerClientOptions) {
     const logger = options?.logger ?? silentLogger;
-    super(logger);
+    super(logger, options?.timers ?? defaultTimers);
     if (options === null || typeof options !== 'object' || options.transport === null || typeof options.transport !== 'object') {
       throw new SdkError('INVALID_OPTION', 'createServerClient: options.transport is required (e.g. supabaseTransport(client) or postgresTransport(pool))');
     }

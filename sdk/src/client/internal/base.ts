@@ -1,4 +1,5 @@
-import type { ClientStatus, EvaluationListener, RollbackListener, SdkLogger } from '../types.ts';
+import { SdkError } from '../errors.ts';
+import type { ClientStatus, EvaluationListener, RollbackListener, SdkLogger, Timers } from '../types.ts';
 
 /**
  * What `onChange` listeners receive: the flag that changed and its new version (`null` when it
@@ -17,6 +18,7 @@ export interface FlagChangeEvent {
 export class ListenerHub {
   protected currentStatus: ClientStatus = 'NOT_READY';
   protected readonly logger: SdkLogger;
+  private readonly readyTimers: Timers;
   private readonly changeListeners = new Map<string, Set<(e: FlagChangeEvent) => void>>();
   private readonly rollbackListeners = new Set<RollbackListener>();
   private readonly storeListeners = new Set<() => void>();
@@ -24,8 +26,9 @@ export class ListenerHub {
   /** Evaluation listeners as an array: the hot path only checks its length. */
   protected evaluationListeners: readonly EvaluationListener[] = [];
 
-  constructor(logger: SdkLogger) {
+  constructor(logger: SdkLogger, timers: Timers) {
     this.logger = logger;
+    this.readyTimers = timers;
   }
 
   /** `NOT_READY`, `READY`, `STALE` or `ERROR` (see {@link ClientStatus}). */
@@ -35,21 +38,30 @@ export class ListenerHub {
 
   /**
    * Resolves once the first load (or a cache hit) settled the status: `READY`, `STALE` or
-   * `ERROR`. Never rejects; with `timeoutMs`, resolves with the status at that time.
+   * `ERROR`. Never rejects; with `timeoutMs` (on the client's `timers`), resolves with the status
+   * at that time. A `timeoutMs` that is not a finite number ≥ 0 throws `INVALID_OPTION`.
    *
    * @example
    * if ((await client.ready(2000)) !== 'READY') console.warn('flags not loaded; using defaults');
    */
   ready(timeoutMs?: number): Promise<ClientStatus> {
+    if (timeoutMs !== undefined && (typeof timeoutMs !== 'number' || !Number.isFinite(timeoutMs) || timeoutMs < 0)) {
+      throw new SdkError('INVALID_OPTION', `ready(timeoutMs): timeoutMs must be a number of milliseconds ≥ 0, or left out to wait for the first load; got ${JSON.stringify(timeoutMs) ?? String(timeoutMs)}`);
+    }
     if (this.currentStatus !== 'NOT_READY') return Promise.resolve(this.currentStatus);
     return new Promise((resolve) => {
-      let timer: ReturnType<typeof setTimeout> | undefined;
+      let timer: unknown;
+      let settled = false;
       const done = (s: ClientStatus): void => {
-        if (timer !== undefined) clearTimeout(timer);
+        if (settled) return;
+        settled = true;
+        if (timer !== undefined) this.readyTimers.clearTimeout(timer);
+        const i = this.readyWaiters.indexOf(done);
+        if (i >= 0) this.readyWaiters.splice(i, 1);
         resolve(s);
       };
       this.readyWaiters.push(done);
-      if (timeoutMs !== undefined) timer = setTimeout(() => done(this.currentStatus), timeoutMs);
+      if (timeoutMs !== undefined) timer = this.readyTimers.setTimeout(() => done(this.currentStatus), timeoutMs);
     });
   }
 
