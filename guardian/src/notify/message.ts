@@ -26,6 +26,8 @@ const EvidenceSchema = z.looseObject({
   window: num.optional(),
   polls: num.optional(),
   at: text.optional(),
+  segments: num.optional(),
+  since: text.optional(),
 });
 
 const StateSchema = z.looseObject({
@@ -134,7 +136,8 @@ function link(dashboardUrl: string | undefined, params: Record<string, string>, 
 
 /**
  * The evidence lines of a verdict: flag-on and flag-off rates with counts, the threshold or
- * allowed increase, the confidence bound, alpha, statistic, window and polls.
+ * allowed increase, the confidence bound, alpha, statistic, window (and how many windows of the
+ * stage the counts span, when more than one) and polls.
  *
  * @example
  * evidenceFacts({ unit: 'users', treatment: { total: 1000, errors: 91, rate: 0.091 }, threshold: 0.05 });
@@ -166,6 +169,9 @@ export function evidenceFacts(evidence: unknown): MessageFact[] {
   }
   if (e.statistic !== undefined) out.push({ label: 'Statistic', value: e.statistic });
   if (e.window !== undefined) out.push({ label: 'Window', value: formatDuration(e.window) });
+  if (e.segments !== undefined && e.segments > 1) {
+    out.push({ label: 'Counted over', value: `the last ${e.segments} windows of the stage${e.since !== undefined ? ` (since ${e.since})` : ''}` });
+  }
   if (e.polls !== undefined) out.push({ label: 'Polls', value: String(e.polls) });
   return out;
 }
