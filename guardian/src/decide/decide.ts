@@ -4,7 +4,7 @@
 import type { Rule } from '../rules/schema.ts';
 import { formatDuration } from '../rules/duration.ts';
 import type { CohortCounts } from '../sources/types.ts';
-import { betaBinomialLogE, betaBinomialLowerBound, relativeLogE, relativeLowerBound } from './stats.ts';
+import { betaBinomialLogE, betaBinomialLowerBound, mixtureLogE, relativeLogLRs, relativeLowerBound } from './stats.ts';
 import type { CohortEvidence, Evidence, HistoryPoint, Verdict } from './types.ts';
 
 /** The parts of a rule the decision reads (a resolved {@link Rule} fits). */
@@ -73,16 +73,38 @@ function add(a: CohortCounts | undefined, b: CohortCounts | undefined): CohortCo
   return { total: a.total + b.total, errors: a.errors + b.errors };
 }
 
-/** ln of the rule's test statistic on one point's own counts; undefined when they are not usable. */
-function ownLogE(rule: DecisionRule, point: HistoryPoint): number | undefined {
+/**
+ * What a chain of segments accumulates for the rule's test: the per-ratio log likelihood ratios
+ * (relative) or the pooled counts (absolute: the beta-binomial mixture of pooled counts is the
+ * mixture of the products). Either way the statistic of the chain is a mixture of products —
+ * one test on the chain's data taken together.
+ */
+type Acc = { readonly kind: 'relative'; logLRs: number[] } | { readonly kind: 'absolute'; errors: number; total: number };
+
+/** A point's own contribution; undefined when its counts are not usable. */
+function pointAcc(rule: DecisionRule, point: HistoryPoint): Acc | undefined {
   if (!validCounts(point.treatment)) return undefined;
   const t = point.treatment;
   const cond = rule.condition;
-  if (cond.kind === 'absolute') return t.total > 0 ? betaBinomialLogE(t.errors, t.total, cond.error_rate_above) : 0;
+  if (cond.kind === 'absolute') return { kind: 'absolute', errors: t.errors, total: t.total };
   const c = point.control;
   if (c === undefined || !validCounts(c)) return undefined;
-  if (t.total === 0 || c.total === 0) return 0;
-  return relativeLogE({ treatmentErrors: t.errors, treatmentTotal: t.total, controlErrors: c.errors, controlTotal: c.total }, cond.max_increase);
+  return { kind: 'relative', logLRs: relativeLogLRs({ treatmentErrors: t.errors, treatmentTotal: t.total, controlErrors: c.errors, controlTotal: c.total }, cond.max_increase) };
+}
+
+function addAcc(into: Acc, more: Acc): void {
+  if (into.kind === 'relative' && more.kind === 'relative') {
+    for (let k = 0; k < into.logLRs.length; k++) into.logLRs[k]! += more.logLRs[k] ?? 0;
+  } else if (into.kind === 'absolute' && more.kind === 'absolute') {
+    into.errors += more.errors;
+    into.total += more.total;
+  }
+}
+
+function accLogE(rule: DecisionRule, acc: Acc): number {
+  const cond = rule.condition;
+  if (acc.kind === 'relative') return mixtureLogE(acc.logLRs);
+  return acc.total > 0 && cond.kind === 'absolute' ? betaBinomialLogE(acc.errors, acc.total, cond.error_rate_above) : 0;
 }
 
 /** The last point of each earlier segment (its final counts), by segment index. */
@@ -107,14 +129,14 @@ function evaluatePoint(rule: DecisionRule, point: HistoryPoint, finals: Finals):
     if (point.control !== undefined && !validCounts(point.control)) return { state: 'invalid', why: 'the flag-off counts are not valid (negative, non-finite or errors above total)' };
     if (point.control === undefined || point.control.total === 0) return { state: 'insufficient', why: 'no flag-off traffic to compare with' };
   }
-  const own = ownLogE(rule, point)!;
+  const acc = pointAcc(rule, point)!;
   const s = segmentOf(point);
   // Terms of the combined test: for each start j whose chain of segment finals up to s − 1 is
-  // unbroken, weight(j) × Π finals × own. A start with a missing segment (an outage, pruned
-  // history) is dropped: that only lowers the statistic. Starts still to come add their weight.
-  const terms: number[] = [Math.log(segmentWeight(s)) + own];
+  // unbroken, weight(j) × the test on segments j..s taken together. A start with a missing
+  // segment (an outage, pruned history) is dropped: that only lowers the statistic. Starts
+  // still to come add their weight.
+  const terms: number[] = [Math.log(segmentWeight(s)) + accLogE(rule, acc)];
   let best = { term: terms[0]!, from: s };
-  let chain = own;
   let t: CohortCounts = point.treatment;
   let c: CohortCounts | undefined = point.control;
   let stageT: CohortCounts = point.treatment;
@@ -125,19 +147,19 @@ function evaluatePoint(rule: DecisionRule, point: HistoryPoint, finals: Finals):
   let intact = true;
   for (let j = s - 1; j >= 0; j--) {
     const f = finals.get(j);
-    const fLogE = f === undefined ? undefined : ownLogE(rule, f);
-    if (f !== undefined && fLogE !== undefined) {
+    const fAcc = f === undefined ? undefined : pointAcc(rule, f);
+    if (f !== undefined && fAcc !== undefined) {
       stageT = add(stageT, f.treatment)!;
       stageC = add(stageC, f.control);
     }
-    if (!intact || f === undefined || fLogE === undefined) {
+    if (!intact || f === undefined || fAcc === undefined) {
       intact = false;
       continue;
     }
-    chain += fLogE;
+    addAcc(acc, fAcc);
     t = add(t, f.treatment)!;
     c = add(c, f.control);
-    const term = Math.log(segmentWeight(j)) + chain;
+    const term = Math.log(segmentWeight(j)) + accLogE(rule, acc);
     terms.push(term);
     if (term > best.term) {
       best = { term, from: j };
@@ -226,16 +248,16 @@ function segmentFinals(history: readonly HistoryPoint[]): Map<number, HistoryPoi
  *   (see `relativeLogE` in `stats.ts`), with no large-sample approximation (it assumes a
  *   stable traffic split within the stage).
  * - Segments: a stage older than the rule's window is counted in segments (the sources are
- *   never asked for more than one window at once). Each segment's statistic is a test
- *   martingale of its own data, so a product of them over consecutive segments is one over
- *   their union, and the combined statistic is Σ_j w_j × Π_{k=j..s} E_k over the segments j
- *   the harm may have started in ({@link segmentWeight}, 0.95 on the stage start), plus the
- *   weight of starts still to come. A mixture of test martingales with weights summing to 1
- *   is one, so the false-breach probability stays ≤ alpha (absolute: 1 − confidence) over
- *   the whole stage, however often it is checked and however long it runs — counts that
- *   slid with the window would break that (a 1h sliding window gave 5.4% false breaches per
- *   day at alpha 0.02). A start whose chain misses a segment (an outage, pruned history) is
- *   left out, which only lowers the statistic.
+ *   never asked for more than one window at once). For each segment j the harm may have
+ *   started in, the rule's test runs on segments j..now taken together (likelihood ratios
+ *   multiply over disjoint data, then mix: as strong as one test on that data), and the
+ *   combined statistic is Σ_j w_j × that test ({@link segmentWeight}, 0.95 on the stage start)
+ *   plus the weight of starts still to come. A mixture of test martingales with weights
+ *   summing to 1 is one, so the false-breach probability stays ≤ alpha (absolute:
+ *   1 − confidence) over the whole stage, however often it is checked and however long it
+ *   runs — counts that slid with the window would break that (a 1h sliding window gave 5.4%
+ *   false breaches per day at alpha 0.02). A start whose chain misses a segment (an outage,
+ *   pruned history) is left out, which only lowers the statistic.
  * - Fewer flag-on users than `min_users` (or events than `min_samples` when the source counts
  *   events; relative rules: in both cohorts) over the stage → `insufficient_data`. Empty
  *   history or invalid counts → `no_data`. A breach needs the last `consecutive` polls to
