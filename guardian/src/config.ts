@@ -71,6 +71,9 @@ const envSchema = z
     GUARDIAN_ADMIN_TOKEN: optionalText.refine((v) => v === undefined || v.length >= 16, {
       message: 'must be at least 16 characters (generate one with `openssl rand -hex 32`)',
     }),
+    GUARDIAN_INGEST_KEY: optionalText.refine((v) => v === undefined || v.length >= 16, {
+      message: 'must be at least 16 characters (generate one with `openssl rand -hex 32`)',
+    }),
     GUARDIAN_DRY_RUN: optionalText
       .transform((v) => v?.toLowerCase())
       .refine((v) => v === undefined || TRUE_WORDS.has(v) || FALSE_WORDS.has(v), {
@@ -128,6 +131,11 @@ export interface GuardianConfig {
   readonly logLevel: (typeof LOG_LEVELS)[number];
   /** Bearer token required by the admin API; the admin API is off when undefined. */
   readonly adminToken: string | undefined;
+  /**
+   * Bearer key of `POST /v1/exposures` (the builtin source's ingestion endpoint, for the SDK's
+   * exposure reporter); the endpoint is off when undefined. Secret.
+   */
+  readonly ingestKey: string | undefined;
   /** Global dry run: decide and record `dry_run` events, never change a flag. */
   readonly dryRun: boolean;
 }
@@ -151,6 +159,7 @@ export function configSecrets(config: GuardianConfig): string[] {
   fromUrl(config.smtpUrl);
   if (config.supabase) out.push(config.supabase.serviceRoleKey);
   if (config.adminToken !== undefined) out.push(config.adminToken);
+  if (config.ingestKey !== undefined) out.push(config.ingestKey);
   if (config.sentryDsn !== undefined) {
     try {
       const key = new URL(config.sentryDsn).username;
@@ -202,6 +211,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): G
     dashboardUrl: e.GUARDIAN_DASHBOARD_URL,
     logLevel: e.LOG_LEVEL,
     adminToken: e.GUARDIAN_ADMIN_TOKEN,
+    ingestKey: e.GUARDIAN_INGEST_KEY,
     dryRun: e.GUARDIAN_DRY_RUN,
   };
 }

@@ -3,7 +3,8 @@
  * fetch, clock, timers, signals, file watching) and the parts are put together — configuration,
  * logger, rules (hot-reloaded), store, metric sources, notifiers with the outbox worker,
  * blindness alerts, the cycle scheduler with its replica lease, the HTTP server (/healthz,
- * /readyz, /metrics) and error reporting to Sentry.
+ * /readyz, /metrics, and POST /v1/exposures for the builtin source when GUARDIAN_INGEST_KEY is
+ * set) and error reporting to Sentry.
  */
 import { randomUUID } from 'node:crypto';
 import { watch, type FSWatcher } from 'node:fs';
@@ -26,9 +27,11 @@ import { OutboxWorker } from './notify/worker.ts';
 import { formatDuration } from './rules/duration.ts';
 import { loadRulesFile, loadRulesFileOrThrow, type RulesProblem } from './rules/parse.ts';
 import { createGuardianMetrics, Metrics, recordCycleReport, type GuardianMetrics } from './http/metrics.ts';
+import { createExposureIngestRoute, EXPOSURES_PATH } from './http/ingest.ts';
 import { startHttpServer, type HealthState, type RunningHttpServer } from './http/server.ts';
 import { initTelemetry, noTelemetry, type Telemetry } from './telemetry.ts';
 import type { RulesConfig } from './rules/schema.ts';
+import { createBuiltinSource } from './sources/builtin.ts';
 import { createPosthogSource } from './sources/posthog.ts';
 import { createSentrySource } from './sources/sentry.ts';
 import type { MetricSource, SourceDeps } from './sources/types.ts';
@@ -45,14 +48,24 @@ export interface SourceStatus {
 }
 
 /**
+ * What the builtin source needs beyond {@link SourceDeps}: the store its counts live in, and
+ * whether this guardian accepts exposures (`GUARDIAN_INGEST_KEY` set, so POST /v1/exposures is on).
+ */
+export interface BuiltinSourceSetup {
+  readonly store: Store;
+  readonly ingestEnabled: boolean;
+}
+
+/**
  * Builds the metric sources the rules file configures (a PostHog project id and key, a Sentry
  * org and token; empty values mean "not configured"), and says for each kind whether it is
- * usable. The builtin source needs the HTTP ingestion endpoint and is not built here.
+ * usable. The builtin source (counts the SDK reports at POST /v1/exposures, kept in the store)
+ * is built when a rule uses it and `builtin.ingestEnabled` (GUARDIAN_INGEST_KEY is set).
  *
  * @example
- * const { sources, status } = buildSources(rules, { fetch, now: () => new Date(), sleep, logger });
+ * const { sources, status } = buildSources(rules, { fetch, now: () => new Date(), sleep, logger }, { store, ingestEnabled: true });
  */
-export function buildSources(rules: RulesConfig, deps: SourceDeps): { sources: Map<string, MetricSource>; status: SourceStatus[] } {
+export function buildSources(rules: RulesConfig, deps: SourceDeps, builtin?: BuiltinSourceSetup): { sources: Map<string, MetricSource>; status: SourceStatus[] } {
   const sources = new Map<string, MetricSource>();
   const status: SourceStatus[] = [];
   const lookback = (kind: string) => Math.max(0, ...rules.rules.filter((r) => r.source === kind).map((r) => r.window));
@@ -66,7 +79,14 @@ export function buildSources(rules: RulesConfig, deps: SourceDeps): { sources: M
     sources.set('sentry', createSentrySource({ ...se, lookbackMs: lookback('sentry') }, deps));
     status.push({ id: 'sentry', configured: true, detail: `${se.base_url}, org ${se.org}` });
   } else status.push({ id: 'sentry', configured: false, detail: 'sources.sentry needs org and token (SENTRY_AUTH_TOKEN)' });
-  if (rules.rules.some((r) => r.source === 'builtin')) status.push({ id: 'builtin', configured: false, detail: 'the builtin source needs the ingestion endpoint, which this guardian does not serve yet' });
+  if (rules.rules.some((r) => r.source === 'builtin')) {
+    if (builtin?.ingestEnabled) {
+      sources.set('builtin', createBuiltinSource({ store: builtin.store, now: deps.now, logger: deps.logger, lookbackMs: lookback('builtin') }));
+      status.push({ id: 'builtin', configured: true, detail: `SDK exposures at POST ${EXPOSURES_PATH}` });
+    } else {
+      status.push({ id: 'builtin', configured: false, detail: `set GUARDIAN_INGEST_KEY to accept SDK exposures at POST ${EXPOSURES_PATH}` });
+    }
+  }
   return { sources, status };
 }
 
@@ -185,25 +205,25 @@ export async function assemble(opts: DaemonOptions): Promise<GuardianParts> {
   const fetchFn = opts.fetch ?? globalThis.fetch;
   const sourceDeps: SourceDeps = { fetch: fetchFn, now, sleep: (ms) => new Promise((r) => setTimeout(r, ms)), logger: logger.child({ part: 'source' }) };
 
+  const store: Store = opts.store ?? (await createStore(config));
   const build = (rules: RulesConfig): LiveRules => {
     if (rules.notify.slack?.webhook_url) secrets.add(rules.notify.slack.webhook_url);
     for (const s of [rules.sources.posthog?.api_key, rules.sources.sentry?.token]) if (s) secrets.add(s);
     const built = opts.sources
       ? { sources: new Map(opts.sources), status: [...opts.sources.keys()].map((id) => ({ id, configured: true, detail: 'injected' })) }
-      : buildSources(rules, sourceDeps);
+      : buildSources(rules, sourceDeps, { store, ingestEnabled: config.ingestKey !== undefined });
     const notifiers = opts.notifiers ?? createNotifiers(rules.notify, config, { fetch: fetchFn });
     return { rules, key: JSON.stringify(rules), sources: built.sources, sourceStatus: built.status, notifiers };
   };
-  let live = build(first.rules);
-  let lastReloadError: readonly RulesProblem[] | undefined;
-
-  let store: Store;
+  let live: LiveRules;
   try {
-    store = opts.store ?? (await createStore(config));
+    live = build(first.rules);
   } catch (err) {
-    for (const n of live.notifiers.values()) await n.close?.().catch(() => {});
+    if (!opts.store) await store.close().catch(() => {});
     throw err;
   }
+  let lastReloadError: readonly RulesProblem[] | undefined;
+
   const outboxStore = outboxFor(store);
   const holder = opts.holder ?? `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
   const metrics = createGuardianMetrics(new Metrics(), {
@@ -307,7 +327,7 @@ export async function banner(parts: GuardianParts, http?: RunningHttpServer): Pr
     `  state:   ${store.kind === 'pglite' ? `embedded database in ${pgliteDir(config.dataDir)} (GUARDIAN_DATA_DIR=${config.dataDir}; set DATABASE_URL or SUPABASE_URL to use yours)` : `${store.kind} at ${store.location}`}`,
     `  rules:   ${config.rulesFile} (reloaded on change)`,
     http
-      ? `  http:    ${http.url}/healthz, ${http.url}/readyz, ${http.url}/metrics`
+      ? `  http:    ${http.url}/healthz, ${http.url}/readyz, ${http.url}/metrics${config.ingestKey !== undefined ? `, POST ${http.url}${EXPOSURES_PATH} (SDK exposures)` : ''}`
       : `  http:    not started`,
     `  sources: ${parts.sourceStatus.map((s) => `${s.id} ${s.configured ? `configured (${s.detail})` : `not configured — ${s.detail}`}`).join('; ')}`,
     `  notify:  ${parts.notifiers.size ? [...parts.notifiers.keys()].join(', ') : 'no channel configured (events are still recorded; set SLACK_WEBHOOK_URL, or SMTP_URL + EMAIL_FROM + GUARDIAN_ONCALL_EMAIL)'}`,
@@ -411,7 +431,9 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     cycleIntervalMs: parts.rules.interval,
   });
   try {
-    http = await startHttpServer({ port: config.port, host: config.host, health, metrics, logger: logger.child({ part: 'http' }) });
+    const httpLogger = logger.child({ part: 'http' });
+    const ingest = createExposureIngestRoute({ store, ingestKey: config.ingestKey, logger: httpLogger, metrics, now: parts.now });
+    http = await startHttpServer({ port: config.port, host: config.host, health, metrics, logger: httpLogger, routes: [ingest] });
   } catch (err) {
     await parts.close();
     const code = (err as NodeJS.ErrnoException).code;

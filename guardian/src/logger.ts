@@ -43,6 +43,8 @@ const SECRET_KEYS = [
   'SUPABASE_SERVICE_ROLE_KEY',
   'adminToken',
   'GUARDIAN_ADMIN_TOKEN',
+  'ingestKey',
+  'GUARDIAN_INGEST_KEY',
   'dsn',
   'sentryDsn',
   'SENTRY_DSN',

@@ -29,6 +29,7 @@ describe('loadConfig', () => {
       dashboardUrl: undefined,
       logLevel: 'info',
       adminToken: undefined,
+      ingestKey: undefined,
       dryRun: false,
     });
   });
@@ -87,6 +88,7 @@ describe('loadConfig', () => {
         EMAIL_FROM: 'nobody',
         LOG_LEVEL: 'loud',
         GUARDIAN_ADMIN_TOKEN: 'short',
+        GUARDIAN_INGEST_KEY: 'short',
         GUARDIAN_DRY_RUN: 'maybe',
         GUARDIAN_DASHBOARD_URL: 'ftp://x',
       });
@@ -102,10 +104,11 @@ describe('loadConfig', () => {
     expect(message).toContain('EMAIL_FROM: must be an email address');
     expect(message).toContain('LOG_LEVEL: must be one of');
     expect(message).toContain('GUARDIAN_ADMIN_TOKEN: must be at least 16 characters');
+    expect(message).toContain('GUARDIAN_INGEST_KEY: must be at least 16 characters');
     expect(message).toContain('GUARDIAN_DRY_RUN: must be true or false');
     expect(message).toContain('GUARDIAN_DASHBOARD_URL: must be an http(s)://');
     expect(message).not.toContain(secret);
-    expect(message).toContain('10 problems');
+    expect(message).toContain('11 problems');
   });
 
   it('requires the Supabase URL when only the key is set', () => {
@@ -119,10 +122,11 @@ describe('loadConfig', () => {
       DATABASE_URL: 'postgres://guardian:db%40pass@db/app',
       SMTP_URL: 'smtp://mailer:smtppass@mail:587',
       GUARDIAN_ADMIN_TOKEN: 'admintoken-0123456789',
+      GUARDIAN_INGEST_KEY: 'ingestkey-0123456789',
       SUPABASE_URL: 'https://x.supabase.co',
       SUPABASE_SERVICE_ROLE_KEY: 'eyJservicerolekey',
       SENTRY_DSN: 'https://publickey99@sentry.example.com/7',
     });
-    expect(configSecrets(config).sort()).toEqual(['admintoken-0123456789', 'db%40pass', 'db@pass', 'eyJservicerolekey', 'publickey99', 'smtppass'].sort());
+    expect(configSecrets(config).sort()).toEqual(['admintoken-0123456789', 'ingestkey-0123456789', 'db%40pass', 'db@pass', 'eyJservicerolekey', 'publickey99', 'smtppass'].sort());
   });
 });

@@ -13,6 +13,7 @@ const ADMIN_TOKEN = 'admin-token-0123456789abcdef';
 const SERVICE_KEY = 'eyJhbGciOiJIUzI1NiJ9.eyJyb2xlIjoic2VydmljZV9yb2xlIn0.c2lnbmF0dXJlLXNlY3JldA';
 const WEBHOOK = 'https://hooks.slack.com/services/T000AAA/B000BBB/XXXXsecretXXXX';
 const SENTRY_KEY = 'sentrypublickey42';
+const INGEST_KEY = 'ingest-key-fedcba9876543210';
 
 describe('createLogger', () => {
   it('writes JSON lines and no secret reaches the output, wherever it hides', () => {
@@ -20,6 +21,7 @@ describe('createLogger', () => {
       DATABASE_URL: `postgres://guardian:${DB_PASSWORD}@db.internal:5432/app`,
       SMTP_URL: `smtp://mailer:${SMTP_PASSWORD}@smtp.internal:587`,
       GUARDIAN_ADMIN_TOKEN: ADMIN_TOKEN,
+      GUARDIAN_INGEST_KEY: INGEST_KEY,
       SUPABASE_URL: 'https://proj.supabase.co',
       SUPABASE_SERVICE_ROLE_KEY: SERVICE_KEY,
       SENTRY_DSN: `https://${SENTRY_KEY}@o1.ingest.sentry.io/5`,
@@ -34,6 +36,7 @@ describe('createLogger', () => {
     logger.error({ err: new Error(`connect ECONNREFUSED postgres://guardian:${DB_PASSWORD}@db.internal:5432/app`) }, 'store unreachable');
     logger.info({ headers: { authorization: `Bearer ${ADMIN_TOKEN}` } }, 'admin request');
     logger.info({ request: { url: `https://api.example.com/x?token=${ADMIN_TOKEN}&page=2` } }, 'fetched');
+    logger.warn({ ingestKey: INGEST_KEY }, `exposure reporter configured with ${INGEST_KEY}`);
     logger.debug(`got key ${SERVICE_KEY} from env`);
     logger.child({ source: 'smtp' }).warn({ smtpUrl: config.smtpUrl }, `mail failed: 535 auth failed for ${SMTP_PASSWORD}`);
     // A secret learnt later (a reloaded rules file) is scrubbed from then on.
@@ -41,19 +44,21 @@ describe('createLogger', () => {
     secrets.add(lateSecret);
     logger.info({ note: `contains ${lateSecret}` }, 'late');
 
-    expect(lines).toHaveLength(9);
+    expect(lines).toHaveLength(10);
     const all = lines.join('');
-    for (const secret of [DB_PASSWORD, SMTP_PASSWORD, ADMIN_TOKEN, SERVICE_KEY, 'XXXXsecretXXXX', 'B000BBB', SENTRY_KEY, lateSecret]) {
+    for (const secret of [DB_PASSWORD, SMTP_PASSWORD, ADMIN_TOKEN, SERVICE_KEY, 'XXXXsecretXXXX', 'B000BBB', SENTRY_KEY, INGEST_KEY, lateSecret]) {
       expect(all, `secret ${secret} leaked`).not.toContain(secret);
     }
     const parsed = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(parsed[0]).toMatchObject({ level: 'info', msg: 'configuration loaded', service: 'guardian' });
     expect((parsed[0]!.config as Record<string, unknown>).databaseUrl).toBe('[REDACTED]');
+    expect((parsed[0]!.config as Record<string, unknown>).ingestKey).toBe('[REDACTED]');
     expect((parsed[0]!.config as Record<string, unknown>).port).toBe(8787); // non-secrets stay
     expect(parsed[2]!.msg).toBe('slack delivery to https://hooks.slack.com/services/[REDACTED] failed');
     expect((parsed[3]!.err as { message: string }).message).toBe('connect ECONNREFUSED postgres://guardian:[REDACTED]@db.internal:5432/app');
     expect((parsed[5]!.request as { url: string }).url).toBe('https://api.example.com/x?token=[REDACTED]&page=2');
-    expect(parsed[7]).toMatchObject({ source: 'smtp', level: 'warn' });
+    expect(parsed[6]).toMatchObject({ ingestKey: '[REDACTED]', msg: 'exposure reporter configured with [REDACTED]' });
+    expect(parsed[8]).toMatchObject({ source: 'smtp', level: 'warn' });
   });
 
   it('respects the level', () => {

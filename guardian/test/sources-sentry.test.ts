@@ -2,7 +2,6 @@ import { readFileSync } from 'node:fs';
 import nock from 'nock';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createSentrySource, parseSentryEvents, type SentrySourceOptions } from '../src/sources/sentry.ts';
-import { BuiltinCounter, createBuiltinSource } from '../src/sources/builtin.ts';
 import type { FlagObservation, SourceDeps } from '../src/sources/types.ts';
 
 const fixture = (name: string): nock.Body => JSON.parse(readFileSync(new URL(`fixtures/sentry/${name}`, import.meta.url), 'utf8')) as nock.Body;
@@ -176,39 +175,5 @@ describe('Sentry source', () => {
     const r = await source.query([{ flag: 'booking_agent_enabled', since }], new AbortController().signal);
     expect(r.requests).toBe(0);
     expect(reasons(r.observations)).toEqual(['not_configured']);
-  });
-});
-
-describe('builtin source', () => {
-  it('counts distinct users per cohort and those with errors since the stage start', async () => {
-    let now = new Date('2026-01-01T11:00:00Z');
-    const counter = new BuiltinCounter({ now: () => now });
-    counter.record('booking_agent_enabled', 'old-user', true, true, new Date('2026-01-01T10:00:00Z'));
-    for (let i = 0; i < 10; i++) counter.record('booking_agent_enabled', `on-${i}`, true, i < 3);
-    counter.record('booking_agent_enabled', 'on-0', true, true); // same user again: still one user
-    for (let i = 0; i < 5; i++) counter.record('booking_agent_enabled', `off-${i}`, false, i === 0);
-    now = new Date('2026-01-01T11:01:00Z');
-    const source = createBuiltinSource(counter, { now: () => now });
-    const r = await source.query(
-      [
-        { flag: 'booking_agent_enabled', since: new Date('2026-01-01T10:30:00Z') },
-        { flag: 'ai_beta_users', since: new Date('2026-01-01T10:30:00Z') },
-      ],
-      new AbortController().signal,
-    );
-    expect(r.observations).toEqual([
-      { flag: 'booking_agent_enabled', status: 'ok', unit: 'users', treatment: { total: 10, errors: 3 }, control: { total: 5, errors: 1 } },
-      { flag: 'ai_beta_users', status: 'no_data', reason: 'empty', detail: 'no flag-on users reported since the stage start' },
-    ]);
-  });
-
-  it('forgets users beyond the retention and caps users per cohort', () => {
-    let now = new Date('2026-01-01T00:00:00Z');
-    const counter = new BuiltinCounter({ now: () => now, retentionMs: 60_000, maxUsersPerCohort: 3 });
-    for (const id of ['a', 'b', 'c', 'd']) counter.record('booking_agent_enabled', id, true, false);
-    expect(counter.counts('booking_agent_enabled', new Date(0)).on.total).toBe(3);
-    now = new Date('2026-01-01T00:05:00Z');
-    counter.prune();
-    expect(counter.counts('booking_agent_enabled', new Date(0)).on.total).toBe(0);
   });
 });

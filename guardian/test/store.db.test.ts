@@ -5,6 +5,8 @@
  * its JWT names. What only Supabase has (keys, max_rows paging, reachability) is in
  * store-supabase.db.test.ts.
  */
+import { createHash } from 'node:crypto';
+
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { createTestDatabase, createTestPglite, type TestDatabase } from '../../test/helpers/db.ts';
@@ -271,6 +273,69 @@ describe.each(backends)('Store contract on $name', ({ name, open }) => {
     ]);
     expect(fs.every((p, i) => i === 0 || p.at.getTime() > fs[i - 1]!.at.getTime())).toBe(true);
     expect(hist.get('fd')).toEqual([{ at: new Date(stage.getTime() + 60_000), since: stage, unit: 'users', treatment: { total: 5, errors: 0 } }]);
+  });
+
+  it('exposures (builtin source): one all-or-nothing call per batch, counts per cohort since a time, prune', async () => {
+    const key = (id: string) => createHash('sha256').update(id, 'utf8').digest('hex');
+    const t0 = new Date('2026-02-01T10:00:00.000Z');
+    const at = (min: number) => new Date(t0.getTime() + min * 60_000);
+    expect(await store.recordExposures([])).toBe(0);
+    const touched = await store.recordExposures([
+      { flag: 'ex_flag', cohort: true, userKey: key('a'), at: at(0), error: false },
+      { flag: 'ex_flag', cohort: true, userKey: key('a'), at: at(5), error: true }, // the same row twice in one batch: merged
+      { flag: 'ex_flag', cohort: true, userKey: key('b'), at: at(1), error: false },
+      { flag: 'ex_flag', cohort: false, userKey: key('a'), at: at(2), error: false },
+      { flag: 'ex_flag', cohort: false, userKey: key('c'), at: at(3), error: true },
+      { flag: 'ex_other', cohort: true, userKey: key('d'), at: at(-120), error: true },
+    ]);
+    expect(touched).toBe(5);
+    // A later batch: an older time never moves last_seen back, first_seen is kept, an error moves last_error_at on.
+    expect(
+      await store.recordExposures([
+        { flag: 'ex_flag', cohort: true, userKey: key('a'), at: at(-10), error: false },
+        { flag: 'ex_flag', cohort: true, userKey: key('b'), at: at(20), error: true },
+      ]),
+    ).toBe(2);
+    const row = await db.sql.query<{ first_seen: Date; last_seen: Date; last_error_at: Date | null }>(
+      "select first_seen, last_seen, last_error_at from guardian_exposures where flag_name = 'ex_flag' and cohort and user_key = $1",
+      [key('a')],
+    );
+    expect(row.rows.map((r) => [new Date(r.first_seen).getTime(), new Date(r.last_seen).getTime(), r.last_error_at && new Date(r.last_error_at).getTime()])).toEqual([
+      [at(0).getTime(), at(5).getTime(), at(5).getTime()],
+    ]);
+
+    const counts = await store.exposureCounts([
+      { flag: 'ex_flag', since: at(0) },
+      { flag: 'ex_other', since: at(0) },
+      { flag: 'ex_missing', since: at(0) },
+    ]);
+    expect(counts).toEqual(
+      new Map([
+        ['ex_flag', { treatment: { total: 2, errors: 2 }, control: { total: 2, errors: 1 } }],
+        ['ex_other', { treatment: { total: 0, errors: 0 }, control: { total: 0, errors: 0 } }],
+        ['ex_missing', { treatment: { total: 0, errors: 0 }, control: { total: 0, errors: 0 } }],
+      ]),
+    );
+    // Later since: only users seen since then, and only their errors since then.
+    expect((await store.exposureCounts([{ flag: 'ex_flag', since: at(4) }])).get('ex_flag')).toEqual({ treatment: { total: 2, errors: 2 }, control: { total: 0, errors: 0 } });
+    expect((await store.exposureCounts([{ flag: 'ex_flag', since: at(6) }])).get('ex_flag')).toEqual({ treatment: { total: 1, errors: 1 }, control: { total: 0, errors: 0 } });
+    expect((await store.exposureCounts([{ flag: 'ex_other', since: at(-200) }])).get('ex_other')).toEqual({ treatment: { total: 1, errors: 1 }, control: { total: 0, errors: 0 } });
+    expect(await store.exposureCounts([])).toEqual(new Map());
+
+    // All or nothing: a raw user id (not a SHA-256) in a batch is refused, and the valid items beside it are not written.
+    const refused = await errorOf(
+      store.recordExposures([
+        { flag: 'ex_atomic', cohort: true, userKey: key('e'), at: at(0), error: false },
+        { flag: 'ex_atomic', cohort: true, userKey: 'raw-user-id', at: at(0), error: false },
+      ]),
+    );
+    expect(isGuardianError(refused, 'BAD_ARGUMENT')).toBe(true);
+    expect((await store.exposureCounts([{ flag: 'ex_atomic', since: at(-1) }])).get('ex_atomic')?.treatment.total).toBe(0);
+
+    // Prune: rows last seen before the cut (ex_flag off: a at +2, c at +3; ex_other at -120).
+    expect(await store.pruneExposures(at(4))).toBe(3);
+    expect(await store.pruneExposures(at(4))).toBe(0);
+    expect((await store.exposureCounts([{ flag: 'ex_flag', since: at(-1000) }])).get('ex_flag')).toEqual({ treatment: { total: 2, errors: 2 }, control: { total: 0, errors: 0 } });
   });
 
   it('leases: one holder at a time, renewable, released, expiring', async () => {

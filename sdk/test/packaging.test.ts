@@ -47,7 +47,7 @@ function forbidden(code: string, metafile: Metafile): string[] {
 describe('packaging', () => {
   test('the core has no dependencies at all; adapters\' libraries are optional peers', () => {
     expect(pkg.dependencies ?? {}).toEqual({});
-    for (const entry of ['.', './supabase', './postgres', './react', './openfeature/server', './openfeature/web', './sentry', './posthog', './edge']) {
+    for (const entry of ['.', './supabase', './postgres', './react', './openfeature/server', './openfeature/web', './sentry', './posthog', './edge', './server']) {
       expect(pkg.exports[entry], entry).toBeDefined();
     }
   });
@@ -68,6 +68,13 @@ describe('packaging', () => {
       const { code, metafile } = await bundle(entry, 'browser', PEERS);
       expect(forbidden(code, metafile), entry).toEqual([]);
     }
+  });
+
+  test('the server-only entry (exposure reporter: it holds the ingest key) bundles with no Node built-in, and the root entry never pulls it in', async () => {
+    const { code, metafile } = await bundle('src/server/index.ts', 'neutral');
+    expect(forbidden(code, metafile)).toEqual([]);
+    const root = await bundle('src/index.ts', 'neutral');
+    expect(Object.keys(root.metafile.inputs).filter((i) => i.includes('src/server/'))).toEqual([]);
   });
 
   test('the bundle check itself catches a Node import and eval', async () => {

@@ -24,9 +24,17 @@ const WRITES: ReadonlyArray<readonly [table: string, statement: string]> = [
   ['guardian_rule_state', "insert into public.guardian_rule_state (rule_id, flag_name) values ('r1', 'ai_ga_enabled')"],
   ['guardian_observations', "insert into public.guardian_observations (source, flag_name, stage_started_at, unit, treatment_total, treatment_errors) values ('sentry', 'ai_ga_enabled', now(), 'users', 1, 0)"],
   ['guardian_source_health', "insert into public.guardian_source_health (source) values ('sentry')"],
+  ['guardian_exposures', `insert into public.guardian_exposures (flag_name, cohort, user_key, first_seen, last_seen) values ('ai_ga_enabled', true, '${'a'.repeat(64)}', now(), now())`],
+  ['guardian_exposures', 'delete from public.guardian_exposures'],
 ];
 
-const PRIVATE_TABLES = ['flag_targets', 'flag_changes', 'rollback_events', 'notification_outbox', 'guardian_leases', 'guardian_rule_state', 'guardian_observations', 'guardian_source_health', 'schema_migrations'];
+const PRIVATE_TABLES = ['flag_targets', 'flag_changes', 'rollback_events', 'notification_outbox', 'guardian_leases', 'guardian_rule_state', 'guardian_observations', 'guardian_source_health', 'guardian_exposures', 'schema_migrations'];
+
+/** Functions only the guardian (service_role) may call. */
+const SERVICE_FUNCTIONS = [
+  `select public.guardian_record_exposures('[{"flag":"ai_ga_enabled","cohort":true,"user_key":"${'b'.repeat(64)}","error":true}]'::jsonb)`,
+  `select * from public.guardian_exposure_counts('[{"flag":"ai_ga_enabled","since":"2020-01-01T00:00:00Z"}]'::jsonb)`,
+];
 
 describe.each(BACKENDS)('RLS and grants on $name', ({ create }) => {
   let db: TestDatabase;
@@ -62,6 +70,10 @@ describe.each(BACKENDS)('RLS and grants on $name', ({ create }) => {
       ["select public.is_feature_enabled('ai_beta_users', 'someone')"],
       ["select public.flag_bucket('ai_rollout', 'someone')"],
     ])('cannot call the server-side function: %s', async (statement) => {
+      await expect(asRole(db.sql, role, claims, (tx) => tx.query(statement))).rejects.toThrow(/permission denied for function/);
+    });
+
+    test.each(SERVICE_FUNCTIONS)('cannot call the guardian-only function: %s', async (statement) => {
       await expect(asRole(db.sql, role, claims, (tx) => tx.query(statement))).rejects.toThrow(/permission denied for function/);
     });
 
@@ -106,6 +118,10 @@ describe.each(BACKENDS)('RLS and grants on $name', ({ create }) => {
       expect(one.rows[0]!.on).toBe(true);
       await tx.query("select set_config('app.actor', 'guardian:test', true)");
       for (const [, statement] of WRITES) await tx.query(statement);
+      const recorded = await tx.query<{ n: number }>(`${SERVICE_FUNCTIONS[0]!} as n`);
+      expect(recorded.rows[0]!.n).toBe(1);
+      const counted = await tx.query<{ flag_name: string; cohort: boolean; users: string | number; error_users: string | number }>(SERVICE_FUNCTIONS[1]!);
+      expect(counted.rows.map((r) => [r.flag_name, r.cohort, num(r.users), num(r.error_users)])).toEqual([['ai_ga_enabled', true, 1, 1]]);
       const { rows } = await tx.query<{ n: string | number }>("select count(*) as n from public.flag_changes where actor = 'guardian:test'");
       expect(num(rows[0]!.n)).toBeGreaterThan(0);
     });
@@ -140,7 +156,7 @@ describe.each(BACKENDS)('RLS and grants on $name', ({ create }) => {
       order by 1, 2`);
     const callable = [...new Set(rows.map((r) => r.proname))];
     // Other migrations may add client functions later; ours: only get_my_flags.
-    for (const server of ['evaluate_flags', 'is_feature_enabled', 'flag_bucket', 'flag_actor']) expect(callable).not.toContain(server);
+    for (const server of ['evaluate_flags', 'is_feature_enabled', 'flag_bucket', 'flag_actor', 'guardian_record_exposures', 'guardian_exposure_counts']) expect(callable).not.toContain(server);
     expect(callable).toContain('get_my_flags');
   });
 });

@@ -269,6 +269,13 @@ export interface GuardianMetrics {
   readonly lastCycle: Gauge;
   /** `guardian_rules_reloads_total{result}`: rules file reloads (`ok`, `error`). */
   readonly rulesReloads: Counter;
+  /**
+   * `guardian_exposures_total{result}`: exposures received at `POST /v1/exposures`: `accepted`
+   * (recorded), `rejected` (in a request refused as invalid or too large), `failed` (the store failed).
+   */
+  readonly exposures: Counter;
+  /** `guardian_exposure_requests_total{status}`: requests to `POST /v1/exposures` by HTTP status. */
+  readonly exposureRequests: Counter;
 }
 
 /**
@@ -293,6 +300,8 @@ export function createGuardianMetrics(
     notifications: registry.counter('guardian_notifications_total', 'Notification delivery outcomes per channel (delivered, retry, failed, lost_lock).', ['channel', 'outcome']),
     lastCycle: registry.gauge('guardian_last_cycle_timestamp_seconds', 'Unix time at which the last cycle ended.'),
     rulesReloads: registry.counter('guardian_rules_reloads_total', 'Rules file reloads by result (ok, error: the last good rules stay in force).', ['result']),
+    exposures: registry.counter('guardian_exposures_total', 'Exposures received at POST /v1/exposures, by result (accepted, rejected: refused request, failed: the store failed).', ['result']),
+    exposureRequests: registry.counter('guardian_exposure_requests_total', 'Requests to POST /v1/exposures by HTTP status.', ['status']),
   };
   const backlog = options.backlog;
   if (backlog) {

@@ -1,110 +1,91 @@
 /**
  * Builtin metric source: counts the SDK reports to the guardian itself (for setups with neither
- * Sentry nor PostHog). The HTTP layer feeds a {@link BuiltinCounter}; the source reads distinct
- * users per cohort (flag on / off) and the distinct users among them who hit an error, since
- * each flag's stage start.
+ * Sentry nor PostHog). The ingestion endpoint (`POST /v1/exposures`, http/ingest.ts) writes them
+ * to the `guardian_exposures` table; this source reads, in ONE store call per cycle for all its
+ * flags, the distinct users per cohort (flag on / off) seen since each flag's `since` and those of
+ * them who hit an error since then. The counts live in the database, so every replica sees the
+ * same ones. It also prunes old exposures (at most once per hour, after its counts).
  */
-import type { FlagObservation, FlagQuery, MetricSource, SourceReport } from './types.ts';
+import type { Store } from '../store/types.ts';
+import type { FlagObservation, FlagQuery, MetricSource, SourceLogger, SourceReport } from './types.ts';
 
-interface Seen {
-  lastSeen: number;
-  lastError: number;
-}
+/** How long exposures are kept by default: 7 days. */
+export const DEFAULT_EXPOSURE_RETENTION_MS = 7 * 86_400_000;
 
-/** Options of {@link BuiltinCounter}. */
-export interface BuiltinCounterOptions {
-  /** Forget users not seen for this long (default 24 h). */
+/** How often the source prunes old exposures at most: once per hour. */
+export const EXPOSURE_PRUNE_INTERVAL_MS = 3_600_000;
+
+/**
+ * What {@link createBuiltinSource} needs.
+ *
+ * @example
+ * const deps: BuiltinSourceDeps = { store, now: () => new Date(), logger };
+ */
+export interface BuiltinSourceDeps {
+  readonly store: Pick<Store, 'exposureCounts' | 'pruneExposures'>;
+  readonly now: () => Date;
+  readonly logger?: SourceLogger;
+  /**
+   * Exposures last seen longer ago than this are pruned (default 7 days; never less than
+   * `lookbackMs`, so a rule's window is always covered).
+   */
   readonly retentionMs?: number;
-  /** At most this many users per flag and cohort; the longest-unseen are dropped first (default 200 000). */
-  readonly maxUsersPerCohort?: number;
-  readonly now?: () => Date;
+  /** The longest window of the rules on this source (their segments reach back this far). */
+  readonly lookbackMs?: number;
 }
 
 /**
- * In-process counts of flag exposures and errors per user.
+ * Creates the builtin source over the store. Never throws: a store failure makes every flag
+ * `no_data` with reason `unavailable`.
  *
  * @example
- * const counter = new BuiltinCounter();
- * counter.record('booking_agent_enabled', 'user-1', true, false);
- * counter.record('booking_agent_enabled', 'user-1', true, true); // the same user hit an error
+ * const source = createBuiltinSource({ store, now: () => new Date() });
+ * const report = await source.query([{ flag: 'ai_beta_users', since: stageStartedAt }], signal);
  */
-export class BuiltinCounter {
-  readonly #flags = new Map<string, { on: Map<string, Seen>; off: Map<string, Seen> }>();
-  readonly #retentionMs: number;
-  readonly #max: number;
-  readonly #now: () => Date;
+export function createBuiltinSource(deps: BuiltinSourceDeps): MetricSource {
+  const retentionMs = Math.max(deps.retentionMs ?? DEFAULT_EXPOSURE_RETENTION_MS, deps.lookbackMs ?? 0);
+  let lastPruneAt: number | undefined;
 
-  constructor(options: BuiltinCounterOptions = {}) {
-    this.#retentionMs = options.retentionMs ?? 86_400_000;
-    this.#max = options.maxUsersPerCohort ?? 200_000;
-    this.#now = options.now ?? (() => new Date());
-  }
-
-  /** Records that `userId` evaluated `flag` to `value`, and whether it then hit an error. `at` defaults to now. */
-  record(flag: string, userId: string, value: boolean, error: boolean, at: Date = this.#now()): void {
-    let entry = this.#flags.get(flag);
-    if (!entry) {
-      entry = { on: new Map(), off: new Map() };
-      this.#flags.set(flag, entry);
+  const prune = async (at: Date): Promise<void> => {
+    if (lastPruneAt !== undefined && at.getTime() - lastPruneAt < EXPOSURE_PRUNE_INTERVAL_MS) return;
+    lastPruneAt = at.getTime();
+    try {
+      const removed = await deps.store.pruneExposures(new Date(at.getTime() - retentionMs));
+      if (removed > 0) deps.logger?.info({ source: 'builtin', removed }, `builtin: pruned ${removed} exposure(s) older than ${Math.round(retentionMs / 3_600_000)} h`);
+    } catch (err) {
+      deps.logger?.warn({ source: 'builtin', err }, 'builtin: pruning old exposures failed; trying again in an hour');
     }
-    const cohort = value ? entry.on : entry.off;
-    const t = at.getTime();
-    const seen = cohort.get(userId);
-    if (seen) {
-      // Re-insert to keep Map order = least recently seen first.
-      cohort.delete(userId);
-      cohort.set(userId, { lastSeen: Math.max(seen.lastSeen, t), lastError: error ? Math.max(seen.lastError, t) : seen.lastError });
-    } else {
-      cohort.set(userId, { lastSeen: t, lastError: error ? t : Number.NEGATIVE_INFINITY });
-      if (cohort.size > this.#max) cohort.delete(cohort.keys().next().value!);
-    }
-  }
+  };
 
-  /** Distinct users (and those with an error) per cohort seen at or after `since`. */
-  counts(flag: string, since: Date): { on: { total: number; errors: number }; off: { total: number; errors: number } } {
-    const entry = this.#flags.get(flag);
-    const count = (m: Map<string, Seen> | undefined) => {
-      let total = 0;
-      let errors = 0;
-      if (m) {
-        for (const s of m.values()) {
-          if (s.lastSeen >= since.getTime()) {
-            total++;
-            if (s.lastError >= since.getTime()) errors++;
-          }
-        }
-      }
-      return { total, errors };
-    };
-    return { on: count(entry?.on), off: count(entry?.off) };
-  }
-
-  /** Drops users not seen within the retention period. */
-  prune(): void {
-    const cutoff = this.#now().getTime() - this.#retentionMs;
-    for (const entry of this.#flags.values()) {
-      for (const m of [entry.on, entry.off]) for (const [id, s] of m) if (s.lastSeen < cutoff) m.delete(id);
-    }
-  }
-}
-
-/**
- * Creates the builtin source over a counter. Never throws.
- *
- * @example
- * const source = createBuiltinSource(counter, { now: () => new Date() });
- */
-export function createBuiltinSource(counter: BuiltinCounter, deps: { readonly now: () => Date }): MetricSource {
   return {
     id: 'builtin',
-    async query(flags: readonly FlagQuery[], _signal: AbortSignal): Promise<SourceReport> {
+    async query(flags: readonly FlagQuery[], signal: AbortSignal): Promise<SourceReport> {
       const at = deps.now();
-      counter.prune();
+      if (signal.aborted) {
+        return { source: 'builtin', at, observations: flags.map((f) => ({ flag: f.flag, status: 'no_data', reason: 'stopped' })), requests: 0 };
+      }
+      let counts: Awaited<ReturnType<Store['exposureCounts']>>;
+      try {
+        counts = await deps.store.exposureCounts(flags.map((f) => ({ flag: f.flag, since: f.since })));
+      } catch (err) {
+        const message = `the guardian's database did not answer: ${(err as Error).message}`;
+        deps.logger?.warn({ source: 'builtin', err }, 'builtin: reading exposure counts failed');
+        return {
+          source: 'builtin',
+          at,
+          observations: flags.map((f) => ({ flag: f.flag, status: 'no_data', reason: 'unavailable', detail: message })),
+          error: { code: 'unavailable', message },
+          requests: 0,
+        };
+      }
       const observations = flags.map((f): FlagObservation => {
-        const { on, off } = counter.counts(f.flag, f.since);
+        const c = counts.get(f.flag);
+        const on = c?.treatment ?? { total: 0, errors: 0 };
+        const off = c?.control ?? { total: 0, errors: 0 };
         if (on.total === 0) return { flag: f.flag, status: 'no_data', reason: 'empty', detail: 'no flag-on users reported since the stage start' };
         return off.total > 0 ? { flag: f.flag, status: 'ok', unit: 'users', treatment: on, control: off } : { flag: f.flag, status: 'ok', unit: 'users', treatment: on };
       });
+      await prune(at);
       return { source: 'builtin', at, observations, requests: 0 };
     },
   };

@@ -9,6 +9,9 @@ import type { SqlClient } from './sql.ts';
 import { patchToJson, storeError, toEvent, toFlag, toRuleState } from './rows.ts';
 import type {
   EventQuery,
+  ExposureCounts,
+  ExposureQuery,
+  ExposureRecord,
   Flag,
   FlagPatch,
   HistoryQuery,
@@ -253,6 +256,25 @@ export class SqlStore implements Store {
     return Number(rows[0]?.['n'] ?? 0);
   }
 
+  async recordExposures(batch: readonly ExposureRecord[]): Promise<number> {
+    if (batch.length === 0) return 0;
+    const rows = await this.#q('record exposures', 'select public.guardian_record_exposures($1::jsonb) as n', [JSON.stringify(exposureArgs(batch))]);
+    return Number(rows[0]?.['n'] ?? 0);
+  }
+
+  async exposureCounts(queries: readonly ExposureQuery[]): Promise<Map<string, ExposureCounts>> {
+    if (queries.length === 0) return new Map();
+    const rows = await this.#q('count exposures', 'select * from public.guardian_exposure_counts($1::jsonb)', [JSON.stringify(exposureQueryArgs(queries))]);
+    return exposureCountsFrom(queries, rows);
+  }
+
+  async pruneExposures(before: Date): Promise<number> {
+    const rows = await this.#q('prune exposures', 'with d as (delete from public.guardian_exposures where last_seen < $1::timestamptz returning 1) select count(*)::int as n from d', [
+      before.toISOString(),
+    ]);
+    return Number(rows[0]?.['n'] ?? 0);
+  }
+
   async tryLease(name: string, holder: string, ttlMs: number): Promise<boolean> {
     const rows = await this.#q('take lease', `select public.guardian_try_lease($1, $2, $3::double precision * interval '1 millisecond') as held`, [name, holder, ttlMs]);
     return rows[0]?.['held'] === true;
@@ -270,6 +292,32 @@ export class SqlStore implements Store {
 /** The `p_queries` argument of `guardian_observation_history`. */
 export function historyArgs(queries: readonly HistoryQuery[]): { flag: string; stage: string; segment_since: string }[] {
   return queries.map((q) => ({ flag: q.flag, stage: q.stageStartedAt.toISOString(), segment_since: q.segmentSince.toISOString() }));
+}
+
+/** The `p_batch` argument of `guardian_record_exposures`. */
+export function exposureArgs(batch: readonly ExposureRecord[]): { flag: string; cohort: boolean; user_key: string; at: string; error: boolean }[] {
+  return batch.map((e) => ({ flag: e.flag, cohort: e.cohort, user_key: e.userKey, at: e.at.toISOString(), error: e.error }));
+}
+
+/** The `p_queries` argument of `guardian_exposure_counts`. */
+export function exposureQueryArgs(queries: readonly ExposureQuery[]): { flag: string; since: string }[] {
+  return queries.map((q) => ({ flag: q.flag, since: q.since.toISOString() }));
+}
+
+/** `guardian_exposure_counts` rows → counts for every queried flag (zeros where no row came back). */
+export function exposureCountsFrom(queries: readonly ExposureQuery[], rows: readonly Row[]): Map<string, ExposureCounts> {
+  const zero = { total: 0, errors: 0 };
+  const out = new Map<string, { treatment: { total: number; errors: number }; control: { total: number; errors: number } }>(
+    queries.map((q) => [q.flag, { treatment: { ...zero }, control: { ...zero } }]),
+  );
+  for (const r of rows) {
+    const entry = out.get(String(r['flag_name']));
+    if (!entry) continue;
+    const counts = { total: Number(r['users']), errors: Number(r['error_users']) };
+    if (r['cohort'] === true || r['cohort'] === 't' || r['cohort'] === 'true') entry.treatment = counts;
+    else entry.control = counts;
+  }
+  return out;
 }
 
 function toDate(v: unknown): Date {

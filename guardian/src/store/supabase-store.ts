@@ -15,9 +15,12 @@ import { createClient, type SupabaseClient } from '@supabase/supabase-js';
 import type { HistoryPoint } from '../decide/types.ts';
 import { GuardianError } from '../errors.ts';
 import { patchToJson, storeError, toEvent, toFlag, toRuleState } from './rows.ts';
-import { DEFAULT_EVENT_LIMIT, MAX_EVENT_LIMIT, historyArgs, toHistoryPoint } from './sql-store.ts';
+import { DEFAULT_EVENT_LIMIT, MAX_EVENT_LIMIT, exposureArgs, exposureCountsFrom, exposureQueryArgs, historyArgs, toHistoryPoint } from './sql-store.ts';
 import type {
   EventQuery,
+  ExposureCounts,
+  ExposureQuery,
+  ExposureRecord,
   Flag,
   FlagPatch,
   HistoryQuery,
@@ -295,6 +298,25 @@ export class SupabaseStore implements Store {
   async pruneObservations(before: Date): Promise<number> {
     const res = await this.#client.from('guardian_observations').delete({ count: 'exact' }).lt('at', before.toISOString());
     if (res.error) throw supabaseError(res.error, 'prune observations', res.status);
+    return res.count ?? 0;
+  }
+
+  async recordExposures(batch: readonly ExposureRecord[]): Promise<number> {
+    if (batch.length === 0) return 0;
+    const data = await this.#run<unknown>('record exposures', this.#client.rpc('guardian_record_exposures', { p_batch: exposureArgs(batch) }));
+    return Number(data ?? 0);
+  }
+
+  async exposureCounts(queries: readonly ExposureQuery[]): Promise<Map<string, ExposureCounts>> {
+    if (queries.length === 0) return new Map();
+    const args = { p_queries: exposureQueryArgs(queries) };
+    const rows = await this.#pages('count exposures', (from, to) => this.#client.rpc('guardian_exposure_counts', args).range(from, to));
+    return exposureCountsFrom(queries, rows);
+  }
+
+  async pruneExposures(before: Date): Promise<number> {
+    const res = await this.#client.from('guardian_exposures').delete({ count: 'exact' }).lt('last_seen', before.toISOString());
+    if (res.error) throw supabaseError(res.error, 'prune exposures', res.status);
     return res.count ?? 0;
   }
 

@@ -206,6 +206,46 @@ export interface HistoryQuery {
 }
 
 /**
+ * One exposure for the builtin source: `userKey` saw `flag` evaluate to `cohort` at `at`, and
+ * with `error` hit an error then. `userKey` is the hex SHA-256 of the user id ({@link exposureUserKey}
+ * in `http/ingest.ts`); the database refuses anything else, so no raw id is ever stored.
+ *
+ * @example
+ * await store.recordExposures([{ flag: 'ai_beta_users', cohort: true, userKey: sha256hex('u-1'), at: new Date(), error: false }]);
+ */
+export interface ExposureRecord {
+  readonly flag: string;
+  /** The value the user got: true = flag on (treatment), false = flag off (control). */
+  readonly cohort: boolean;
+  /** Hex SHA-256 of the user id (64 lowercase hex digits). */
+  readonly userKey: string;
+  readonly at: Date;
+  readonly error: boolean;
+}
+
+/**
+ * What {@link Store.exposureCounts} is asked about one flag: users seen at or after `since`.
+ *
+ * @example
+ * await store.exposureCounts([{ flag: 'ai_beta_users', since: stageStartedAt }]);
+ */
+export interface ExposureQuery {
+  readonly flag: string;
+  readonly since: Date;
+}
+
+/**
+ * One flag's builtin counts: per cohort, the users seen since the query's `since` and those of
+ * them with an error since then (zeros when nobody was seen).
+ */
+export interface ExposureCounts {
+  /** Flag-on users. */
+  readonly treatment: CohortCounts;
+  /** Flag-off users. */
+  readonly control: CohortCounts;
+}
+
+/**
  * The guardian's state behind one interface (see the module comment). Errors are
  * `GuardianError`s: `NOT_FOUND`, `STORE_CONFLICT`, `BAD_ARGUMENT`, `STORE_UNREACHABLE`,
  * `STORE_FAILED`.
@@ -243,6 +283,15 @@ export interface Store {
   observationHistory(source: string, queries: readonly HistoryQuery[]): Promise<Map<string, HistoryPoint[]>>;
   /** Removes observations older than `before` (bounded storage). Returns how many. */
   pruneObservations(before: Date): Promise<number>;
+  /**
+   * Upserts a batch of exposures in one SQL call (`guardian_record_exposures`): all or nothing;
+   * `first_seen` kept, `last_seen` and `last_error_at` the greatest. Returns the rows touched.
+   */
+  recordExposures(batch: readonly ExposureRecord[]): Promise<number>;
+  /** Per flag (every queried flag is in the map), users per cohort seen since its `since` and those with an error since then (`guardian_exposure_counts`). */
+  exposureCounts(queries: readonly ExposureQuery[]): Promise<Map<string, ExposureCounts>>;
+  /** Removes exposures last seen before `before` (bounded storage). Returns how many. */
+  pruneExposures(before: Date): Promise<number>;
   /** Takes or renews a lease for `ttlMs` (`guardian_try_lease`); true when held. */
   tryLease(name: string, holder: string, ttlMs: number): Promise<boolean>;
   releaseLease(name: string, holder: string): Promise<void>;

@@ -171,7 +171,7 @@ export class BrowserFlagClient extends ListenerHub {
         result = { flag: flagName, value: r.value, reason: this.fromCache ? 'CACHED' : r.reason, version: r.version };
       }
     }
-    if (this.evaluationListeners.length !== 0) this.notifyEvaluation(result.flag, result.value, this.userId);
+    if (this.evaluationListeners.length !== 0) this.notifyEvaluation(result.flag, result.value, this.userId, result.reason);
     return result;
   }
 

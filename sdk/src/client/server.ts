@@ -135,7 +135,9 @@ export class ServerFlagClient extends ListenerHub {
       return this.evaluate(flagName, userId, defaultValue).value; // evaluate() notifies listeners
     }
     const value = isCompiledOn(flag, userId);
-    if (this.evaluationListeners.length !== 0) this.notifyEvaluation(flagName, value, userId);
+    if (this.evaluationListeners.length !== 0) {
+      this.notifyEvaluation(flagName, value, userId, !flag.enabled ? 'DISABLED' : flag.targets !== null && flag.targets.has(userId) ? 'TARGETING_MATCH' : 'SPLIT');
+    }
     return value;
   }
 
@@ -165,7 +167,7 @@ export class ServerFlagClient extends ListenerHub {
             : { flag: flagName, value: r.value, reason: r.reason, version: entry.definition.version };
       }
     }
-    if (this.evaluationListeners.length !== 0) this.notifyEvaluation(result.flag, result.value, typeof userId === 'string' ? userId : null);
+    if (this.evaluationListeners.length !== 0) this.notifyEvaluation(result.flag, result.value, typeof userId === 'string' ? userId : null, result.reason);
     return result;
   }
 

@@ -187,9 +187,12 @@ export type ClientStatus = 'NOT_READY' | 'READY' | 'STALE' | 'ERROR';
 export type RollbackListener = (event: { readonly flag: string; readonly message: string | null; readonly version: number }) => void;
 
 /**
- * Called with each evaluation a client serves; what the Sentry and PostHog adapters hook.
+ * Called with each evaluation a client serves; what the Sentry and PostHog adapters and the
+ * exposure reporter hook. `reason` says why the user got `value` (`SPLIT`: by the rollout
+ * percentage; `TARGETING_MATCH`: on the target list; `DISABLED`, `ERROR` with the default,
+ * `CACHED` in client mode before a refresh).
  *
  * @example
- * client.onEvaluation((flag, value) => console.log(flag, value));
+ * client.onEvaluation((flag, value, userId, reason) => console.log(flag, value, reason));
  */
-export type EvaluationListener = (flag: string, value: boolean, userId: string | null) => void;
+export type EvaluationListener = (flag: string, value: boolean, userId: string | null, reason: FlagEvaluation['reason']) => void;

@@ -1,26 +1,33 @@
 /**
  * `guardian demo`: plays a whole incident on a throwaway embedded database, with the real parts
  * and nothing faked but the traffic: the seeded flags, an app evaluating `ai_beta_users` (50%)
- * through the SDK for new users every simulated minute, errors counted by the builtin source, a
- * bad deploy that makes flag-on users fail, the guardian's cycle judging each minute, the
+ * through the SDK for new users every simulated minute, exposures and errors reported by the
+ * SDK's exposure reporter to the guardian's real ingestion endpoint (POST /v1/exposures on a
+ * local port) and counted by the builtin source from the database, a bad deploy that makes
+ * flag-on users fail, the guardian's cycle judging each minute, the
  * rollback one stage back (50% → 10%), its event and evidence, the alert as Slack and email
  * would say it, and the SDK telling the app. Simulated minutes pass as fast as the cycle runs.
  */
+import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { createServerClient, type ServerFlagClient } from '@rollback-guardian/sdk';
 import { postgresTransport, type PgPoolLike } from '@rollback-guardian/sdk/postgres';
+import { createExposureReporter, type ExposureReporter } from '@rollback-guardian/sdk/server';
 
 import { loadConfig } from '../../config.ts';
 import { runCycle } from '../../cycle/run.ts';
 import type { CycleLogger, RuleFlagResult } from '../../cycle/types.ts';
 import { GuardianError } from '../../errors.ts';
+import { createExposureIngestRoute } from '../../http/ingest.ts';
+import { createGuardianMetrics } from '../../http/metrics.ts';
+import { startHttpServer, type HttpLogger, type RunningHttpServer } from '../../http/server.ts';
 import { messageFromOutbox, messageText } from '../../notify/message.ts';
 import { SqlOutboxStore } from '../../notify/outbox-store.ts';
 import { parseRules } from '../../rules/parse.ts';
-import { BuiltinCounter, createBuiltinSource } from '../../sources/builtin.ts';
+import { createBuiltinSource } from '../../sources/builtin.ts';
 import { createStore } from '../../store/index.ts';
 import { SqlStore } from '../../store/sql-store.ts';
 import type { SqlClient } from '../../store/sql.ts';
@@ -45,7 +52,8 @@ const usage = `Usage: guardian demo [--users N] [--data-dir DIR] [--json]
 
 Plays a whole incident on a throwaway embedded database (your own database and rules are not
 touched): an app evaluates ${FLAG} (50% rollout) through the SDK for N new users every
-simulated minute, and the builtin source counts who hit an error. At minute 4 a bad deploy makes
+simulated minute; the SDK's exposure reporter sends who saw which value and who hit an error to
+the guardian's ingestion endpoint, and the builtin source counts them. At minute 4 a bad deploy makes
 flag-on users fail 25% of the time (flag-off users stay at 2%). The guardian judges every
 minute with a relative rule (sequential test, alpha 0.02, 2 breaches in a row), steps the flag
 back to 10%, records the event with its evidence, writes the alert for Slack and email, and the
@@ -67,7 +75,7 @@ function poolOver(sql: SqlClient): PgPoolLike {
   return { query, connect: async () => ({ query, release: () => {} }) };
 }
 
-const quiet: CycleLogger = { debug: () => {}, info: () => {}, warn: () => {}, error: () => {} };
+const quiet: CycleLogger & HttpLogger = { debug: () => {}, info: () => {}, warn: () => {}, error: () => {} };
 
 function pct(x: number): string {
   return `${(x * 100).toFixed(1)}%`;
@@ -87,6 +95,8 @@ async function run(args: readonly string[], io: CliIo): Promise<number> {
   let temporary = false;
   let client: ServerFlagClient | undefined;
   let store: SqlStore | undefined;
+  let http: RunningHttpServer | undefined;
+  let reporter: ExposureReporter | undefined;
   try {
     const { values } = parseCommandArgs('demo', args, OPTIONS, 0);
     const usersPerMinute = values.users === undefined ? 400 : intOption('--users', values.users, 100, 5000);
@@ -120,8 +130,15 @@ async function run(args: readonly string[], io: CliIo): Promise<number> {
     if (!rules.ok) throw new GuardianError('RULES_INVALID', rules.problems.map((p) => `${p.path}: ${p.message}`).join('; '));
     const start = new Date(Math.max(Date.now(), flag0.stageStartedAt.getTime()) + 1_000);
     let now = start;
-    const counter = new BuiltinCounter({ now: () => now });
-    const sources = new Map([['builtin', createBuiltinSource(counter, { now: () => now })]]);
+    // The guardian's ingestion endpoint on a local port (on the simulated clock), and the app's
+    // exposure reporter sending to it: every evaluation is an exposure, every failure an error.
+    const ingestKey = randomBytes(24).toString('hex');
+    const ingest = createExposureIngestRoute({ store, ingestKey, logger: quiet, now: () => now });
+    const health = async () => ({ database: { ok: true }, rules: { loaded: true }, lastCycleAt: now, cycleIntervalMs: 60_000 });
+    http = await startHttpServer({ port: 0, host: '127.0.0.1', health, metrics: createGuardianMetrics(), logger: quiet, routes: [ingest], now: () => now });
+    reporter = createExposureReporter({ url: http.url, ingestKey, flushIntervalMs: 3_600_000, maxBatch: 1000, maxBuffer: 100_000, logger: { warn: () => {}, error: (obj, msg) => say(`reporter: ${msg ?? ''}`) } });
+    reporter.attach(client);
+    const sources = new Map([['builtin', createBuiltinSource({ store, now: () => now })]]);
     const random = rng(7);
     const BAD_DEPLOY = 4;
     let caughtAt: number | undefined;
@@ -131,10 +148,11 @@ async function run(args: readonly string[], io: CliIo): Promise<number> {
       if (minute === BAD_DEPLOY) say(`minute ${String(minute).padStart(2)}: a bad model deploy — flag-on users now fail 25% of the time (flag-off: 2%)`);
       for (let i = 0; i < usersPerMinute; i++) {
         const user = `demo-user-${minute}-${i}`;
-        const on = client.isEnabled(FLAG, user);
+        const on = client.isEnabled(FLAG, user); // the reporter records the exposure
         const errorRate = on && minute >= BAD_DEPLOY ? 0.25 : 0.02;
-        counter.record(FLAG, user, on, random() < errorRate, now);
+        if (random() < errorRate) reporter.error(user);
       }
+      await reporter.flush();
       const report = await runCycle({ now: () => now, store, sources, rules: rules.rules, logger: quiet, signal: AbortSignal.timeout(30_000), channels: ['slack', 'email'] });
       const r = report.results.find((x) => x.flag === FLAG);
       say(`minute ${String(minute).padStart(2)}: ${verdictLine(r)}`);
@@ -183,7 +201,9 @@ async function run(args: readonly string[], io: CliIo): Promise<number> {
   } catch (err) {
     return reportError(io, 'demo', err, json);
   } finally {
+    await reporter?.close().catch(() => {});
     await client?.close().catch(() => {});
+    await http?.close().catch(() => {});
     await store?.close().catch(() => {});
     if (temporary && dir !== undefined) await rm(dir, { recursive: true, force: true }).catch(() => {});
   }

@@ -1,5 +1,5 @@
 import { SdkError } from '../errors.ts';
-import type { ClientStatus, EvaluationListener, RollbackListener, SdkLogger, Timers } from '../types.ts';
+import type { ClientStatus, EvaluationListener, FlagEvaluation, RollbackListener, SdkLogger, Timers } from '../types.ts';
 
 /**
  * What `onChange` listeners receive: the flag that changed and its new version (`null` when it
@@ -134,10 +134,10 @@ export class ListenerHub {
     this.notifyStore();
   }
 
-  protected notifyEvaluation(flag: string, value: boolean, userId: string | null): void {
+  protected notifyEvaluation(flag: string, value: boolean, userId: string | null, reason: FlagEvaluation['reason']): void {
     for (const l of this.evaluationListeners) {
       try {
-        l(flag, value, userId);
+        l(flag, value, userId, reason);
       } catch (error) {
         this.logger.warn({ err: error, flag }, 'an evaluation listener threw');
       }
