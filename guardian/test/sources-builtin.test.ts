@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 
-import { createBuiltinSource, DEFAULT_EXPOSURE_RETENTION_MS } from '../src/sources/builtin.ts';
+import { createBuiltinSource, DEFAULT_EXPOSURE_RETENTION_MS, exposureUserKey } from '../src/sources/builtin.ts';
 import type { ExposureCounts, ExposureQuery, Store } from '../src/store/types.ts';
 
 class MemoryExposures implements Pick<Store, 'exposureCounts' | 'pruneExposures'> {
@@ -32,6 +32,23 @@ class MemoryExposures implements Pick<Store, 'exposureCounts' | 'pruneExposures'
 const signal = new AbortController().signal;
 
 describe('builtin source', () => {
+  it("passes a flag's target list to the store as user keys (SHA-256), to be left out of both cohorts", async () => {
+    const store = new MemoryExposures();
+    const since = new Date('2026-01-01T11:00:00Z');
+    await createBuiltinSource({ store, now: () => new Date('2026-01-01T12:00:00Z') }).query(
+      [
+        { flag: 'a_flag', since, excludeUsers: ['staff-1'] },
+        { flag: 'b_flag', since },
+      ],
+      signal,
+    );
+    expect(store.asked[0]).toEqual([
+      { flag: 'a_flag', since, excludeUserKeys: [exposureUserKey('staff-1')] },
+      { flag: 'b_flag', since },
+    ]);
+    expect(exposureUserKey('staff-1')).toMatch(/^[0-9a-f]{64}$/);
+  });
+
   it('asks the store once for every flag and maps counts to observations (flag on = treatment)', async () => {
     const store = new MemoryExposures();
     store.counts.set('a_flag', { treatment: { total: 10, errors: 3 }, control: { total: 5, errors: 1 } });

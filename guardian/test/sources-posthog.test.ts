@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import nock from 'nock';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { buildPosthogQuery, createPosthogSource, hogqlString } from '../src/sources/posthog.ts';
+import { buildPosthogQuery, createPosthogSource, hogqlString, MAX_EXCLUDED_USERS } from '../src/sources/posthog.ts';
 import type { FlagObservation, SourceDeps, SourceLogger } from '../src/sources/types.ts';
 
 const fixture = (name: string): unknown => JSON.parse(readFileSync(new URL(`fixtures/posthog/${name}`, import.meta.url), 'utf8')) as unknown;
@@ -58,6 +58,30 @@ describe('PostHog HogQL query', () => {
   it('refuses anything that is not a flag name (no injection) and escapes string literals', () => {
     expect(() => buildPosthogQuery([{ flag: "x') OR 1=1 --", since: NOW }])).toThrow(/not a valid flag name/);
     expect(hogqlString("it's \\ fine")).toBe("'it\\'s \\\\ fine'");
+  });
+});
+
+describe('PostHog query: target-list users are left out (picked, not randomised)', () => {
+  it("adds distinct_id NOT IN (…) to that flag's condition only, quoted, deduplicated and sorted", () => {
+    const q = buildPosthogQuery([
+      { flag: 'ai_alpha_users', since: new Date('2026-01-01T11:30:00Z'), excludeUsers: ['staff-2', "o'brien", 'staff-2', "x') OR 1=1 --"] },
+      { flag: 'ai_beta_users', since: new Date('2026-01-01T11:50:00Z'), excludeUsers: [] },
+    ]);
+    expect(q).toContain(
+      "flag = 'ai_alpha_users', timestamp >= toDateTime('2026-01-01 11:30:00', 'UTC') AND distinct_id NOT IN ('o\\'brien', 'staff-2', 'x\\') OR 1=1 --'), flag = 'ai_beta_users', timestamp >= toDateTime('2026-01-01 11:50:00', 'UTC'), false)",
+    );
+  });
+
+  it(`leaves out at most ${MAX_EXCLUDED_USERS} per flag and says so in the log`, async () => {
+    const many = Array.from({ length: MAX_EXCLUDED_USERS + 5 }, (_, i) => `u-${String(i).padStart(5, '0')}`);
+    const q = buildPosthogQuery([{ flag: 'ai_alpha_users', since: NOW, excludeUsers: many }]);
+    expect(q.match(/'u-\d{5}'/g)).toHaveLength(MAX_EXCLUDED_USERS);
+    const { source, logs } = setup();
+    nock(HOST)
+      .post('/api/projects/12345/query/', (body: { query: { query: string } }) => body.query.query.includes("'u-00999'") && !body.query.query.includes("'u-01000'"))
+      .reply(200, { results: [], columns: ['flag', 'variant', 'users', 'error_users'], types: [], hasMore: false });
+    await source.query([{ flag: 'ai_alpha_users', since: NOW, excludeUsers: many }], new AbortController().signal);
+    expect(logs.some((l) => l.level === 'warn' && /more than 1000 target-list users/.test(l.msg ?? ''))).toBe(true);
   });
 });
 

@@ -321,6 +321,12 @@ describe.each(backends)('Store contract on $name', ({ name, open }) => {
     expect((await store.exposureCounts([{ flag: 'ex_flag', since: at(6) }])).get('ex_flag')).toEqual({ treatment: { total: 1, errors: 1 }, control: { total: 0, errors: 0 } });
     expect((await store.exposureCounts([{ flag: 'ex_other', since: at(-200) }])).get('ex_other')).toEqual({ treatment: { total: 1, errors: 1 }, control: { total: 0, errors: 0 } });
     expect(await store.exposureCounts([])).toEqual(new Map());
+    // A flag's target list is left out of both cohorts (a also saw the flag off: gone there too).
+    expect((await store.exposureCounts([{ flag: 'ex_flag', since: at(0), excludeUserKeys: [key('a'), key('zz')] }])).get('ex_flag')).toEqual({
+      treatment: { total: 1, errors: 1 },
+      control: { total: 1, errors: 1 },
+    });
+    expect((await store.exposureCounts([{ flag: 'ex_flag', since: at(0), excludeUserKeys: [] }])).get('ex_flag')).toEqual({ treatment: { total: 2, errors: 2 }, control: { total: 2, errors: 1 } });
 
     // All or nothing: a raw user id (not a SHA-256) in a batch is refused, and the valid items beside it are not written.
     const refused = await errorOf(

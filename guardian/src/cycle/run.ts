@@ -329,12 +329,16 @@ function maxWindow(list: readonly Watch[], flag: string): number {
   return max;
 }
 
-/** One query per flag: since = the start of the current segment of its stage (segments of the largest window of its rules on this source). */
+/** One query per flag: since = the start of the current segment of its stage (segments of the largest window of its rules on this source); its target list to leave out. */
 function flagQueries(list: readonly Watch[], at: Date): FlagQuery[] {
   const out = new Map<string, FlagQuery>();
   for (const w of list) {
     if (out.has(w.flag.name)) continue;
-    out.set(w.flag.name, { flag: w.flag.name, since: segmentStart(w.flag.stageStartedAt, maxWindow(list, w.flag.name), at) });
+    out.set(w.flag.name, {
+      flag: w.flag.name,
+      since: segmentStart(w.flag.stageStartedAt, maxWindow(list, w.flag.name), at),
+      ...(w.flag.targets.length > 0 ? { excludeUsers: w.flag.targets } : {}),
+    });
   }
   return [...out.values()];
 }

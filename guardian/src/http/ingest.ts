@@ -16,9 +16,12 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { z } from 'zod';
 
 import { formatPath } from '../rules/parse.ts';
+import { exposureUserKey } from '../sources/builtin.ts';
 import type { ExposureRecord, Store } from '../store/types.ts';
 import type { GuardianMetrics } from './metrics.ts';
 import type { HttpLogger, HttpRoute } from './server.ts';
+
+export { exposureUserKey };
 
 /** The path of the endpoint. */
 export const EXPOSURES_PATH = '/v1/exposures';
@@ -36,16 +39,6 @@ export const MAX_EXPOSURE_FUTURE_MS = 5 * 60_000;
 export const MAX_EXPOSURE_AGE_MS = 24 * 3_600_000;
 
 const FLAG_PATTERN = /^[a-z][a-z0-9_]{1,63}$/;
-
-/**
- * The hex SHA-256 of a user id (UTF-8): what `guardian_exposures.user_key` holds.
- *
- * @example
- * exposureUserKey('u-1'); // '…64 hex digits…'
- */
-export function exposureUserKey(userId: string): string {
-  return createHash('sha256').update(userId, 'utf8').digest('hex');
-}
 
 function typeName(v: unknown): string {
   return v === null ? 'null' : Array.isArray(v) ? 'array' : typeof v;

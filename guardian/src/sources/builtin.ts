@@ -3,11 +3,24 @@
  * Sentry nor PostHog). The ingestion endpoint (`POST /v1/exposures`, http/ingest.ts) writes them
  * to the `guardian_exposures` table; this source reads, in ONE store call per cycle for all its
  * flags, the distinct users per cohort (flag on / off) seen since each flag's `since` and those of
- * them who hit an error since then. The counts live in the database, so every replica sees the
- * same ones. It also prunes old exposures (at most once per hour, after its counts).
+ * them who hit an error since then, leaving out the flag's target-list users (picked, not
+ * randomised). The counts live in the database, so every replica sees the same ones. It also prunes old exposures (at most once per hour, after its counts).
  */
+import { createHash } from 'node:crypto';
+
 import type { Store } from '../store/types.ts';
 import type { FlagObservation, FlagQuery, MetricSource, SourceLogger, SourceReport } from './types.ts';
+
+/**
+ * The hex SHA-256 of a user id (UTF-8): what `guardian_exposures.user_key` holds (no raw id is
+ * stored), and how a flag's target list is left out of its counts.
+ *
+ * @example
+ * exposureUserKey('u-1'); // '…64 hex digits…'
+ */
+export function exposureUserKey(userId: string): string {
+  return createHash('sha256').update(userId, 'utf8').digest('hex');
+}
 
 /** How long exposures are kept by default: 7 days. */
 export const DEFAULT_EXPOSURE_RETENTION_MS = 7 * 86_400_000;
@@ -66,7 +79,9 @@ export function createBuiltinSource(deps: BuiltinSourceDeps): MetricSource {
       }
       let counts: Awaited<ReturnType<Store['exposureCounts']>>;
       try {
-        counts = await deps.store.exposureCounts(flags.map((f) => ({ flag: f.flag, since: f.since })));
+        counts = await deps.store.exposureCounts(
+          flags.map((f) => ({ flag: f.flag, since: f.since, ...(f.excludeUsers?.length ? { excludeUserKeys: f.excludeUsers.map(exposureUserKey) } : {}) })),
+        );
       } catch (err) {
         const message = `the guardian's database did not answer: ${(err as Error).message}`;
         deps.logger?.warn({ source: 'builtin', err }, 'builtin: reading exposure counts failed');

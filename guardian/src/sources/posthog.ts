@@ -37,8 +37,18 @@ function hogqlTime(d: Date): string {
   return `toDateTime(${hogqlString(d.toISOString().slice(0, 19).replace('T', ' '))}, 'UTC')`;
 }
 
+/** At most this many target-list users are left out per flag (the query stays small); the rest stay in. */
+export const MAX_EXCLUDED_USERS = 1000;
+
+/** ` AND distinct_id NOT IN (…)` for a flag's target list (quoted literals), or nothing. */
+function excluded(f: FlagQuery): string {
+  const users = [...new Set(f.excludeUsers ?? [])].filter((u) => typeof u === 'string' && u !== '').sort().slice(0, MAX_EXCLUDED_USERS);
+  return users.length === 0 ? '' : ` AND distinct_id NOT IN (${users.map(hogqlString).join(', ')})`;
+}
+
 /**
- * Builds the one HogQL query for all flags. Every flag must match the flag-name pattern
+ * Builds the one HogQL query for all flags. Users on a flag's target list (`excludeUsers`, at
+ * most {@link MAX_EXCLUDED_USERS}) are left out of its counts: they were picked, not randomised. Every flag must match the flag-name pattern
  * (`^[a-z][a-z0-9_]{1,63}$`); anything else throws, so nothing unvalidated reaches the query.
  *
  * @example
@@ -52,7 +62,7 @@ export function buildPosthogQuery(flags: readonly FlagQuery[]): string {
   const earliest = new Date(Math.min(...flags.map((f) => f.since.getTime())));
   const keys = flags.map((f) => hogqlString(f.flag)).join(', ');
   const variant = flags.map((f) => `flag = ${hogqlString(f.flag)}, properties[${hogqlString(`$feature/${f.flag}`)}]`).join(', ');
-  const since = flags.map((f) => `flag = ${hogqlString(f.flag)}, timestamp >= ${hogqlTime(f.since)}`).join(', ');
+  const since = flags.map((f) => `flag = ${hogqlString(f.flag)}, timestamp >= ${hogqlTime(f.since)}${excluded(f)}`).join(', ');
   return [
     'SELECT',
     `  arrayJoin([${keys}]) AS flag,`,
@@ -158,7 +168,16 @@ export function createPosthogSource(options: PosthogSourceOptions, deps: SourceD
         return { ...r, observations: [...r.observations.filter((o) => !invalid.some((f) => f.flag === o.flag)), ...rejected] };
       }
       const lookback = options.lookbackMs;
-      const bounded = valid.map((f) => ({ flag: f.flag, since: lookback === undefined ? f.since : new Date(Math.max(f.since.getTime(), nowMs - lookback)) }));
+      const bounded = valid.map((f) => ({
+        flag: f.flag,
+        since: lookback === undefined ? f.since : new Date(Math.max(f.since.getTime(), nowMs - lookback)),
+        ...(f.excludeUsers ? { excludeUsers: f.excludeUsers } : {}),
+      }));
+      for (const f of valid) {
+        if ((f.excludeUsers?.length ?? 0) > MAX_EXCLUDED_USERS) {
+          deps.logger.warn({ flag: f.flag, targets: f.excludeUsers!.length }, `posthog: ${f.flag} has more than ${MAX_EXCLUDED_USERS} target-list users; only the first ${MAX_EXCLUDED_USERS} are left out of its counts`);
+        }
+      }
       const hogql = buildPosthogQuery(bounded);
       const url = `${options.host.replace(/\/+$/, '')}/api/projects/${encodeURIComponent(options.project_id)}/query/`;
       const body = JSON.stringify({ query: { kind: 'HogQLQuery', query: hogql }, name: 'guardian-flag-errors', refresh: 'force_blocking' });

@@ -300,8 +300,8 @@ export function exposureArgs(batch: readonly ExposureRecord[]): { flag: string; 
 }
 
 /** The `p_queries` argument of `guardian_exposure_counts`. */
-export function exposureQueryArgs(queries: readonly ExposureQuery[]): { flag: string; since: string }[] {
-  return queries.map((q) => ({ flag: q.flag, since: q.since.toISOString() }));
+export function exposureQueryArgs(queries: readonly ExposureQuery[]): { flag: string; since: string; exclude?: string[] }[] {
+  return queries.map((q) => ({ flag: q.flag, since: q.since.toISOString(), ...(q.excludeUserKeys?.length ? { exclude: [...q.excludeUserKeys] } : {}) }));
 }
 
 /** `guardian_exposure_counts` rows → counts for every queried flag (zeros where no row came back). */

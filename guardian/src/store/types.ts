@@ -207,7 +207,7 @@ export interface HistoryQuery {
 
 /**
  * One exposure for the builtin source: `userKey` saw `flag` evaluate to `cohort` at `at`, and
- * with `error` hit an error then. `userKey` is the hex SHA-256 of the user id ({@link exposureUserKey}
+ * with `error` hit an error then. `userKey` is the hex SHA-256 of the user id ({@link exposureUserKey} in `sources/builtin.ts`
  * in `http/ingest.ts`); the database refuses anything else, so no raw id is ever stored.
  *
  * @example
@@ -232,6 +232,8 @@ export interface ExposureRecord {
 export interface ExposureQuery {
   readonly flag: string;
   readonly since: Date;
+  /** User keys (hex SHA-256 of the ids) to leave out: the flag's target list. */
+  readonly excludeUserKeys?: readonly string[];
 }
 
 /**
