@@ -144,11 +144,14 @@ describe('runCycle (PGlite store)', () => {
     expect(beta?.verdict?.evidence?.since).toBe(new Date(sinceAsked.at(-1)!).toISOString());
   });
 
-  it("asks the source to leave a flag's target-list users out of its counts (they were picked, not randomised)", async () => {
-    await db.sql.query("insert into flag_targets (flag_name, user_id) values ('ai_beta_users', 'staff-1'), ('ai_beta_users', 'staff-2')");
+  it("asks the source to leave a relative rule's target-list users out of its counts (they were picked, not randomised)", async () => {
+    await db.sql.query(
+      "insert into flag_targets (flag_name, user_id) values ('ai_beta_users', 'staff-1'), ('ai_beta_users', 'staff-2'), ('insights_agent_enabled', 'staff-1')",
+    );
     await runCycle(deps);
     const asked = posthog.asked[0]!;
     expect([...(asked.find((q) => q.flag === 'ai_beta_users')?.excludeUsers ?? [])].sort()).toEqual(['staff-1', 'staff-2']);
+    // An absolute ceiling is about every flag-on user: its targets stay in.
     expect(asked.find((q) => q.flag === 'insights_agent_enabled')?.excludeUsers).toBeUndefined();
   });
 

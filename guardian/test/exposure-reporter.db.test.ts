@@ -162,17 +162,22 @@ describe('exposure reporter → POST /v1/exposures → builtin source (PGlite)',
       flags.evaluate('booking_agent_enabled', user);
       flags.isEnabled('insights_agent_enabled', user); // disabled: no exposure
     }
-    // A user on the target list is picked, not randomised: not an exposure of the comparison,
-    // through either evaluation path; nor is an unknown flag (the caller's default).
+    // A user on the target list is a real exposure (through either evaluation path; the guardian
+    // leaves targets out of relative rules itself); an unknown flag (the caller's default) is none.
     flags.isEnabled('ai_beta_users', 'vip');
     flags.evaluate('ai_beta_users', 'vip');
     flags.isEnabled('no_such_flag', 'u-1');
-    expect(reporter.pending).toBe(6);
+    expect(reporter.pending).toBe(7);
     reporter.error('vip');
     reporter.error('u-1');
     reporter.error('nobody'); // never exposed: nothing to mark
     await reporter.flush();
-    expect(await counts('ai_beta_users')).toEqual({ treatment: { total: 3, errors: 1 }, control: { total: 0, errors: 0 } });
+    expect(await counts('ai_beta_users')).toEqual({ treatment: { total: 4, errors: 2 }, control: { total: 0, errors: 0 } });
+    const randomised = await createBuiltinSource({ store, now: () => new Date() }).query(
+      [{ flag: 'ai_beta_users', since: new Date(Date.now() - 60_000), excludeUsers: ['vip'] }],
+      new AbortController().signal,
+    );
+    expect(randomised.observations[0]).toMatchObject({ status: 'ok', treatment: { total: 3, errors: 1 } });
     expect((await store.exposureCounts([{ flag: 'booking_agent_enabled', since: new Date(Date.now() - 60_000) }])).get('booking_agent_enabled')).toEqual({
       treatment: { total: 0, errors: 0 },
       control: { total: 3, errors: 1 },
@@ -182,7 +187,7 @@ describe('exposure reporter → POST /v1/exposures → builtin source (PGlite)',
     reporter.error('u-2');
     expect(reporter.pending).toBe(2);
     await reporter.flush();
-    expect(await counts('ai_beta_users')).toEqual({ treatment: { total: 3, errors: 2 }, control: { total: 0, errors: 0 } });
+    expect(await counts('ai_beta_users')).toEqual({ treatment: { total: 4, errors: 3 }, control: { total: 0, errors: 0 } });
     detach();
     flags.isEnabled('ai_beta_users', 'u-4');
     expect(reporter.pending).toBe(0);

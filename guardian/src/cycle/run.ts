@@ -329,15 +329,19 @@ function maxWindow(list: readonly Watch[], flag: string): number {
   return max;
 }
 
-/** One query per flag: since = the start of the current segment of its stage (segments of the largest window of its rules on this source); its target list to leave out. */
+/** One query per flag: since = the start of the current segment of its stage (segments of the largest window of its rules on this source); its target list to leave out when its rules there are all relative. */
 function flagQueries(list: readonly Watch[], at: Date): FlagQuery[] {
   const out = new Map<string, FlagQuery>();
   for (const w of list) {
     if (out.has(w.flag.name)) continue;
+    // Target-list users are left out only when every rule on this flag and source is relative:
+    // a comparison needs randomised cohorts, but an absolute ceiling is about every flag-on user
+    // (and a flag on for its targets only must still be watched).
+    const relativeOnly = list.every((o) => o.flag.name !== w.flag.name || o.rule.condition.kind === 'relative');
     out.set(w.flag.name, {
       flag: w.flag.name,
       since: segmentStart(w.flag.stageStartedAt, maxWindow(list, w.flag.name), at),
-      ...(w.flag.targets.length > 0 ? { excludeUsers: w.flag.targets } : {}),
+      ...(relativeOnly && w.flag.targets.length > 0 ? { excludeUsers: w.flag.targets } : {}),
     });
   }
   return [...out.values()];

@@ -17,9 +17,10 @@ export interface FlagQuery {
   /** Start of the current segment of the flag's stage: the stage start (last change of `enabled`/`rollout_percentage`), or a whole number of windows after it when the stage is older than the window. Counts are cumulative since then. */
   readonly since: Date;
   /**
-   * The flag's target list: users who get it on because they were picked (staff, testers), not
-   * by the rollout percentage. A relative rule compares randomised cohorts, so sources that can
-   * identify users leave these out of both (PostHog by `distinct_id`). Empty or absent: none.
+   * The flag's target list when its rules on this source are all relative: users who get it on
+   * because they were picked (staff, testers), not by the rollout percentage. A comparison needs
+   * randomised cohorts, so sources that can identify users leave these out of both (PostHog by
+   * `distinct_id`, builtin by user key). Empty or absent: none.
    */
   readonly excludeUsers?: readonly string[];
 }

@@ -267,12 +267,11 @@ class Reporter implements ExposureReporter {
     if (client === null || typeof client !== 'object' || typeof client.onEvaluation !== 'function') {
       throw new SdkError('INVALID_OPTION', 'attach(client): client must be a flag client with onEvaluation (createServerClient)');
     }
-    // Only evaluations decided by the rollout percentage are exposures of the comparison: users on
-    // the target list are picked, not randomised (testers, staff), so counting them would compare
-    // groups that differ for reasons other than the flag. Disabled flags and errors (the caller's
-    // default) are no exposure at all.
+    // Exposures are values the flag decided: by the rollout percentage or the target list (the
+    // guardian leaves targets out of relative rules itself, from the flag's list). Disabled flags
+    // and errors (the caller's default) are no exposure at all.
     const off = client.onEvaluation((flag, value, userId, reason) => {
-      if (userId !== null && reason === 'SPLIT') this.record(flag, userId, value);
+      if (userId !== null && (reason === 'SPLIT' || reason === 'TARGETING_MATCH')) this.record(flag, userId, value);
     });
     const detach = (): void => {
       this.#detach.delete(detach);
