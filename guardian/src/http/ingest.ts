@@ -122,10 +122,16 @@ function readBody(req: IncomingMessage, limit: number): Promise<BodyResult> {
       }
       chunks.push(chunk);
     });
+    let ended = false;
     req.on('end', () => {
+      ended = true;
       if (!over) resolve({ ok: true, text: Buffer.concat(chunks).toString('utf8') });
     });
     req.on('error', reject);
+    // A sender that goes away mid-body: settle (nothing is recorded) instead of waiting forever.
+    req.on('close', () => {
+      if (!ended && !over) reject(new Error('the request closed before its body ended'));
+    });
   });
 }
 

@@ -97,7 +97,7 @@ export function createBuiltinSource(deps: BuiltinSourceDeps): MetricSource {
         const c = counts.get(f.flag);
         const on = c?.treatment ?? { total: 0, errors: 0 };
         const off = c?.control ?? { total: 0, errors: 0 };
-        if (on.total === 0) return { flag: f.flag, status: 'no_data', reason: 'empty', detail: 'no flag-on users reported since the stage start' };
+        if (on.total === 0) return { flag: f.flag, status: 'no_data', reason: 'empty', detail: `no flag-on users reported since ${f.since.toISOString()}` };
         return off.total > 0 ? { flag: f.flag, status: 'ok', unit: 'users', treatment: on, control: off } : { flag: f.flag, status: 'ok', unit: 'users', treatment: on };
       });
       await prune(at);
