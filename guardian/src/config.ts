@@ -74,6 +74,9 @@ const envSchema = z
     GUARDIAN_INGEST_KEY: optionalText.refine((v) => v === undefined || v.length >= 16, {
       message: 'must be at least 16 characters (generate one with `openssl rand -hex 32`)',
     }),
+    GUARDIAN_OFREP_KEY: optionalText.refine((v) => v === undefined || v.length >= 16, {
+      message: 'must be at least 16 characters (generate one with `openssl rand -hex 32`)',
+    }),
     GUARDIAN_DRY_RUN: optionalText
       .transform((v) => v?.toLowerCase())
       .refine((v) => v === undefined || TRUE_WORDS.has(v) || FALSE_WORDS.has(v), {
@@ -136,6 +139,11 @@ export interface GuardianConfig {
    * exposure reporter); the endpoint is off when undefined. Secret.
    */
   readonly ingestKey: string | undefined;
+  /**
+   * API key of the OpenFeature Remote Evaluation Protocol endpoints (`/ofrep/v1/...`), sent as
+   * `Authorization: Bearer <key>` or `X-API-Key: <key>`; the endpoints are off when undefined. Secret.
+   */
+  readonly ofrepKey: string | undefined;
   /** Global dry run: decide and record `dry_run` events, never change a flag. */
   readonly dryRun: boolean;
 }
@@ -160,6 +168,7 @@ export function configSecrets(config: GuardianConfig): string[] {
   if (config.supabase) out.push(config.supabase.serviceRoleKey);
   if (config.adminToken !== undefined) out.push(config.adminToken);
   if (config.ingestKey !== undefined) out.push(config.ingestKey);
+  if (config.ofrepKey !== undefined) out.push(config.ofrepKey);
   if (config.sentryDsn !== undefined) {
     try {
       const key = new URL(config.sentryDsn).username;
@@ -212,6 +221,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): G
     logLevel: e.LOG_LEVEL,
     adminToken: e.GUARDIAN_ADMIN_TOKEN,
     ingestKey: e.GUARDIAN_INGEST_KEY,
+    ofrepKey: e.GUARDIAN_OFREP_KEY,
     dryRun: e.GUARDIAN_DRY_RUN,
   };
 }

@@ -3,8 +3,9 @@
  * fetch, clock, timers, signals, file watching) and the parts are put together — configuration,
  * logger, rules (hot-reloaded), store, metric sources, notifiers with the outbox worker,
  * blindness alerts, the cycle scheduler with its replica lease, the HTTP server (/healthz,
- * /readyz, /metrics, and POST /v1/exposures for the builtin source when GUARDIAN_INGEST_KEY is
- * set) and error reporting to Sentry.
+ * /readyz, /metrics, POST /v1/exposures for the builtin source when GUARDIAN_INGEST_KEY is set,
+ * and the OpenFeature Remote Evaluation Protocol under /ofrep/v1 when GUARDIAN_OFREP_KEY is set)
+ * and error reporting to Sentry.
  */
 import { randomUUID } from 'node:crypto';
 import { watch, type FSWatcher } from 'node:fs';
@@ -28,6 +29,7 @@ import { formatDuration } from './rules/duration.ts';
 import { loadRulesFile, loadRulesFileOrThrow, type RulesProblem } from './rules/parse.ts';
 import { createGuardianMetrics, Metrics, recordCycleReport, type GuardianMetrics } from './http/metrics.ts';
 import { createExposureIngestRoute, EXPOSURES_PATH } from './http/ingest.ts';
+import { createOfrepRoute, OFREP_CONFIGURATION_PATH, OFREP_EVALUATE_PATH } from './http/ofrep.ts';
 import { startHttpServer, type HealthState, type RunningHttpServer } from './http/server.ts';
 import { initTelemetry, noTelemetry, type Telemetry } from './telemetry.ts';
 import type { RulesConfig } from './rules/schema.ts';
@@ -329,11 +331,18 @@ export async function banner(parts: GuardianParts, http?: RunningHttpServer): Pr
     http
       ? `  http:    ${http.url}/healthz, ${http.url}/readyz, ${http.url}/metrics${config.ingestKey !== undefined ? `, POST ${http.url}${EXPOSURES_PATH} (SDK exposures)` : ''}`
       : `  http:    not started`,
+    ...(http && config.ofrepKey !== undefined
+      ? [`  ofrep:   OpenFeature remote evaluation at POST ${http.url}${OFREP_EVALUATE_PATH}/{key} and ${OFREP_EVALUATE_PATH} (bulk), GET ${http.url}${OFREP_CONFIGURATION_PATH} (key: GUARDIAN_OFREP_KEY)`]
+      : []),
     `  sources: ${parts.sourceStatus.map((s) => `${s.id} ${s.configured ? `configured (${s.detail})` : `not configured — ${s.detail}`}`).join('; ')}`,
     `  notify:  ${parts.notifiers.size ? [...parts.notifiers.keys()].join(', ') : 'no channel configured (events are still recorded; set SLACK_WEBHOOK_URL, or SMTP_URL + EMAIL_FROM + GUARDIAN_ONCALL_EMAIL)'}`,
     `  errors:  ${parts.telemetry.enabled ? 'reported to Sentry (SENTRY_DSN)' : 'logged only (set SENTRY_DSN to report them to Sentry)'}`,
   ];
-  if (parts.sources.size === 0) lines.push('  tip:     no source is configured yet; `npm run guardian -- demo` plays a whole incident on a throwaway database');
+  if (parts.sources.size === 0) {
+    lines.push(
+      '  tip:     no source is configured yet; `npm run guardian -- demo` plays a whole incident on a throwaway database; without Sentry or PostHog, set GUARDIAN_INGEST_KEY and use `source: builtin` (README)',
+    );
+  }
   for (const rule of rules.rules) {
     const cond = rule.condition.kind === 'absolute' ? `error rate > ${rule.condition.error_rate_above}` : `+${rule.condition.max_increase} over flag-off`;
     const watched = rule.flags.map((name) => {
@@ -370,7 +379,7 @@ export function cycleDeps(parts: GuardianParts) {
  */
 export interface Daemon {
   readonly parts: GuardianParts;
-  /** The HTTP server (/healthz, /readyz, /metrics). */
+  /** The HTTP server (/healthz, /readyz, /metrics, and the exposure and OFREP routes when enabled). */
   readonly http: RunningHttpServer;
   /** One leased cycle now (also what each tick runs). */
   runOnce(): Promise<CycleReport>;
@@ -433,7 +442,9 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   try {
     const httpLogger = logger.child({ part: 'http' });
     const ingest = createExposureIngestRoute({ store, ingestKey: config.ingestKey, logger: httpLogger, metrics, now: parts.now });
-    http = await startHttpServer({ port: config.port, host: config.host, health, metrics, logger: httpLogger, routes: [ingest] });
+    // The cache's clock is the real one: a test's frozen `now` must not freeze the flag definitions.
+    const ofrep = createOfrepRoute({ store, apiKey: config.ofrepKey, logger: httpLogger, metrics });
+    http = await startHttpServer({ port: config.port, host: config.host, health, metrics, logger: httpLogger, routes: [ingest, ofrep] });
   } catch (err) {
     await parts.close();
     const code = (err as NodeJS.ErrnoException).code;

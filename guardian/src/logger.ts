@@ -45,6 +45,8 @@ const SECRET_KEYS = [
   'GUARDIAN_ADMIN_TOKEN',
   'ingestKey',
   'GUARDIAN_INGEST_KEY',
+  'ofrepKey',
+  'GUARDIAN_OFREP_KEY',
   'dsn',
   'sentryDsn',
   'SENTRY_DSN',
@@ -58,6 +60,9 @@ export const REDACT_PATHS: readonly string[] = [
   'headers.authorization',
   '*.headers.authorization',
   'req.headers.authorization',
+  'headers["x-api-key"]',
+  '*.headers["x-api-key"]',
+  'req.headers["x-api-key"]',
   'req.headers.cookie',
 ];
 

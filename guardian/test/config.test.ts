@@ -30,6 +30,7 @@ describe('loadConfig', () => {
       logLevel: 'info',
       adminToken: undefined,
       ingestKey: undefined,
+      ofrepKey: undefined,
       dryRun: false,
     });
   });
@@ -89,6 +90,7 @@ describe('loadConfig', () => {
         LOG_LEVEL: 'loud',
         GUARDIAN_ADMIN_TOKEN: 'short',
         GUARDIAN_INGEST_KEY: 'short',
+        GUARDIAN_OFREP_KEY: 'short',
         GUARDIAN_DRY_RUN: 'maybe',
         GUARDIAN_DASHBOARD_URL: 'ftp://x',
       });
@@ -105,10 +107,11 @@ describe('loadConfig', () => {
     expect(message).toContain('LOG_LEVEL: must be one of');
     expect(message).toContain('GUARDIAN_ADMIN_TOKEN: must be at least 16 characters');
     expect(message).toContain('GUARDIAN_INGEST_KEY: must be at least 16 characters');
+    expect(message).toContain('GUARDIAN_OFREP_KEY: must be at least 16 characters');
     expect(message).toContain('GUARDIAN_DRY_RUN: must be true or false');
     expect(message).toContain('GUARDIAN_DASHBOARD_URL: must be an http(s)://');
     expect(message).not.toContain(secret);
-    expect(message).toContain('11 problems');
+    expect(message).toContain('12 problems');
   });
 
   it('requires the Supabase URL when only the key is set', () => {
@@ -123,10 +126,11 @@ describe('loadConfig', () => {
       SMTP_URL: 'smtp://mailer:smtppass@mail:587',
       GUARDIAN_ADMIN_TOKEN: 'admintoken-0123456789',
       GUARDIAN_INGEST_KEY: 'ingestkey-0123456789',
+      GUARDIAN_OFREP_KEY: 'ofrepkey-0123456789',
       SUPABASE_URL: 'https://x.supabase.co',
       SUPABASE_SERVICE_ROLE_KEY: 'eyJservicerolekey',
       SENTRY_DSN: 'https://publickey99@sentry.example.com/7',
     });
-    expect(configSecrets(config).sort()).toEqual(['admintoken-0123456789', 'ingestkey-0123456789', 'db%40pass', 'db@pass', 'eyJservicerolekey', 'publickey99', 'smtppass'].sort());
+    expect(configSecrets(config).sort()).toEqual(['admintoken-0123456789', 'ingestkey-0123456789', 'ofrepkey-0123456789', 'db%40pass', 'db@pass', 'eyJservicerolekey', 'publickey99', 'smtppass'].sort());
   });
 });

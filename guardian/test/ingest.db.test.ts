@@ -10,27 +10,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, createTestPglite, type TestDatabase } from '../../test/helpers/db.ts';
 import { createExposureIngestRoute, exposureUserKey } from '../src/http/ingest.ts';
 import { createGuardianMetrics, type GuardianMetrics } from '../src/http/metrics.ts';
-import { startHttpServer, type HttpLogger, type RunningHttpServer } from '../src/http/server.ts';
+import { startHttpServer, type RunningHttpServer } from '../src/http/server.ts';
 import { createBuiltinSource } from '../src/sources/builtin.ts';
 import { SqlStore } from '../src/store/sql-store.ts';
 import { pgSqlClient } from '../src/store/sql.ts';
 import type { Store } from '../src/store/types.ts';
+import { MemoryLogger as Logs } from './cycle-helpers.ts';
 
 const KEY = 'ingest-key-0123456789abcdef';
 const FLAG = 'ai_beta_users';
-
-class Logs implements HttpLogger {
-  readonly lines: { level: string; msg: string; obj: Record<string, unknown> }[] = [];
-  info(obj: Record<string, unknown>, msg: string): void {
-    this.lines.push({ level: 'info', msg, obj });
-  }
-  warn(obj: Record<string, unknown>, msg: string): void {
-    this.lines.push({ level: 'warn', msg, obj });
-  }
-  error(obj: Record<string, unknown>, msg: string): void {
-    this.lines.push({ level: 'error', msg, obj });
-  }
-}
 
 interface Served {
   readonly http: RunningHttpServer;

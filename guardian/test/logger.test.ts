@@ -14,6 +14,7 @@ const SERVICE_KEY = 'eyJhbGciOiJIUzI1NiJ9.eyJyb2xlIjoic2VydmljZV9yb2xlIn0.c2lnbm
 const WEBHOOK = 'https://hooks.slack.com/services/T000AAA/B000BBB/XXXXsecretXXXX';
 const SENTRY_KEY = 'sentrypublickey42';
 const INGEST_KEY = 'ingest-key-fedcba9876543210';
+const OFREP_KEY = 'ofrep-key-fedcba9876543210';
 
 describe('createLogger', () => {
   it('writes JSON lines and no secret reaches the output, wherever it hides', () => {
@@ -22,6 +23,7 @@ describe('createLogger', () => {
       SMTP_URL: `smtp://mailer:${SMTP_PASSWORD}@smtp.internal:587`,
       GUARDIAN_ADMIN_TOKEN: ADMIN_TOKEN,
       GUARDIAN_INGEST_KEY: INGEST_KEY,
+      GUARDIAN_OFREP_KEY: OFREP_KEY,
       SUPABASE_URL: 'https://proj.supabase.co',
       SUPABASE_SERVICE_ROLE_KEY: SERVICE_KEY,
       SENTRY_DSN: `https://${SENTRY_KEY}@o1.ingest.sentry.io/5`,
@@ -43,22 +45,25 @@ describe('createLogger', () => {
     const lateSecret = 'late-added-secret-value';
     secrets.add(lateSecret);
     logger.info({ note: `contains ${lateSecret}` }, 'late');
+    logger.info({ req: { headers: { 'x-api-key': 'some-other-client-key-123' } } }, 'ofrep request');
 
-    expect(lines).toHaveLength(10);
+    expect(lines).toHaveLength(11);
     const all = lines.join('');
-    for (const secret of [DB_PASSWORD, SMTP_PASSWORD, ADMIN_TOKEN, SERVICE_KEY, 'XXXXsecretXXXX', 'B000BBB', SENTRY_KEY, INGEST_KEY, lateSecret]) {
+    for (const secret of [DB_PASSWORD, SMTP_PASSWORD, ADMIN_TOKEN, SERVICE_KEY, 'XXXXsecretXXXX', 'B000BBB', SENTRY_KEY, INGEST_KEY, OFREP_KEY, 'some-other-client-key-123', lateSecret]) {
       expect(all, `secret ${secret} leaked`).not.toContain(secret);
     }
     const parsed = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(parsed[0]).toMatchObject({ level: 'info', msg: 'configuration loaded', service: 'guardian' });
     expect((parsed[0]!.config as Record<string, unknown>).databaseUrl).toBe('[REDACTED]');
     expect((parsed[0]!.config as Record<string, unknown>).ingestKey).toBe('[REDACTED]');
+    expect((parsed[0]!.config as Record<string, unknown>).ofrepKey).toBe('[REDACTED]');
     expect((parsed[0]!.config as Record<string, unknown>).port).toBe(8787); // non-secrets stay
     expect(parsed[2]!.msg).toBe('slack delivery to https://hooks.slack.com/services/[REDACTED] failed');
     expect((parsed[3]!.err as { message: string }).message).toBe('connect ECONNREFUSED postgres://guardian:[REDACTED]@db.internal:5432/app');
     expect((parsed[5]!.request as { url: string }).url).toBe('https://api.example.com/x?token=[REDACTED]&page=2');
     expect(parsed[6]).toMatchObject({ ingestKey: '[REDACTED]', msg: 'exposure reporter configured with [REDACTED]' });
     expect(parsed[8]).toMatchObject({ source: 'smtp', level: 'warn' });
+    expect(parsed[10]).toMatchObject({ msg: 'ofrep request', req: { headers: { 'x-api-key': '[REDACTED]' } } });
   });
 
   it('respects the level', () => {

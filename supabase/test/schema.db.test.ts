@@ -110,18 +110,23 @@ describe.each(BACKENDS)('schema on $name', ({ create }) => {
   });
 
   test('stage_started_at moves when enabled or rollout_percentage changes, not otherwise', async () => {
-    // Microseconds, as stored: two statements can run within one millisecond (a JS Date's precision).
+    // Microseconds, as stored; PGlite's clock only moves by whole milliseconds, so each change
+    // waits a few of them (two statements can run within one).
+    const tick = () => new Promise((r) => setTimeout(r, 3));
     const stageMicros = async (): Promise<bigint> => {
       const { rows } = await db.sql.query<{ us: string }>("select (extract(epoch from stage_started_at) * 1000000)::bigint::text as us from public.feature_flags where name = 'schema_stage'");
       return BigInt(rows[0]!.us);
     };
     await db.sql.query("insert into public.feature_flags (name, enabled, rollout_percentage) values ('schema_stage', true, 10)");
     const t0 = await stageMicros();
+    await tick();
     await db.sql.query("update public.feature_flags set description = 'text only', rollback_message = 'sorry' where name = 'schema_stage'");
     expect(await stageMicros()).toBe(t0);
+    await tick();
     await db.sql.query("update public.feature_flags set rollout_percentage = 50 where name = 'schema_stage'");
     const t1 = await stageMicros();
     expect(t1).toBeGreaterThan(t0);
+    await tick();
     await db.sql.query("update public.feature_flags set enabled = false where name = 'schema_stage'");
     expect(await stageMicros()).toBeGreaterThan(t1);
   });

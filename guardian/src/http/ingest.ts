@@ -10,7 +10,6 @@
  * wrong key, 404 not enabled, 405 not POST, 413 over 1 MB or 1000 exposures, 415 not JSON,
  * 503 the database failed (retry).
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 
 import { z } from 'zod';
@@ -19,6 +18,7 @@ import { formatPath } from '../rules/parse.ts';
 import { exposureUserKey } from '../sources/builtin.ts';
 import type { ExposureRecord, Store } from '../store/types.ts';
 import type { GuardianMetrics } from './metrics.ts';
+import { keyDigest, readBody, sameKey, typeName } from './request.ts';
 import type { HttpLogger, HttpRoute } from './server.ts';
 
 export { exposureUserKey };
@@ -40,9 +40,6 @@ export const MAX_EXPOSURE_AGE_MS = 24 * 3_600_000;
 
 const FLAG_PATTERN = /^[a-z][a-z0-9_]{1,63}$/;
 
-function typeName(v: unknown): string {
-  return v === null ? 'null' : Array.isArray(v) ? 'array' : typeof v;
-}
 
 /**
  * The request body's schema, judged at `now` (for the `at` window).
@@ -93,46 +90,11 @@ export interface ExposureIngestOptions {
   readonly now?: () => Date;
 }
 
-function digest(text: string): Buffer {
-  return createHash('sha256').update(text, 'utf8').digest();
-}
 
 function sendJson(res: ServerResponse, status: number, value: unknown, headers: Record<string, string> = {}): void {
   const body = `${JSON.stringify(value)}\n`;
   res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store', ...headers });
   res.end(body);
-}
-
-type BodyResult = { ok: true; text: string } | { ok: false };
-
-/** Reads the body up to `limit` bytes; beyond it, stops collecting (the rest is drained). */
-function readBody(req: IncomingMessage, limit: number): Promise<BodyResult> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let over = false;
-    req.on('data', (chunk: Buffer) => {
-      if (over) return;
-      size += chunk.length;
-      if (size > limit) {
-        over = true;
-        chunks.length = 0;
-        resolve({ ok: false });
-        return;
-      }
-      chunks.push(chunk);
-    });
-    let ended = false;
-    req.on('end', () => {
-      ended = true;
-      if (!over) resolve({ ok: true, text: Buffer.concat(chunks).toString('utf8') });
-    });
-    req.on('error', reject);
-    // A sender that goes away mid-body: settle (nothing is recorded) instead of waiting forever.
-    req.on('close', () => {
-      if (!ended && !over) reject(new Error('the request closed before its body ended'));
-    });
-  });
 }
 
 /**
@@ -144,7 +106,7 @@ function readBody(req: IncomingMessage, limit: number): Promise<BodyResult> {
  */
 export function createExposureIngestRoute(options: ExposureIngestOptions): HttpRoute {
   const now = options.now ?? (() => new Date());
-  const expected = options.ingestKey === undefined ? undefined : digest(options.ingestKey);
+  const expected = options.ingestKey === undefined ? undefined : keyDigest(options.ingestKey);
   const m = options.metrics;
 
   const answer = (res: ServerResponse, status: number, value: unknown, headers?: Record<string, string>): void => {
@@ -167,7 +129,7 @@ export function createExposureIngestRoute(options: ExposureIngestOptions): HttpR
     const auth = req.headers.authorization ?? '';
     const match = /^Bearer\s+(\S+)\s*$/i.exec(auth);
     // Compare digests: constant time whatever the lengths.
-    if (!match || !timingSafeEqual(digest(match[1]!), expected)) {
+    if (!match || !sameKey(match[1]!, expected)) {
       answer(
         res,
         401,

@@ -276,6 +276,11 @@ export interface GuardianMetrics {
   readonly exposures: Counter;
   /** `guardian_exposure_requests_total{status}`: requests to `POST /v1/exposures` by HTTP status. */
   readonly exposureRequests: Counter;
+  /**
+   * `guardian_ofrep_requests_total{endpoint,status}`: requests to the OFREP endpoints by endpoint
+   * (`evaluate`, `bulk`, `configuration`, `other`) and HTTP status.
+   */
+  readonly ofrepRequests: Counter;
 }
 
 /**
@@ -302,6 +307,7 @@ export function createGuardianMetrics(
     rulesReloads: registry.counter('guardian_rules_reloads_total', 'Rules file reloads by result (ok, error: the last good rules stay in force).', ['result']),
     exposures: registry.counter('guardian_exposures_total', 'Exposures received at POST /v1/exposures, by result (accepted, rejected: refused request, failed: the store failed).', ['result']),
     exposureRequests: registry.counter('guardian_exposure_requests_total', 'Requests to POST /v1/exposures by HTTP status.', ['status']),
+    ofrepRequests: registry.counter('guardian_ofrep_requests_total', 'Requests to the OFREP endpoints (/ofrep/v1/...) by endpoint (evaluate, bulk, configuration, other) and HTTP status.', ['endpoint', 'status']),
   };
   const backlog = options.backlog;
   if (backlog) {
