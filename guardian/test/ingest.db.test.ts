@@ -165,8 +165,9 @@ describe('POST /v1/exposures (PGlite store)', () => {
       socket.on('close', () => resolve());
       socket.on('error', reject);
     });
-    await new Promise((r) => setTimeout(r, 100));
-    expect(served.logs.lines.some((l) => l.level === 'error' && /request failed/.test(l.msg) && /aborted|closed before its body ended/.test(JSON.stringify(l.obj)))).toBe(true);
+    const settled = () => served.logs.lines.some((l) => l.level === 'error' && /request failed/.test(l.msg) && /aborted|closed before its body ended/.test(JSON.stringify(l.obj)));
+    for (let i = 0; i < 100 && !settled(); i++) await new Promise((r) => setTimeout(r, 20));
+    expect(settled()).toBe(true);
     const { rows } = await db.sql.query<{ n: number }>("select count(*)::int as n from guardian_exposures where user_key = $1", [exposureUserKey('gone-1')]);
     expect(rows[0]!.n).toBe(0);
     expect((await served.post({ exposures: [] })).status).toBe(202);
