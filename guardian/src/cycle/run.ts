@@ -111,17 +111,17 @@ export async function runCycle(deps: CycleDeps): Promise<CycleReport> {
   const polls = await Promise.all(
     [...watchesBySource].map(async ([sourceId, list]) => {
       const source = deps.sources.get(sourceId) as MetricSource;
-      const queries = flagQueries(list, at);
+      const segments = currentSegments(list, at);
+      const queries = flagQueries(segments);
       const report = await pollSource(source, queries, deps, at);
-      return { sourceId, list, queries, report };
+      return { sourceId, segments, queries, report };
     }),
   );
 
   const observations: Observation[] = [];
   const latestBySource = new Map<string, Map<string, FlagObservation>>();
-  for (const { sourceId, queries, report } of polls) {
+  for (const { sourceId, segments, queries, report } of polls) {
     sourceReports.push(report);
-    const sinceOf = new Map(queries.map((q) => [q.flag, q.since]));
     const latest = new Map<string, FlagObservation>();
     const noDataReasons: Record<string, string> = {};
     let ok = 0;
@@ -134,7 +134,7 @@ export async function runCycle(deps: CycleDeps): Promise<CycleReport> {
           source: sourceId,
           flag: obs.flag,
           stageStartedAt: flag.stageStartedAt,
-          since: sinceOf.get(obs.flag) ?? flag.stageStartedAt,
+          since: segments.get(obs.flag)?.since ?? flag.stageStartedAt,
           at,
           unit: obs.unit,
           treatment: obs.treatment,
@@ -174,13 +174,8 @@ export async function runCycle(deps: CycleDeps): Promise<CycleReport> {
   // Read back what decide needs of each flag's current stage (one query per source): every poll
   // of the current segment and the last poll of each earlier one, each tagged with its segment.
   const histories = new Map<string, Map<string, HistoryPoint[]>>();
-  for (const { sourceId, list } of polls) {
-    const flagsOfSource = [...new Map(list.map((w) => [w.flag.name, w.flag])).values()];
-    const queries = flagsOfSource.map((flag) => ({
-      flag: flag.name,
-      stageStartedAt: flag.stageStartedAt,
-      segmentSince: segmentStart(flag.stageStartedAt, maxWindow(list, flag.name), at),
-    }));
+  for (const { sourceId, segments } of polls) {
+    const queries = [...segments.values()].map((s) => ({ flag: s.flag.name, stageStartedAt: s.flag.stageStartedAt, segmentSince: s.since }));
     let found: Map<string, HistoryPoint[]>;
     try {
       found = await deps.store.observationHistory(sourceId, queries);
@@ -196,13 +191,14 @@ export async function runCycle(deps: CycleDeps): Promise<CycleReport> {
         found.set(o.flag, [...(found.get(o.flag) ?? []), point]);
       }
     }
-    for (const flag of flagsOfSource) {
-      const window = maxWindow(list, flag.name);
+    for (const { flag, window } of segments.values()) {
       const points = found.get(flag.name);
       if (points) found.set(flag.name, points.map((p) => ({ ...p, segment: segmentIndex(flag.stageStartedAt, window, p.since) })));
     }
     histories.set(sourceId, found);
   }
+
+  const segmentsBySource = new Map(polls.map((p) => [p.sourceId, p.segments]));
 
   // Decide and act, one (rule, flag) pair at a time; a failure stays with its pair.
   const newStates: Omit<RuleState, 'updatedAt'>[] = [];
@@ -230,7 +226,7 @@ export async function runCycle(deps: CycleDeps): Promise<CycleReport> {
         };
       } else {
         // The segments are those the source was asked for: the longest window of the flag's rules on that source.
-        const window = maxWindow(watchesBySource.get(rule.source) ?? [], flag.name);
+        const window = segmentsBySource.get(rule.source)?.get(flag.name)?.window ?? rule.window;
         verdict = decide(window === rule.window ? rule : { ...rule, window }, histories.get(rule.source)?.get(flag.name) ?? [], flag.name);
       }
     } catch (err) {
@@ -323,28 +319,38 @@ function segmentIndex(stageStartedAt: Date, window: number, since: Date | undefi
   return Math.max(0, Math.round((since.getTime() - stageStartedAt.getTime()) / window));
 }
 
-function maxWindow(list: readonly Watch[], flag: string): number {
-  let max = 0;
-  for (const w of list) if (w.flag.name === flag) max = Math.max(max, w.rule.window);
-  return max;
+/** A watched flag's current segment on one source: the flag, the segment length and its start. */
+interface Segment {
+  readonly flag: Flag;
+  /** The longest window of the flag's rules on this source. */
+  readonly window: number;
+  readonly since: Date;
+  /** Every rule on the flag and source is relative. */
+  readonly relativeOnly: boolean;
 }
 
-/** One query per flag: since = the start of the current segment of its stage (segments of the largest window of its rules on this source); its target list to leave out when its rules there are all relative. */
-function flagQueries(list: readonly Watch[], at: Date): FlagQuery[] {
-  const out = new Map<string, FlagQuery>();
+/** Per flag of one source's watches: its segment now (the longest window of its rules there). */
+function currentSegments(list: readonly Watch[], at: Date): Map<string, Segment> {
+  const byFlag = new Map<string, { flag: Flag; window: number; relativeOnly: boolean }>();
   for (const w of list) {
-    if (out.has(w.flag.name)) continue;
-    // Target-list users are left out only when every rule on this flag and source is relative:
-    // a comparison needs randomised cohorts, but an absolute ceiling is about every flag-on user
-    // (and a flag on for its targets only must still be watched).
-    const relativeOnly = list.every((o) => o.flag.name !== w.flag.name || o.rule.condition.kind === 'relative');
-    out.set(w.flag.name, {
-      flag: w.flag.name,
-      since: segmentStart(w.flag.stageStartedAt, maxWindow(list, w.flag.name), at),
-      ...(relativeOnly && w.flag.targets.length > 0 ? { excludeUsers: w.flag.targets } : {}),
-    });
+    const prev = byFlag.get(w.flag.name);
+    const relative = w.rule.condition.kind === 'relative';
+    byFlag.set(w.flag.name, { flag: w.flag, window: Math.max(prev?.window ?? 0, w.rule.window), relativeOnly: (prev?.relativeOnly ?? true) && relative });
   }
-  return [...out.values()];
+  return new Map([...byFlag].map(([name, s]) => [name, { ...s, since: segmentStart(s.flag.stageStartedAt, s.window, at) }]));
+}
+
+/**
+ * One query per flag: since = the start of its current segment; its target list to leave out when
+ * its rules there are all relative (a comparison needs randomised cohorts, but an absolute ceiling
+ * is about every flag-on user, and a flag on for its targets only must still be watched).
+ */
+function flagQueries(segments: ReadonlyMap<string, Segment>): FlagQuery[] {
+  return [...segments.values()].map((s) => ({
+    flag: s.flag.name,
+    since: s.since,
+    ...(s.relativeOnly && s.flag.targets.length > 0 ? { excludeUsers: s.flag.targets } : {}),
+  }));
 }
 
 /** Polls a source with a deadline; a source that throws (it should not) becomes all `no_data`. */
