@@ -222,14 +222,16 @@ function evidenceFor(rule: DecisionRule, history: readonly HistoryPoint[], last:
  */
 function segmentFinals(history: readonly HistoryPoint[]): Map<number, HistoryPoint> {
   const finals = new Map<number, HistoryPoint>();
-  const current = segmentOf(history[history.length - 1]!);
-  if (current === 0) return finals;
-  for (let i = history.length - 1; i >= 0; i--) {
-    const p = history[i]!;
-    const seg = segmentOf(p);
-    // A segment's final is its last point in time; a later point with a lower index (a rules
-    // reload changed the window) does not count as an earlier segment's final.
-    if (seg < current && !finals.has(seg) && [...finals.keys()].every((k) => k > seg)) finals.set(seg, p);
+  // Walking back in time, each segment below the lowest one found so far: its final is its last
+  // point in time, and a later point with a lower index (a rules reload changed the window) does
+  // not count as an earlier segment's final.
+  let below = segmentOf(history[history.length - 1]!);
+  for (let i = history.length - 1; i >= 0 && below > 0; i--) {
+    const seg = segmentOf(history[i]!);
+    if (seg < below) {
+      finals.set(seg, history[i]!);
+      below = seg;
+    }
   }
   return finals;
 }
