@@ -78,30 +78,40 @@ $$;
 comment on function public.guardian_record_exposures(jsonb) is
   'Builtin source: upserts a batch of exposures atomically (first_seen kept, last_seen and last_error_at the greatest); returns the rows touched.';
 
--- p_queries: [{ "flag": text, "since": timestamptz }, ...] (a repeated flag counts once, from its earliest since).
--- Returns per flag and cohort: users with last_seen >= since, and of those the users with
--- last_error_at >= since. A flag and cohort nobody was exposed to has no row.
+-- p_queries: [{ "flag": text, "since": timestamptz, "exclude": [user_key, ...] }, ...] ("exclude"
+-- optional). Returns per flag and cohort: users with last_seen >= since, and of those the users
+-- with last_error_at >= since, leaving out the "exclude" keys: the flag's target list, users who
+-- get it because they were picked (staff, testers), not by the rollout percentage, whom a relative
+-- rule must not compare with randomised flag-off users. A repeated flag counts once, from its
+-- earliest since, leaving out every key given for it. A flag and cohort nobody was exposed to has
+-- no row.
 create or replace function public.guardian_exposure_counts(p_queries jsonb)
 returns table (flag_name text, cohort boolean, users bigint, error_users bigint)
 language sql
 stable
 set search_path = public, pg_temp
 as $$
-  with q as (
-    select x.flag, min(x.since) as since
-      from jsonb_to_recordset(coalesce(p_queries, '[]'::jsonb)) as x(flag text, since timestamptz)
+  with raw as (
+    select x.flag, x.since, x.exclude
+      from jsonb_to_recordset(coalesce(p_queries, '[]'::jsonb)) as x(flag text, since timestamptz, exclude jsonb)
      where x.flag is not null and x.since is not null
-     group by x.flag
+  ), q as (
+    select r.flag, min(r.since) as since,
+           coalesce(array_agg(distinct k.key) filter (where k.key is not null), '{}'::text[]) as exclude
+      from raw r
+      left join lateral jsonb_array_elements_text(case when jsonb_typeof(r.exclude) = 'array' then r.exclude else '[]'::jsonb end) as k(key) on true
+     group by r.flag
   )
   select q.flag, e.cohort, count(*)::bigint, (count(*) filter (where e.last_error_at >= q.since))::bigint
     from q
-    join public.guardian_exposures e on e.flag_name = q.flag and e.last_seen >= q.since
+    join public.guardian_exposures e
+      on e.flag_name = q.flag and e.last_seen >= q.since and e.user_key <> all (q.exclude)
    group by q.flag, e.cohort
    order by q.flag, e.cohort
 $$;
 
 comment on function public.guardian_exposure_counts(jsonb) is
-  'Builtin source: per flag and cohort, the users exposed since the given time and those of them with an error since then.';
+  'Builtin source: per flag and cohort, the users exposed since the given time and those of them with an error since then, leaving out the given user keys (the target list).';
 
 -- Only the guardian (service_role) records and counts exposures.
 revoke all on function public.guardian_record_exposures(jsonb) from public, anon, authenticated;
