@@ -2,6 +2,8 @@
  * Typed test doubles for cycle, replica, CLI and e2e tests: a scripted MetricSource, a silent
  * logger that records what was logged, and rules built from YAML through the real parser.
  */
+import { Writable } from 'node:stream';
+
 import { parseRules } from '../src/rules/parse.ts';
 import type { RulesConfig } from '../src/rules/schema.ts';
 import type { CycleLogger } from '../src/cycle/types.ts';
@@ -71,4 +73,20 @@ export function steppingClock(start: Date, stepMs: number): () => Date {
     t += stepMs;
     return d;
   };
+}
+
+/**
+ * A log destination (for `startDaemon`'s `logDestination`) that keeps every chunk written to it.
+ *
+ * @example
+ * const logLines: string[] = [];
+ * await startDaemon({ env, logDestination: linesSink(logLines) });
+ */
+export function linesSink(lines: string[]): Writable {
+  return new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      lines.push(chunk.toString('utf8'));
+      cb();
+    },
+  });
 }

@@ -8,11 +8,11 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { createTestDatabase, type TestDatabase } from '../../test/helpers/db.ts';
 import { startDaemon, type Daemon } from '../src/daemon.ts';
+import { linesSink } from './cycle-helpers.ts';
 import { waitFor } from './notify-helpers.ts';
 
 const KEY = 'daemon-ingest-key-0123456789abcdef';
@@ -51,12 +51,7 @@ describe('guardian start with GUARDIAN_INGEST_KEY: the builtin source (real Post
     daemon = await startDaemon({
       env: { DATABASE_URL: db.url, RULES_FILE: join(dir, 'rules.yaml'), PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'debug', GUARDIAN_INGEST_KEY: KEY },
       stdout: (t) => void banner.push(t),
-      logDestination: new Writable({
-        write(chunk: Buffer, _enc, cb) {
-          logLines.push(chunk.toString('utf8'));
-          cb();
-        },
-      }),
+      logDestination: linesSink(logLines),
       watchRules: false,
     });
     const text = banner.join('');

@@ -9,13 +9,13 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import nock from 'nock';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { createTestDatabase, type TestDatabase } from '../../test/helpers/db.ts';
 import { main } from '../src/cli/main.ts';
 import { startDaemon, type Daemon } from '../src/daemon.ts';
+import { linesSink } from './cycle-helpers.ts';
 import { posthogQueryAnswer } from './posthog-answer.ts';
 import { createSmtpServer, decodeQuotedPrintable, startWebhookServer, waitFor, type SmtpTestServer, type WebhookServer } from './notify-helpers.ts';
 
@@ -101,12 +101,7 @@ describe('guardian daemon end to end (real PostgreSQL, SMTP and webhook; PostHog
       POSTHOG_API_KEY: API_KEY,
       GUARDIAN_DASHBOARD_URL: 'https://flags.example.com',
     };
-    const destination = new Writable({
-      write(chunk: Buffer, _enc, cb) {
-        logLines.push(chunk.toString('utf8'));
-        cb();
-      },
-    });
+    const destination = linesSink(logLines);
     const banner: string[] = [];
     daemon = await startDaemon({
       env,

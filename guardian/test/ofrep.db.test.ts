@@ -9,7 +9,6 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 
 import { OFREPProvider } from '@openfeature/ofrep-provider';
 import { OpenFeature } from '@openfeature/server-sdk';
@@ -25,7 +24,7 @@ import { startHttpServer, type RunningHttpServer } from '../src/http/server.ts';
 import { SqlStore } from '../src/store/sql-store.ts';
 import { pgSqlClient } from '../src/store/sql.ts';
 import type { Flag, Store } from '../src/store/types.ts';
-import { MemoryLogger as Logs } from './cycle-helpers.ts';
+import { linesSink, MemoryLogger as Logs } from './cycle-helpers.ts';
 
 const KEY = 'ofrep-key-0123456789abcdef';
 const TARGET = '00000000-0000-4000-8000-00000000a001';
@@ -490,12 +489,7 @@ describe('guardian start with GUARDIAN_OFREP_KEY (real PostgreSQL)', () => {
     daemon = await startDaemon({
       env: { DATABASE_URL: db.url, RULES_FILE: join(dir, 'rules.yaml'), PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'debug', GUARDIAN_OFREP_KEY: KEY },
       stdout: (t) => void banner.push(t),
-      logDestination: new Writable({
-        write(chunk: Buffer, _enc, cb) {
-          logLines.push(chunk.toString('utf8'));
-          cb();
-        },
-      }),
+      logDestination: linesSink(logLines),
       watchRules: false,
     });
     const url = daemon.http.url;
