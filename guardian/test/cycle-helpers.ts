@@ -4,6 +4,8 @@
  */
 import { Writable } from 'node:stream';
 
+import type { GuardianMetrics } from '../src/http/metrics.ts';
+import { startHttpServer, type HttpLogger, type HttpRoute, type RunningHttpServer } from '../src/http/server.ts';
 import { parseRules } from '../src/rules/parse.ts';
 import type { RulesConfig } from '../src/rules/schema.ts';
 import type { CycleLogger } from '../src/cycle/types.ts';
@@ -88,5 +90,23 @@ export function linesSink(lines: string[]): Writable {
       lines.push(chunk.toString('utf8'));
       cb();
     },
+  });
+}
+
+/**
+ * The guardian's real HTTP server on a free local port with one extra route and a healthy
+ * `/readyz`: how the route tests (ingest, OFREP) serve what they test.
+ *
+ * @example
+ * const http = await serveRoute(createOfrepRoute({ store, apiKey, logger, metrics }), { metrics, logger });
+ */
+export function serveRoute(route: HttpRoute, deps: { readonly metrics: GuardianMetrics; readonly logger: HttpLogger }): Promise<RunningHttpServer> {
+  return startHttpServer({
+    port: 0,
+    host: '127.0.0.1',
+    health: async () => ({ database: { ok: true }, rules: { loaded: true }, lastCycleAt: new Date(), cycleIntervalMs: 60_000 }),
+    metrics: deps.metrics,
+    logger: deps.logger,
+    routes: [route],
   });
 }

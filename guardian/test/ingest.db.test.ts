@@ -10,12 +10,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, createTestPglite, type TestDatabase } from '../../test/helpers/db.ts';
 import { createExposureIngestRoute, exposureUserKey } from '../src/http/ingest.ts';
 import { createGuardianMetrics, type GuardianMetrics } from '../src/http/metrics.ts';
-import { startHttpServer, type RunningHttpServer } from '../src/http/server.ts';
+import type { RunningHttpServer } from '../src/http/server.ts';
 import { createBuiltinSource } from '../src/sources/builtin.ts';
 import { SqlStore } from '../src/store/sql-store.ts';
 import { pgSqlClient } from '../src/store/sql.ts';
 import type { Store } from '../src/store/types.ts';
-import { MemoryLogger as Logs } from './cycle-helpers.ts';
+import { MemoryLogger as Logs, serveRoute } from './cycle-helpers.ts';
 
 const KEY = 'ingest-key-0123456789abcdef';
 const FLAG = 'ai_beta_users';
@@ -31,14 +31,7 @@ async function serve(store: Store, opts: { ingestKey?: string | undefined; now?:
   const metrics = createGuardianMetrics();
   const logs = new Logs();
   const ingestKey = 'ingestKey' in opts ? opts.ingestKey : KEY;
-  const http = await startHttpServer({
-    port: 0,
-    host: '127.0.0.1',
-    health: async () => ({ database: { ok: true }, rules: { loaded: true }, lastCycleAt: new Date(), cycleIntervalMs: 60_000 }),
-    metrics,
-    logger: logs,
-    routes: [createExposureIngestRoute({ store, ingestKey, logger: logs, metrics, ...(opts.now ? { now: opts.now } : {}) })],
-  });
+  const http = await serveRoute(createExposureIngestRoute({ store, ingestKey, logger: logs, metrics, ...(opts.now ? { now: opts.now } : {}) }), { metrics, logger: logs });
   const post: Served['post'] = async (body, init = {}) => {
     const headers: Record<string, string> = {};
     if (init.type !== '') headers['content-type'] = init.type ?? 'application/json';

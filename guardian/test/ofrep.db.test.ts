@@ -20,11 +20,11 @@ import { createTestDatabase, createTestPglite, type TestDatabase } from '../../t
 import { startDaemon, type Daemon } from '../src/daemon.ts';
 import { createGuardianMetrics, type GuardianMetrics } from '../src/http/metrics.ts';
 import { createOfrepRoute, MAX_OFREP_BODY_BYTES, OFREP_CONFIGURATION } from '../src/http/ofrep.ts';
-import { startHttpServer, type RunningHttpServer } from '../src/http/server.ts';
+import type { RunningHttpServer } from '../src/http/server.ts';
 import { SqlStore } from '../src/store/sql-store.ts';
 import { pgSqlClient } from '../src/store/sql.ts';
 import type { Flag, Store } from '../src/store/types.ts';
-import { linesSink, MemoryLogger as Logs } from './cycle-helpers.ts';
+import { linesSink, MemoryLogger as Logs, serveRoute } from './cycle-helpers.ts';
 
 const KEY = 'ofrep-key-0123456789abcdef';
 const TARGET = '00000000-0000-4000-8000-00000000a001';
@@ -85,14 +85,7 @@ async function serve(store: Pick<Store, 'listFlags'>, opts: { apiKey?: string | 
     ...(opts.cacheTtlMs !== undefined ? { cacheTtlMs: opts.cacheTtlMs } : {}),
     ...(opts.now ? { now: opts.now } : {}),
   });
-  const http = await startHttpServer({
-    port: 0,
-    host: '127.0.0.1',
-    health: async () => ({ database: { ok: true }, rules: { loaded: true }, lastCycleAt: new Date(), cycleIntervalMs: 60_000 }),
-    metrics,
-    logger: logs,
-    routes: [route],
-  });
+  const http = await serveRoute(route, { metrics, logger: logs });
   const call: Served['call'] = async (path, init = {}) => {
     const method = init.method ?? 'POST';
     const headers: Record<string, string> = { ...init.headers };
