@@ -8,7 +8,8 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { createTestDatabase, createTestPglite, type TestDatabase } from '../../test/helpers/db.ts';
-import { createExposureIngestRoute, exposureUserKey } from '../src/http/ingest.ts';
+import { createExposureIngestRoute } from '../src/http/ingest.ts';
+import { exposureUserKey } from '../src/sources/builtin.ts';
 import { createGuardianMetrics, type GuardianMetrics } from '../src/http/metrics.ts';
 import type { RunningHttpServer } from '../src/http/server.ts';
 import { createBuiltinSource } from '../src/sources/builtin.ts';

@@ -19,9 +19,7 @@ import { exposureUserKey } from '../sources/builtin.ts';
 import type { ExposureRecord, Store } from '../store/types.ts';
 import type { GuardianMetrics } from './metrics.ts';
 import { keyDigest, readBody, sameKey, typeName } from './request.ts';
-import type { HttpLogger, HttpRoute } from './server.ts';
-
-export { exposureUserKey };
+import { sendJson, type HttpLogger, type HttpRoute } from './server.ts';
 
 /** The path of the endpoint. */
 export const EXPOSURES_PATH = '/v1/exposures';
@@ -91,12 +89,6 @@ export interface ExposureIngestOptions {
 }
 
 
-function sendJson(res: ServerResponse, status: number, value: unknown, headers: Record<string, string> = {}): void {
-  const body = `${JSON.stringify(value)}\n`;
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store', ...headers });
-  res.end(body);
-}
-
 /**
  * The `POST /v1/exposures` route for {@link startHttpServer}'s `routes`.
  *
@@ -109,21 +101,21 @@ export function createExposureIngestRoute(options: ExposureIngestOptions): HttpR
   const expected = options.ingestKey === undefined ? undefined : keyDigest(options.ingestKey);
   const m = options.metrics;
 
-  const answer = (res: ServerResponse, status: number, value: unknown, headers?: Record<string, string>): void => {
+  const answer = (req: IncomingMessage, res: ServerResponse, status: number, value: unknown, headers?: Record<string, string>): void => {
     m?.exposureRequests.inc({ status });
-    sendJson(res, status, value, headers);
+    sendJson(res, req, status, value, headers);
   };
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     if (expected === undefined) {
-      answer(res, 404, {
+      answer(req, res, 404, {
         error: 'not_enabled',
         message: `exposure ingestion is off: set GUARDIAN_INGEST_KEY (at least 16 characters, e.g. \`openssl rand -hex 32\`) on the guardian, then send it as "Authorization: Bearer <key>" to POST ${EXPOSURES_PATH}`,
       });
       return;
     }
     if (req.method !== 'POST') {
-      answer(res, 405, { error: 'method_not_allowed', message: `${EXPOSURES_PATH} accepts POST only` }, { allow: 'POST' });
+      answer(req, res, 405, { error: 'method_not_allowed', message: `${EXPOSURES_PATH} accepts POST only` }, { allow: 'POST' });
       return;
     }
     const auth = req.headers.authorization ?? '';
@@ -131,6 +123,7 @@ export function createExposureIngestRoute(options: ExposureIngestOptions): HttpR
     // Compare digests: constant time whatever the lengths.
     if (!match || !sameKey(match[1]!, expected)) {
       answer(
+        req,
         res,
         401,
         { error: 'unauthorized', message: match ? 'wrong ingest key: send the guardian\'s GUARDIAN_INGEST_KEY as "Authorization: Bearer <key>"' : 'missing "Authorization: Bearer <GUARDIAN_INGEST_KEY>" header' },
@@ -140,11 +133,11 @@ export function createExposureIngestRoute(options: ExposureIngestOptions): HttpR
     }
     const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
     if (type !== 'application/json') {
-      answer(res, 415, { error: 'unsupported_media_type', message: `send the body as JSON with "Content-Type: application/json"${type ? `, got ${type}` : ''}` }, { 'accept-post': 'application/json' });
+      answer(req, res, 415, { error: 'unsupported_media_type', message: `send the body as JSON with "Content-Type: application/json"${type ? `, got ${type}` : ''}` }, { 'accept-post': 'application/json' });
       return;
     }
     const tooLarge = () =>
-      answer(res, 413, { error: 'too_large', message: `the body is larger than ${MAX_EXPOSURE_BODY_BYTES} bytes (1 MB): send smaller batches (at most ${MAX_EXPOSURES_PER_REQUEST} exposures)` }, { connection: 'close' });
+      answer(req, res, 413, { error: 'too_large', message: `the body is larger than ${MAX_EXPOSURE_BODY_BYTES} bytes (1 MB): send smaller batches (at most ${MAX_EXPOSURES_PER_REQUEST} exposures)` }, { connection: 'close' });
     const declared = Number(req.headers['content-length']);
     if (Number.isFinite(declared) && declared > MAX_EXPOSURE_BODY_BYTES) {
       tooLarge();
@@ -160,13 +153,13 @@ export function createExposureIngestRoute(options: ExposureIngestOptions): HttpR
     try {
       json = JSON.parse(body.text);
     } catch (err) {
-      answer(res, 400, { error: 'invalid_body', message: `the body is not valid JSON: ${(err as Error).message}`, problems: [{ path: '(body)', message: 'not valid JSON' }] });
+      answer(req, res, 400, { error: 'invalid_body', message: `the body is not valid JSON: ${(err as Error).message}`, problems: [{ path: '(body)', message: 'not valid JSON' }] });
       return;
     }
     const items = (json as { exposures?: unknown } | null)?.exposures;
     if (Array.isArray(items) && items.length > MAX_EXPOSURES_PER_REQUEST) {
       m?.exposures.inc({ result: 'rejected' }, items.length);
-      answer(res, 413, { error: 'too_large', message: `${items.length} exposures in one request; at most ${MAX_EXPOSURES_PER_REQUEST}: send smaller batches` });
+      answer(req, res, 413, { error: 'too_large', message: `${items.length} exposures in one request; at most ${MAX_EXPOSURES_PER_REQUEST}: send smaller batches` });
       return;
     }
     const at = now();
@@ -174,7 +167,7 @@ export function createExposureIngestRoute(options: ExposureIngestOptions): HttpR
     if (!parsed.success) {
       const problems: ExposureProblem[] = parsed.error.issues.map((i) => ({ path: i.path.length === 0 ? '(body)' : formatPath(i.path), message: i.message }));
       m?.exposures.inc({ result: 'rejected' }, Array.isArray(items) ? items.length : 0);
-      answer(res, 400, {
+      answer(req, res, 400, {
         error: 'invalid_body',
         message: `${problems.length} problem(s), nothing was recorded: ${problems.map((p) => `${p.path}: ${p.message}`).join('; ')}`,
         problems,
@@ -194,12 +187,12 @@ export function createExposureIngestRoute(options: ExposureIngestOptions): HttpR
       } catch (err) {
         m?.exposures.inc({ result: 'failed' }, batch.length);
         options.logger.error({ err: { message: (err as Error).message }, exposures: batch.length }, 'ingest: recording exposures failed; the sender should retry');
-        answer(res, 503, { error: 'store_unavailable', message: 'the guardian could not record the exposures (its database failed); nothing was recorded: retry later' }, { 'retry-after': '5' });
+        answer(req, res, 503, { error: 'store_unavailable', message: 'the guardian could not record the exposures (its database failed); nothing was recorded: retry later' }, { 'retry-after': '5' });
         return;
       }
     }
     m?.exposures.inc({ result: 'accepted' }, batch.length);
-    answer(res, 202, { accepted: batch.length });
+    answer(req, res, 202, { accepted: batch.length });
   }
 
   return {

@@ -121,7 +121,13 @@ function send(res: ServerResponse, req: IncomingMessage, status: number, content
   res.end(req.method === 'HEAD' ? undefined : body);
 }
 
-function sendJson(res: ServerResponse, req: IncomingMessage, status: number, value: unknown, headers: Record<string, string> = {}): void {
+/**
+ * Answers with a JSON body (not for HEAD), `no-store`, and any extra headers: what every route sends.
+ *
+ * @example
+ * sendJson(res, req, 202, { accepted: 3 });
+ */
+export function sendJson(res: ServerResponse, req: IncomingMessage, status: number, value: unknown, headers: Record<string, string> = {}): void {
   send(res, req, status, 'application/json; charset=utf-8', `${JSON.stringify(value)}\n`, headers);
 }
 
