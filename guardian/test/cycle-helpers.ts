@@ -1,6 +1,7 @@
 /**
- * Typed test doubles for cycle, replica, CLI and e2e tests: a scripted MetricSource, a silent
- * logger that records what was logged, and rules built from YAML through the real parser.
+ * Typed test doubles for cycle, replica, CLI, route and e2e tests: a scripted MetricSource, a
+ * silent logger that records what was logged, rules built from YAML through the real parser, a
+ * log destination that keeps its lines, and the real HTTP server around one route.
  */
 import { Writable } from 'node:stream';
 
