@@ -47,6 +47,11 @@ async function serve(store: Store, opts: { ingestKey?: string | undefined; now?:
 
 const exposure = (user: string, value: boolean, error = false, flag = FLAG) => ({ flag, user, value, error });
 
+/** The `error` member of the one error shape. */
+function errorOf(r: { json: Record<string, unknown> }): { code: string; message: string; field?: string; issues?: { path: string; message: string }[] } {
+  return r.json['error'] as { code: string; message: string; field?: string; issues?: { path: string; message: string }[] };
+}
+
 describe('POST /v1/exposures (PGlite store)', () => {
   let db: TestDatabase;
   let store: SqlStore;
@@ -67,17 +72,18 @@ describe('POST /v1/exposures (PGlite store)', () => {
     const missing = await served.post(body, { key: null });
     expect(missing.status).toBe(401);
     expect(missing.headers.get('www-authenticate')).toMatch(/^Bearer/);
-    expect(missing.json).toMatchObject({ error: 'unauthorized', message: expect.stringContaining('missing "Authorization: Bearer') });
+    expect(missing.json).toEqual({ error: { code: 'unauthorized', message: expect.stringContaining('missing "Authorization: Bearer') } });
+    expect(missing.headers.get('connection')).toBe('close');
     const wrong = await served.post(body, { key: `${KEY}x` });
     expect(wrong.status).toBe(401);
-    expect(wrong.json['message']).toMatch(/wrong ingest key/);
+    expect(errorOf(wrong).message).toMatch(/wrong ingest key/);
     expect((await served.post(body, { key: 'short' })).status).toBe(401);
     const get = await served.post(body, { method: 'GET' });
     expect(get.status).toBe(405);
     expect(get.headers.get('allow')).toBe('POST');
     const text = await served.post(body, { type: 'text/plain' });
     expect(text.status).toBe(415);
-    expect(text.json['message']).toMatch(/Content-Type: application\/json/);
+    expect(errorOf(text)).toMatchObject({ code: 'unsupported_media_type', message: expect.stringMatching(/Content-Type: application\/json/) });
     expect((await served.post(body, { type: '' })).status).toBe(415);
     // Nothing was written by any of them.
     expect((await db.sql.query<{ n: number }>('select count(*)::int as n from guardian_exposures')).rows[0]?.n).toBe(0);
@@ -100,34 +106,36 @@ describe('POST /v1/exposures (PGlite store)', () => {
       ],
     });
     expect(bad.status).toBe(400);
-    expect(bad.json['error']).toBe('invalid_body');
-    const problems = bad.json['problems'] as { path: string; message: string }[];
+    expect(errorOf(bad)).toMatchObject({ code: 'bad_request', field: 'body.exposures[1].flag' });
+    const problems = errorOf(bad).issues!;
     expect(problems).toEqual(
       expect.arrayContaining([
-        { path: 'exposures[1].flag', message: 'must match ^[a-z][a-z0-9_]{1,63}$' },
-        { path: 'exposures[2].user', message: 'must not be empty' },
-        { path: 'exposures[2].value', message: "must be the flag's value for the user (true or false), got string" },
-        { path: 'exposures[3].at', message: "must not be more than 5 minutes in the future (check the sender's clock)" },
-        { path: 'exposures[4].at', message: 'must not be older than 24 hours' },
-        { path: 'exposures[5].at', message: 'must be an ISO 8601 time with a time zone, e.g. 2026-01-01T12:00:00Z' },
-        { path: 'exposures[6]', message: expect.stringContaining('unknown field(s) "erorr"') },
-        { path: 'exposures[7].flag', message: 'must be a flag name (a string), got undefined' },
-        { path: 'exposures[7].error', message: 'must be true or false (whether the user hit an error), got string' },
-        { path: 'exposures[8]', message: 'must be an object { flag, user, value, error?, at? }, got string' },
-        { path: 'exposures[9].user', message: 'must be at most 512 characters' },
+        { path: 'body.exposures[1].flag', message: 'must match ^[a-z][a-z0-9_]{1,63}$' },
+        { path: 'body.exposures[2].user', message: 'must not be empty' },
+        { path: 'body.exposures[2].value', message: "must be the flag's value for the user (true or false), got string" },
+        { path: 'body.exposures[3].at', message: "must not be more than 5 minutes in the future (check the sender's clock)" },
+        { path: 'body.exposures[4].at', message: 'must not be older than 24 hours' },
+        { path: 'body.exposures[5].at', message: 'must be an ISO 8601 time with a time zone, e.g. 2026-01-01T12:00:00Z' },
+        { path: 'body.exposures[6]', message: expect.stringContaining('unknown field(s) "erorr"') },
+        { path: 'body.exposures[7].flag', message: 'must be a flag name (a string), got undefined' },
+        { path: 'body.exposures[7].error', message: 'must be true or false (whether the user hit an error), got string' },
+        { path: 'body.exposures[8]', message: 'must be an object { flag, user, value, error?, at? }, got string' },
+        { path: 'body.exposures[9].user', message: 'must be at most 512 characters' },
       ]),
     );
-    expect(problems.some((p) => p.path.startsWith('exposures[0]'))).toBe(false);
-    expect(bad.json['message']).toMatch(/^\d+ problem\(s\), nothing was recorded: exposures\[1\]\.flag: must match/);
+    expect(problems.some((p) => p.path.startsWith('body.exposures[0]'))).toBe(false);
+    // An unreadable `at` is one problem, not three contradictory ones (issue 9).
+    expect(problems.filter((p) => p.path === 'body.exposures[5].at')).toHaveLength(1);
+    expect(errorOf(bad).message).toMatch(/^\d+ problem\(s\), nothing was recorded: body\.exposures\[1\]\.flag: must match/);
 
-    expect((await served.post({ exposure: [] })).json['problems']).toEqual([
-      { path: 'exposures', message: 'must be an array of exposures, got undefined' },
-      { path: '(body)', message: 'unknown field(s) "exposure": the body is { "exposures": [...] }' },
+    expect(errorOf(await served.post({ exposure: [] })).issues).toEqual([
+      { path: 'body.exposures', message: 'must be an array of exposures, got undefined' },
+      { path: 'body', message: 'unknown field(s) "exposure": the body is { "exposures": [...] }' },
     ]);
-    expect((await served.post([1, 2])).json['problems']).toEqual([{ path: '(body)', message: 'the body must be a JSON object { "exposures": [...] }, got array' }]);
+    expect(errorOf(await served.post([1, 2])).issues).toEqual([{ path: 'body', message: 'the body must be a JSON object { "exposures": [...] }, got array' }]);
     const notJson = await served.post(null, { raw: '{"exposures": [' });
     expect(notJson.status).toBe(400);
-    expect(notJson.json['message']).toMatch(/not valid JSON/);
+    expect(errorOf(notJson)).toMatchObject({ code: 'bad_request', field: 'body', message: expect.stringMatching(/not valid JSON/) });
     expect((await db.sql.query<{ n: number }>('select count(*)::int as n from guardian_exposures')).rows[0]?.n).toBe(0);
   });
 
@@ -135,7 +143,7 @@ describe('POST /v1/exposures (PGlite store)', () => {
     const names = ["ai_beta_users'; drop table guardian_exposures; --", 'ai_beta_users" or 1=1', "x'); delete from feature_flags; --", 'ai_beta_users\u0000', 'Robert_tables'];
     const r = await served.post({ exposures: names.map((flag, i) => ({ flag, user: `u-${i}`, value: true })) });
     expect(r.status).toBe(400);
-    expect((r.json['problems'] as { path: string }[]).map((p) => p.path)).toEqual(names.map((_, i) => `exposures[${i}].flag`));
+    expect(errorOf(r).issues!.map((p) => p.path)).toEqual(names.map((_, i) => `body.exposures[${i}].flag`));
     // A user id is data, never SQL: it is hashed, whatever it contains.
     const odd = await served.post({ exposures: [exposure("u'); drop table guardian_exposures; --", true)] });
     expect(odd.status).toBe(202);
@@ -170,10 +178,10 @@ describe('POST /v1/exposures (PGlite store)', () => {
   it('enforces the limits: at most 1000 exposures and 1 MB (413)', async () => {
     const many = await served.post({ exposures: Array.from({ length: 1001 }, (_, i) => exposure(`u-${i}`, true)) });
     expect(many.status).toBe(413);
-    expect(many.json['message']).toMatch(/1001 exposures in one request; at most 1000/);
+    expect(errorOf(many)).toMatchObject({ code: 'payload_too_large', message: expect.stringMatching(/1001 exposures in one request; at most 1000/) });
     const big = await served.post(null, { raw: JSON.stringify({ exposures: [exposure('u-1', true)], pad: 'x'.repeat(1_100_000) }) });
     expect(big.status).toBe(413);
-    expect(big.json['message']).toMatch(/larger than 1048576 bytes/);
+    expect(errorOf(big)).toMatchObject({ code: 'payload_too_large', message: expect.stringMatching(/larger than 1048576 bytes/) });
     // Exactly 1000 is fine.
     const ok = await served.post({ exposures: Array.from({ length: 1000 }, (_, i) => exposure(`limit-${i}`, i % 2 === 0, false, 'ai_alpha_users')) });
     expect(ok).toMatchObject({ status: 202, json: { accepted: 1000 } });
@@ -216,7 +224,7 @@ describe('POST /v1/exposures (PGlite store)', () => {
     const earlier = await source.query([{ flag: FLAG, since: new Date(Date.now() - 2 * 3_600_000) }], new AbortController().signal);
     expect(earlier.observations[0]).toMatchObject({ treatment: { total: 11, errors: 5 } });
 
-    const metrics = await served.metrics.registry.render();
+    const metrics = await served.metrics.registry.metrics();
     // Accepted over this file: 1 (odd user id) + 1000 (the limit) + 20 here.
     expect(metrics).toMatch(/guardian_exposures_total\{result="accepted"\} 1021\n/);
     expect(metrics).toMatch(/guardian_exposures_total\{result="rejected"\} \d+/);
@@ -232,7 +240,7 @@ describe('POST /v1/exposures when it is off, or when the database fails', () => 
     try {
       const r = await served.post({ exposures: [exposure('u-1', true)] });
       expect(r.status).toBe(404);
-      expect(r.json).toMatchObject({ error: 'not_enabled', message: expect.stringContaining('set GUARDIAN_INGEST_KEY') });
+      expect(r.json).toEqual({ error: { code: 'not_found', message: expect.stringContaining('set GUARDIAN_INGEST_KEY') } });
     } finally {
       await served.http.close();
       await db.drop();
@@ -246,9 +254,10 @@ describe('POST /v1/exposures when it is off, or when the database fails', () => 
       const r = await served.post({ exposures: [exposure('u-1', true)] });
       expect(r.status).toBe(503);
       expect(r.headers.get('retry-after')).toBe('5');
-      expect(r.json).toMatchObject({ error: 'store_unavailable', message: expect.stringContaining('nothing was recorded') });
-      expect(served.logs.lines.some((l) => l.level === 'error' && /recording exposures failed/.test(l.msg))).toBe(true);
-      expect(await served.metrics.registry.render()).toMatch(/guardian_exposures_total\{result="failed"\} 1/);
+      expect(r.json).toEqual({ error: { code: 'unavailable', message: expect.stringContaining('nothing was recorded') } });
+      // The first read that fails is which flags exist (before any write).
+      expect(served.logs.lines.some((l) => l.level === 'error' && /reading the flags failed|recording exposures failed/.test(l.msg))).toBe(true);
+      expect(await served.metrics.registry.metrics()).toMatch(/guardian_exposures_total\{result="failed"\} 1/);
       const report = await createBuiltinSource({ store, now: () => new Date() }).query([{ flag: FLAG, since: new Date(0) }, { flag: 'ai_alpha_users', since: new Date(0) }], new AbortController().signal);
       expect(report.observations.map((o) => (o.status === 'no_data' ? o.reason : o.status))).toEqual(['unavailable', 'unavailable']);
       expect(report.error?.code).toBe('unavailable');
