@@ -4,8 +4,10 @@
  * 404 when it is off, 503 when the database fails; then the builtin source's counts from what was
  * accepted, and two guardian replicas on one database seeing the same counts.
  */
+import { connect } from 'node:net';
+
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 
 import { createTestDatabase, createTestPglite, type TestDatabase } from '../../test/helpers/db.ts';
 import { createExposureIngestRoute } from '../src/http/ingest.ts';
@@ -28,11 +30,15 @@ interface Served {
   post(body: unknown, init?: { key?: string | null; type?: string; method?: string; raw?: string }): Promise<{ status: number; json: Record<string, unknown>; headers: Headers }>;
 }
 
-async function serve(store: Store, opts: { ingestKey?: string | undefined; now?: () => Date } = {}): Promise<Served> {
+async function serve(
+  store: Pick<Store, 'recordExposures' | 'listFlags'>,
+  opts: { ingestKey?: string | undefined; now?: () => Date; maxConcurrent?: number; memoryBudgetBytes?: number } = {},
+): Promise<Served> {
   const metrics = createGuardianMetrics();
   const logs = new Logs();
   const ingestKey = 'ingestKey' in opts ? opts.ingestKey : KEY;
-  const http = await serveRoute(createExposureIngestRoute({ store, ingestKey, logger: logs, metrics, ...(opts.now ? { now: opts.now } : {}) }), { metrics, logger: logs });
+  const { ingestKey: _k, ...rest } = opts;
+  const http = await serveRoute(createExposureIngestRoute({ store, ingestKey, logger: logs, metrics, ...rest }), { metrics, logger: logs });
   const post: Served['post'] = async (body, init = {}) => {
     const headers: Record<string, string> = {};
     if (init.type !== '') headers['content-type'] = init.type ?? 'application/json';
@@ -301,5 +307,113 @@ describe('replicas (two guardians, one PostgreSQL database)', () => {
     expect(counts[0]!.observations).toEqual(counts[1]!.observations);
     // 450 distinct users, half flag-on; errors: every 10th of the first 300.
     expect(counts[0]!.observations[0]).toEqual({ flag: FLAG, status: 'ok', unit: 'users', treatment: { total: 225, errors: 30 }, control: { total: 225, errors: 0 } });
+  });
+});
+
+describe('POST /v1/exposures: flags that exist, bounded load, refused senders closed (issues 9 and 10)', () => {
+  let db: TestDatabase;
+  let store: SqlStore;
+
+  beforeAll(async () => {
+    db = await createTestPglite();
+    store = new SqlStore({ sql: db.sql, kind: 'pglite', location: 'memory' });
+  });
+  afterAll(async () => {
+    await db?.drop();
+  });
+
+  it('refuses exposures of a flag that does not exist (400 naming it, nothing stored), and accepts a flag created a moment ago', async () => {
+    const served = await serve(store);
+    try {
+      const r = await served.post({ exposures: [exposure('u-1', true), exposure('u-2', true, false, 'no_such_flag'), exposure('u-3', false, false, 'no_such_flag')] });
+      expect(r.status).toBe(400);
+      expect(errorOf(r)).toEqual({
+        code: 'bad_request',
+        message: 'unknown flag(s) "no_such_flag"; nothing was recorded',
+        field: 'body.exposures[1].flag',
+        issues: [
+          { path: 'body.exposures[1].flag', message: 'flag "no_such_flag" does not exist: create it first, or stop reporting it' },
+          { path: 'body.exposures[2].flag', message: 'flag "no_such_flag" does not exist: create it first, or stop reporting it' },
+        ],
+      });
+      expect((await db.sql.query<{ n: number }>('select count(*)::int as n from guardian_exposures')).rows[0]?.n).toBe(0);
+      // Created after the names were cached: re-read, accepted.
+      await db.sql.query("insert into feature_flags (name) values ('brand_new_flag')");
+      expect((await served.post({ exposures: [exposure('u-4', true, false, 'brand_new_flag')] })).status).toBe(202);
+    } finally {
+      await served.http.close();
+      await db.sql.query('delete from guardian_exposures');
+    }
+  });
+
+  it('answers 429 with Retry-After (never 503) beyond the concurrency limit and the memory budget, without reading the body', async () => {
+    const gate: Array<() => void> = [];
+    let writes = 0;
+    const slow = {
+      listFlags: () => store.listFlags(),
+      recordExposures: async (batch: Parameters<Store['recordExposures']>[0]) => {
+        writes += 1;
+        await new Promise<void>((r) => gate.push(r));
+        return store.recordExposures(batch);
+      },
+    };
+    const served = await serve(slow, { maxConcurrent: 2, memoryBudgetBytes: 1_000 });
+    try {
+      const first = served.post({ exposures: [exposure('busy-1', true)] });
+      await vi.waitFor(() => expect(writes).toBe(1));
+      // Over the memory budget (this body alone is ~1.2 KB, and one request is inside).
+      const big = await served.post({ exposures: Array.from({ length: 20 }, (_, i) => exposure(`big-${i}`, true)) });
+      expect(big.status).toBe(429);
+      const second = served.post({ exposures: [exposure('busy-2', true)] });
+      await vi.waitFor(() => expect(gate.length).toBeGreaterThanOrEqual(1));
+      // Over the concurrency limit (two inside: one writing, one waiting for its turn).
+      await vi.waitFor(async () => {
+        const third = await served.post({ exposures: [exposure('busy-3', true)] });
+        expect(third.status).toBe(429);
+        expect(third.headers.get('retry-after')).toBe('2');
+        expect(third.headers.get('connection')).toBe('close');
+        expect(errorOf(third)).toMatchObject({ code: 'rate_limited', message: expect.stringContaining('retry in 2 s') });
+      });
+      while (writes < 2 || gate.length > 0) {
+        gate.shift()?.();
+        await new Promise((r) => setImmediate(r));
+      }
+      expect((await first).status).toBe(202);
+      expect((await second).status).toBe(202);
+      const text = await served.metrics.registry.metrics();
+      expect(text).toMatch(/guardian_exposure_requests_total\{status="429"\} \d+/);
+      expect(text).not.toMatch(/status="503"/);
+    } finally {
+      for (const g of gate) g();
+      await served.http.close();
+      await db.sql.query('delete from guardian_exposures');
+    }
+  });
+
+  it('closes the connection of a refused (401) sender at once, while it is still trickling its body', async () => {
+    const served = await serve(store);
+    const url = new URL(served.http.url);
+    let closed = false;
+    let answer = '';
+    const socket = connect(Number(url.port), url.hostname);
+    socket.setEncoding('utf8');
+    socket.on('data', (d: string) => (answer += d));
+    socket.on('close', () => (closed = true));
+    socket.on('error', () => {});
+    await new Promise<void>((r) => socket.once('connect', () => r()));
+    socket.write(`POST /v1/exposures HTTP/1.1\r\nHost: ${url.host}\r\nContent-Type: application/json\r\nContent-Length: 1000000\r\n\r\n{"exposures":[`);
+    // One byte every 10 ms: a million bytes would take hours.
+    const trickle = setInterval(() => {
+      if (!socket.destroyed && socket.writable) socket.write(' ');
+    }, 10);
+    try {
+      await vi.waitFor(() => expect(closed).toBe(true), { timeout: 10_000, interval: 20 });
+      expect(answer).toMatch(/^HTTP\/1\.1 401 /);
+      expect(answer.toLowerCase()).toContain('connection: close');
+    } finally {
+      clearInterval(trickle);
+      socket.destroy();
+      await served.http.close();
+    }
   });
 });

@@ -229,12 +229,12 @@ export function createExposureIngestRoute(options: ExposureIngestOptions): HttpM
     }
   });
 
-  /** 400 naming every flag of the batch that does not exist (a flag created a moment ago is re-read once). */
+  /** 400 naming every flag of the batch that does not exist (before refusing, the flags are read afresh: one created a moment ago is accepted). */
   async function refuseUnknownFlags(names: readonly string[], count: number): Promise<void> {
     let known: ReadonlySet<string>;
     try {
       known = await flagNames.get();
-      if (names.some((n) => !known.has(n))) known = await flagNames.get(100);
+      if (names.some((n) => !known.has(n))) known = await flagNames.get(0);
     } catch {
       m?.exposures.inc({ result: 'failed' }, count);
       throw new HttpError('unavailable', 'the guardian could not read which flags exist (its database failed); nothing was recorded: retry later', { headers: { 'retry-after': '5' } });
