@@ -37,7 +37,9 @@ afterAll(async () => {
   await files.cleanup();
 });
 
-const run = (...args: string[]) => cli([...args, '--database-url', db.url]);
+/** Email can be delivered (recipient in the rules, SMTP_URL and sender in the environment). */
+const MAIL_ENV = { SMTP_URL: 'smtp://127.0.0.1:2525', EMAIL_FROM: 'guardian@example.com' };
+const run = (...args: string[]) => cli([...args, '--database-url', db.url], MAIL_ENV);
 const countEvents = async (flag: string) => (await eventRows(db, flag)).length;
 
 describe('guardian rollback', () => {

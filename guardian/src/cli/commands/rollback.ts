@@ -8,6 +8,7 @@
  * incident must not get an error for agreeing). A locked flag is refused unless `--force`: a lock
  * says someone chose to keep hands off this flag, so overriding it must be deliberate.
  */
+import type { GuardianConfig } from '../../config.ts';
 import { GuardianError, isGuardianError } from '../../errors.ts';
 import { loadRulesFile } from '../../rules/parse.ts';
 import { channelsFromNotify } from '../../cycle/run.ts';
@@ -50,10 +51,19 @@ const OPTIONS = {
   actor: { type: 'string' },
 } as const;
 
-/** The channels the rules file configures; a file that cannot be used gives none, with a warning. */
-async function channelsFor(io: CliIo, rulesFile: string): Promise<{ channels: Channel[]; warning?: string }> {
+/**
+ * The channels the rules file configures and the environment can deliver (email needs SMTP_URL
+ * and a sender too); a file that cannot be used gives none, with a warning.
+ */
+async function channelsFor(io: CliIo, rulesFile: string, config: GuardianConfig): Promise<{ channels: Channel[]; warning?: string }> {
   const result = await loadRulesFile(rulesFile, io.env);
-  if (result.ok) return { channels: channelsFromNotify(result.rules.notify) };
+  if (result.ok) {
+    const channels = channelsFromNotify(result.rules.notify, config);
+    if (!channels.includes('email') && channelsFromNotify(result.rules.notify).includes('email')) {
+      return { channels, warning: 'notify.email names a recipient but SMTP_URL or a sender (notify.email.from or EMAIL_FROM) is not set, so nobody is notified by email.' };
+    }
+    return { channels };
+  }
   const problems = result.problems.map((p) => `${p.path}: ${p.message}`).join('; ');
   return {
     channels: [],
@@ -105,7 +115,7 @@ async function run(args: readonly string[], io: CliIo): Promise<number> {
     const warnings: string[] = [];
     let channels: Channel[] = [];
     if (!values['no-notify']) {
-      const found = await channelsFor(io, values.rules ?? config.rulesFile);
+      const found = await channelsFor(io, values.rules ?? config.rulesFile, config);
       channels = found.channels;
       if (found.warning) warnings.push(found.warning);
     }
