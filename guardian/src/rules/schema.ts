@@ -216,8 +216,14 @@ export const SentrySourceConfigSchema = z.strictObject({
     .meta({ description: 'Sentry project ids to query (empty = all projects the token can see).' }),
   environment: z.string().min(1).optional(),
   token: z.string({ error: (iss) => `must be text (usually \${SENTRY_AUTH_TOKEN}), got ${show(iss.input)}` }).meta({ description: 'Auth token with org:read, usually ${SENTRY_AUTH_TOKEN}; empty = not configured.' }),
-  max_requests_per_cycle: count(2, 'requests').max(1000).default(40).meta({ description: 'Upper bound of HTTP requests per cycle; flags beyond it rotate to the next cycles (default 40).' }),
-  concurrency: count(1, 'requests at once').max(16).default(3).meta({ description: 'Requests in flight at once (default 3).' }),
+  max_requests_per_cycle: count(2, 'requests').max(1000).default(600).meta({ description: 'Upper bound of HTTP requests started per cycle (2 per flag); the flags polled longest ago go first, the rest rotate to the next cycles (default 600).' }),
+  concurrency: count(1, 'requests at once').max(15).default(3).meta({ description: 'Requests in flight at once (default 3; Sentry allows 15 per organization).' }),
+  max_requests_per_second: count(1, 'requests per second').max(30).default(10).meta({ description: 'Requests per second at most (default 10: a third of the 30/s Sentry allows per organization on /events/).' }),
+  unit: z
+    .enum(['users', 'events'], { error: (iss) => `must be users or events, got ${show(iss.input)}` })
+    .default('users')
+    .meta({ description: 'What is counted on both sides: users (default, count_unique(user); the SDK sets the user) or events (per-user capped; evidence says events).' }),
+  max_errors_per_user: count(1, 'error events per user').max(1000).default(10).meta({ description: 'unit events: at most this many error events count per erroring user (default 10).' }),
 });
 
 /** `sources`: provider settings. */
