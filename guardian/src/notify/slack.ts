@@ -9,6 +9,7 @@
  */
 import type { MessageFact, NotificationMessage, Notifier } from './types.ts';
 import { notifyFailure } from './types.ts';
+import { cutText } from '../errors.ts';
 
 /** Block Kit limits we stay under (header ≤ 150 chars, section text ≤ 3000, ≤ 10 fields per section). */
 const HEADER_MAX = 150;
@@ -51,9 +52,6 @@ export interface SlackPayload {
   readonly blocks: readonly SlackBlock[];
 }
 
-function cut(text: string, max: number): string {
-  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
-}
 
 /** Escapes the three characters Slack's mrkdwn treats as control characters. */
 export function escapeMrkdwn(text: string): string {
@@ -65,7 +63,7 @@ function fieldSections(facts: readonly MessageFact[]): SlackBlock[] {
   for (let i = 0; i < facts.length; i += FIELDS_PER_SECTION) {
     out.push({
       type: 'section',
-      fields: facts.slice(i, i + FIELDS_PER_SECTION).map((f) => ({ type: 'mrkdwn' as const, text: cut(`*${escapeMrkdwn(f.label)}*\n${escapeMrkdwn(f.value)}`, FIELD_MAX) })),
+      fields: facts.slice(i, i + FIELDS_PER_SECTION).map((f) => ({ type: 'mrkdwn' as const, text: cutText(`*${escapeMrkdwn(f.label)}*\n${escapeMrkdwn(f.value)}`, FIELD_MAX) })),
     });
   }
   return out;
@@ -81,8 +79,8 @@ function fieldSections(facts: readonly MessageFact[]): SlackBlock[] {
  */
 export function slackPayload(message: NotificationMessage): SlackPayload {
   const blocks: SlackBlock[] = [
-    { type: 'header', text: { type: 'plain_text', text: cut(message.title, HEADER_MAX), emoji: true } },
-    { type: 'section', text: { type: 'mrkdwn', text: cut(`${SEVERITY_EMOJI[message.severity]} ${escapeMrkdwn(message.summary)}`, TEXT_MAX) } },
+    { type: 'header', text: { type: 'plain_text', text: cutText(message.title, HEADER_MAX), emoji: true } },
+    { type: 'section', text: { type: 'mrkdwn', text: cutText(`${SEVERITY_EMOJI[message.severity]} ${escapeMrkdwn(message.summary)}`, TEXT_MAX) } },
     ...fieldSections(message.facts),
   ];
   if (message.evidence.length > 0) {
@@ -94,7 +92,7 @@ export function slackPayload(message: NotificationMessage): SlackPayload {
   if (message.link) {
     blocks.push({
       type: 'actions',
-      elements: [{ type: 'button', text: { type: 'plain_text', text: cut(message.link.label, 75) }, url: message.link.url, action_id: 'open_dashboard' }],
+      elements: [{ type: 'button', text: { type: 'plain_text', text: cutText(message.link.label, 75) }, url: message.link.url, action_id: 'open_dashboard' }],
     });
   }
   const epoch = Math.floor(message.at.getTime() / 1000);
@@ -103,7 +101,7 @@ export function slackPayload(message: NotificationMessage): SlackPayload {
     elements: [{ type: 'mrkdwn', text: `Rollback Guardian · <!date^${epoch}^{date_short_pretty} {time_secs}|${message.at.toISOString()}>` }],
   });
   const fallback = [message.title, message.summary, message.restoreCommand ? `To restore: ${message.restoreCommand}` : ''].filter((s) => s !== '').join(' — ');
-  return { text: cut(fallback, TEXT_MAX), blocks };
+  return { text: cutText(fallback, TEXT_MAX), blocks };
 }
 
 /** Options of {@link SlackNotifier}. */
