@@ -14,8 +14,11 @@ export const CHANNELS: readonly Channel[] = ['slack', 'email'];
 /** What an outbox row is about (`notification_outbox.topic`). */
 export type OutboxTopic = 'rollback_event' | 'blindness' | 'recovery';
 
-/** `notification_outbox.status`. */
-export type OutboxStatus = 'pending' | 'delivering' | 'delivered' | 'failed';
+/**
+ * `notification_outbox.status`. `unconfirmed`: the worker died while sending (after
+ * `markSending`); the channel cannot deduplicate, so the row is never sent again.
+ */
+export type OutboxStatus = 'pending' | 'delivering' | 'delivered' | 'failed' | 'unconfirmed';
 
 /**
  * One `notification_outbox` row (ids are bigint, given as text).

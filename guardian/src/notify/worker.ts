@@ -9,9 +9,18 @@
  * - after `maxAttempts` (or a failure that retrying cannot fix) → `failed` with `last_error`, logged.
  *
  * Every row is delivered on its own: a slow or failing channel never holds up another channel,
- * another row, or the rollback (which committed before the row existed). A worker killed
- * mid-delivery leaves its rows `delivering`; once their lock expires any worker reclaims them.
- * The send timeout is kept below the lock time, so a live worker never loses a row it is sending.
+ * another row, or the rollback (which committed before the row existed). The send timeout is
+ * kept below the lock time, so a live worker never loses a row it is sending.
+ *
+ * At most once per channel, even across a crash. Slack incoming webhooks and SMTP cannot
+ * deduplicate, so just before each send the worker records that it begins (`markSending`). A
+ * worker killed (kill -9) before that point leaves its rows `delivering`; once their lock
+ * expires any worker reclaims and sends them. A worker killed after that point (the POST may
+ * have arrived) leaves rows that the next claim sets `unconfirmed`: never sent again, shown in
+ * the backlog with the reason. So no alert is ever posted twice by a crash; the one loss a crash
+ * can cause is a kill in the instant between `markSending` and the request reaching the channel
+ * (measured by test/faults/outbox-crash.db.test.ts). A send that fails with an answer, or times
+ * out, is retried (a timeout: the channel may have taken it, the one remaining duplicate path).
  */
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
@@ -257,6 +266,10 @@ export class OutboxWorker {
     if (notifier === undefined) {
       failure = new GuardianError('NOTIFY_FAILED', `${row.channel}: no ${row.channel} notifier is configured (notify.${row.channel} in the rules file); retried in case it is added`);
     } else {
+      if (!(await this.#store.markSending(row.id, this.holder))) {
+        this.#logger.warn(log, 'outbox: the row was reclaimed by another worker before its send began; not sent');
+        return 'lost_lock';
+      }
       const timeout = AbortSignal.timeout(this.#sendTimeoutMs);
       try {
         await notifier.send(messageFromOutbox(row, this.#dashboardUrl === undefined ? {} : { dashboardUrl: this.#dashboardUrl }), AbortSignal.any([timeout, this.#abort.signal]));
