@@ -196,7 +196,8 @@ function parseRulesText(yamlText: string, env: RulesEnv): ParseRulesResult {
   const { text, refs } = protectReferences(yamlText, problems);
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: true, uniqueKeys: true });
-  for (const err of doc.errors) {
+  // Warnings (an unknown tag such as `!evil`) are refused too: the file must mean exactly what it says.
+  for (const err of [...doc.errors, ...doc.warnings]) {
     const pos = err.linePos?.[0];
     problems.push({ path: pos ? `line ${pos.line}, column ${pos.col}` : '(file)', message: `YAML: ${err.message.split('\n')[0] ?? err.message}` });
   }
