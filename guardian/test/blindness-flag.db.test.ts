@@ -66,7 +66,7 @@ describe('blindness per flag (real PostgreSQL)', () => {
     const row = (topic: string, source: string) => toOutboxRow(rows.find((r) => r['topic'] === topic && (r['payload'] as { source: string }).source === source)!);
     const alert = messageFromOutbox(row('blindness', 'flag:search_v2@sentry'));
     expect(alert).toMatchObject({ topic: 'blindness', flag: 'search_v2', source: 'sentry' });
-    expect(alert.title).toBe('Guardian is blind on search_v2: no usable data from sentry for 10m');
+    expect(alert.title).toBe('Guardian is blind on search_v2: no usable data from sentry for 10 min');
     expect(messageText(alert)).toContain('Reason: bad_response (errors 120 above total 80 for flag-on)');
     const recovery = messageFromOutbox(row('recovery', 'flag:search_v2@sentry'));
     expect(recovery.title).toBe('Guardian sees search_v2 again on sentry');
