@@ -1,7 +1,7 @@
 /**
  * Child process of test/faults/outbox-crash.db.test.ts: one outbox worker (Slack webhook and
- * real SMTP) that says "ready" once connected, then delivers every due row; the parent kills it
- * with SIGKILL at a random moment.
+ * real SMTP) that says "ready" once connected and warmed up, then delivers every due row; the
+ * parent kills it with SIGKILL at a chosen moment.
  */
 import pg from 'pg';
 import { silentLogger } from '../../guardian/src/logger.ts';
@@ -18,6 +18,9 @@ const notifiers = new Map<Channel, Notifier>([
   ['slack', new SlackNotifier({ webhookUrl: process.env['CHILD_WEBHOOK_URL']!, timeoutMs: 5_000 })],
   ['email', new EmailNotifier({ smtpUrl: process.env['CHILD_SMTP_URL']!, from: 'guardian@example.com', to: ['oncall@example.com'], timeoutMs: 5_000 })],
 ]);
+// Warm, as in a running guardian (whose sources have used fetch, and whose modules are loaded):
+// the kill then lands in the delivery itself, not in module loading.
+await fetch(new URL('/warmup', process.env['CHILD_WEBHOOK_URL']!)).then((r) => r.text());
 const worker = new OutboxWorker({ store: new SqlOutboxStore(sql), notifiers, logger: silentLogger(), holder: 'crash-worker', lockSeconds: 1, sendTimeoutMs: 900 });
 process.stdout.write('ready\n');
 await worker.runOnce();

@@ -81,6 +81,8 @@ describe('fault suite: kill -9 while delivering an alert (Slack-like webhook + r
     const recovery = new OutboxWorker({ store, notifiers, logger: silentLogger(), holder: 'recovery', lockSeconds: 1, sendTimeoutMs: 900 });
     const tally = { slack: { duplicates: 0, losses: 0, unconfirmed: 0 }, email: { duplicates: 0, losses: 0, unconfirmed: 0 } };
     const lossDelays: number[] = [];
+    /** Per channel: ms from the at-most-once marker (send_started_at) to the message reaching the server. */
+    const windows: Record<Channel, number[]> = { slack: [], email: [] };
     try {
       for (let trial = 0; trial < TRIALS; trial++) {
         await db.sql.query(`select public.outbox_enqueue('blindness', $1::jsonb, array['slack', 'email'], $2)`, [
@@ -100,7 +102,19 @@ describe('fault suite: kill -9 while delivering an alert (Slack-like webhook + r
           `trial ${trial}'s rows to settle`,
         );
         const got = received(trial);
-        const { rows } = await db.sql.query<{ channel: Channel; status: string }>(`select channel, status from public.notification_outbox where dedupe_key like $1`, [`crash-trial:${trial}:%`]);
+        const { rows } = await db.sql.query<{ channel: Channel; status: string; send_started_at: Date | null }>(
+          `select channel, status, send_started_at from public.notification_outbox where dedupe_key like $1`,
+          [`crash-trial:${trial}:%`],
+        );
+        const tag = `crash-trial-${trial}-`;
+        const arrived: Record<Channel, number | undefined> = {
+          slack: hook.requests.find((r) => JSON.stringify(r.body).includes(tag))?.at,
+          email: smtp.mails.find((m) => decodeQuotedPrintable(m.raw).includes(tag))?.at,
+        };
+        for (const r of rows) {
+          const at = arrived[r.channel];
+          if (r.send_started_at !== null && at !== undefined) windows[r.channel].push(at - r.send_started_at.getTime());
+        }
         for (const channel of ['slack', 'email'] as const) {
           if (got[channel] > 1) tally[channel].duplicates += 1;
           if (got[channel] === 0) {
@@ -117,6 +131,10 @@ describe('fault suite: kill -9 while delivering an alert (Slack-like webhook + r
       figure('outbox-crash', `${channel} duplicates`, tally[channel].duplicates, { trials: TRIALS });
       figure('outbox-crash', `${channel} losses`, tally[channel].losses, { trials: TRIALS });
       figure('outbox-crash', `${channel} unconfirmed (sent, not resent)`, tally[channel].unconfirmed, { trials: TRIALS });
+    }
+    for (const channel of ['slack', 'email'] as const) {
+      const w = [...windows[channel]].sort((a, b) => a - b);
+      if (w.length > 0) figure('outbox-crash', `${channel} loss window: marker to arrival, median/max ms`, `${w[Math.floor(w.length / 2)]}/${w[w.length - 1]}`, { samples: w.length });
     }
     if (lossDelays.length > 0) figure('outbox-crash', 'kill moments that lost an alert (ms after ready)', lossDelays.join(','));
     expect(tally.slack.duplicates).toBe(0);

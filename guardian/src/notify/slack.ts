@@ -7,7 +7,7 @@
  * `Retry-After` header (seconds). A 2xx whose body is such an error word is a failure too.
  * Payload errors (`invalid_payload`, `no_text`, `invalid_blocks…`) cannot succeed on retry.
  */
-import type { MessageFact, NotificationMessage, Notifier } from './types.ts';
+import type { MessageFact, NotificationMessage, Notifier, SendHooks } from './types.ts';
 import { notifyFailure } from './types.ts';
 import { cutText } from '../errors.ts';
 
@@ -132,6 +132,7 @@ export function parseRetryAfter(value: string | null, now: number = Date.now()):
  */
 export class SlackNotifier implements Notifier {
   readonly channel = 'slack' as const;
+  readonly callsBeforeTransmit = true;
   readonly #url: string;
   readonly #fetch: typeof fetch;
   readonly #timeoutMs: number;
@@ -142,7 +143,10 @@ export class SlackNotifier implements Notifier {
     this.#timeoutMs = options.timeoutMs ?? 10_000;
   }
 
-  async send(message: NotificationMessage, signal?: AbortSignal): Promise<void> {
+  async send(message: NotificationMessage, signal?: AbortSignal, hooks?: SendHooks): Promise<void> {
+    const body = JSON.stringify(slackPayload(message));
+    // The outbox's at-most-once marker, as late as fetch allows: once the body is rendered.
+    await hooks?.beforeTransmit?.();
     const timeout = AbortSignal.timeout(this.#timeoutMs);
     const combined = signal ? AbortSignal.any([signal, timeout]) : timeout;
     let res: Response;
@@ -150,19 +154,19 @@ export class SlackNotifier implements Notifier {
       res = await this.#fetch(this.#url, {
         method: 'POST',
         headers: { 'content-type': 'application/json; charset=utf-8' },
-        body: JSON.stringify(slackPayload(message)),
+        body,
         signal: combined,
       });
     } catch (err) {
       const what = timeout.aborted ? `timed out after ${this.#timeoutMs} ms` : (err as Error).message;
       throw notifyFailure(`slack: request failed: ${what}`, { channel: 'slack', retryable: true }, err);
     }
-    const body = (await res.text().catch(() => '')).trim();
-    const word = /^[a-z_]+$/.test(body) ? body : undefined;
+    const answer = (await res.text().catch(() => '')).trim();
+    const word = /^[a-z_]+$/.test(answer) ? answer : undefined;
     let jsonFailure: string | undefined;
-    if (body.startsWith('{')) {
+    if (answer.startsWith('{')) {
       try {
-        const parsed = JSON.parse(body) as { ok?: unknown; error?: unknown };
+        const parsed = JSON.parse(answer) as { ok?: unknown; error?: unknown };
         if (parsed.ok === false) jsonFailure = typeof parsed.error === 'string' ? parsed.error : 'ok=false';
       } catch {
         // not JSON: judged by status alone
@@ -170,7 +174,7 @@ export class SlackNotifier implements Notifier {
     }
     if (res.ok && (word === undefined || word === 'ok') && jsonFailure === undefined) return;
 
-    const reason = jsonFailure ?? word ?? (body === '' ? res.statusText : body.slice(0, 200));
+    const reason = jsonFailure ?? word ?? (answer === '' ? res.statusText : answer.slice(0, 200));
     const retryAfterMs = res.status === 429 ? parseRetryAfter(res.headers.get('retry-after')) : undefined;
     throw notifyFailure(
       `slack: HTTP ${res.status} ${reason}${retryAfterMs !== undefined ? ` (retry after ${Math.ceil(retryAfterMs / 1000)} s)` : ''}`,

@@ -96,9 +96,24 @@ export interface NotificationMessage {
  */
 export interface Notifier {
   readonly channel: Channel;
-  send(message: NotificationMessage, signal?: AbortSignal): Promise<void>;
+  /**
+   * True when `send` calls `hooks.beforeTransmit` itself, as late as it can (e.g. email: once
+   * the SMTP connection is up, before the message data). Otherwise the outbox worker calls it
+   * just before `send`.
+   */
+  readonly callsBeforeTransmit?: boolean;
+  send(message: NotificationMessage, signal?: AbortSignal, hooks?: SendHooks): Promise<void>;
   /** Releases connections (SMTP pools). */
   close?(): Promise<void>;
+}
+
+/**
+ * What the outbox worker asks of a send. `beforeTransmit` records that the message may now
+ * reach the channel (the at-most-once marker); it must resolve before any byte of the message
+ * is transmitted, and when it rejects nothing may be transmitted.
+ */
+export interface SendHooks {
+  readonly beforeTransmit?: () => Promise<void>;
 }
 
 /** Facts a notifier attaches to its `NOTIFY_FAILED` error, read by the outbox worker. */

@@ -266,15 +266,25 @@ export class OutboxWorker {
     if (notifier === undefined) {
       failure = new GuardianError('NOTIFY_FAILED', `${row.channel}: no ${row.channel} notifier is configured (notify.${row.channel} in the rules file); retried in case it is added`);
     } else {
-      if (!(await this.#store.markSending(row.id, this.holder))) {
-        this.#logger.warn(log, 'outbox: the row was reclaimed by another worker before its send began; not sent');
-        return 'lost_lock';
-      }
+      // The at-most-once marker: written just before the message can reach the channel.
+      let marked: boolean | undefined;
+      const beforeTransmit = async (): Promise<void> => {
+        marked ??= await this.#store.markSending(row.id, this.holder);
+        if (!marked) throw new GuardianError('NOTIFY_FAILED', `${row.channel}: the row was reclaimed by another worker before its send began; not sent`);
+      };
       const timeout = AbortSignal.timeout(this.#sendTimeoutMs);
       try {
-        await notifier.send(messageFromOutbox(row, this.#dashboardUrl === undefined ? {} : { dashboardUrl: this.#dashboardUrl }), AbortSignal.any([timeout, this.#abort.signal]));
+        if (!notifier.callsBeforeTransmit) await beforeTransmit();
+        await notifier.send(messageFromOutbox(row, this.#dashboardUrl === undefined ? {} : { dashboardUrl: this.#dashboardUrl }), AbortSignal.any([timeout, this.#abort.signal]), {
+          beforeTransmit,
+        });
+        if (marked !== true) throw new GuardianError('NOTIFY_FAILED', `${row.channel}: the notifier did not record the send before transmitting (a bug); not retried`, { details: { retryable: false } });
         failure = undefined;
       } catch (err) {
+        if (marked === false) {
+          this.#logger.warn(log, 'outbox: the row was reclaimed by another worker before its send began; not sent');
+          return 'lost_lock';
+        }
         failure = timeout.aborted && !(err instanceof GuardianError) ? new GuardianError('NOTIFY_FAILED', `${row.channel}: timed out after ${this.#sendTimeoutMs} ms`, { cause: err }) : err;
       }
     }
