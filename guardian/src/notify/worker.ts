@@ -19,8 +19,9 @@
  * have arrived) leaves rows that the next claim sets `unconfirmed`: never sent again, shown in
  * the backlog with the reason. So no alert is ever posted twice by a crash; the one loss a crash
  * can cause is a kill in the instant between `markSending` and the request reaching the channel
- * (measured by test/faults/outbox-crash.db.test.ts). A send that fails with an answer, or times
- * out, is retried (a timeout: the channel may have taken it, the one remaining duplicate path).
+ * (measured by test/faults/outbox-crash.db.test.ts). A send that fails with an answer is retried;
+ * so is one that times out or is aborted by `stop({ abort: true })`: the channel may have taken
+ * it, the one remaining way to a duplicate.
  */
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
@@ -246,7 +247,8 @@ export class OutboxWorker {
     try {
       outcome = await this.#attempt(row, log);
     } catch (err) {
-      // The store failed while recording the outcome: the row stays 'delivering' and is reclaimed after its lock.
+      // The store failed while recording the outcome: the row stays 'delivering'; after its lock it is
+      // resent if its send never began, and set unconfirmed (never resent) if it did.
       this.#logger.error({ ...log, err: this.#cleanError(err) }, 'outbox: could not record a delivery outcome; the row is retried after its lock expires');
       outcome = 'retry';
     }
