@@ -26,7 +26,7 @@ import { BlindnessTracker } from './notify/blindness.ts';
 import type { Channel, Notifier } from './notify/types.ts';
 import { OutboxWorker } from './notify/worker.ts';
 import { formatDuration } from './rules/duration.ts';
-import { loadRulesFile, loadRulesFileOrThrow, type RulesProblem } from './rules/parse.ts';
+import { loadRulesFile, loadRulesFileOrThrow, type ParseRulesResult, type RulesProblem } from './rules/parse.ts';
 import { CyclePriority } from './http/admission.ts';
 import { createGuardianMetrics, recordCycleReport, type GuardianMetrics } from './http/metrics.ts';
 import { createExposureIngestRoute, EXPOSURES_PATH } from './http/ingest.ts';
@@ -257,7 +257,10 @@ export async function assemble(opts: DaemonOptions): Promise<GuardianParts> {
 
   const rulesLog = logger.child({ part: 'rules', file: rulesPath });
   const reloadRules = async (): Promise<ReloadResult> => {
-    const result = await loadRulesFile(rulesPath, opts.env);
+    // loadRulesFile never throws; a throw here would be a bug, and a bug must not end the daemon.
+    const result = await loadRulesFile(rulesPath, opts.env).catch(
+      (err: unknown): ParseRulesResult => ({ ok: false, problems: [{ path: '(file)', message: `could not be loaded: ${(err as Error).message}` }] }),
+    );
     // Editors write a file in several steps (several watch events): the same rules change nothing.
     if (result.ok && JSON.stringify(result.rules) === live.key && lastReloadError === undefined) return { ok: true, changed: false, rules: live.rules };
     let problems: readonly RulesProblem[] | undefined = result.ok ? undefined : result.problems;
@@ -505,8 +508,10 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     }
     return result;
   };
-  const watcher = opts.watchRules === false ? undefined : watchRulesFile(config.rulesFile, () => void reloadRules(), logger);
-  const onHup = () => void reloadRules();
+  // A watched edit or SIGHUP never ends the daemon: whatever a reload throws is logged, the last good rules keep running.
+  const reloadSafely = () => void reloadRules().catch((err: unknown) => logger.error({ err }, 'rules reload failed; keeping the last good rules'));
+  const watcher = opts.watchRules === false ? undefined : watchRulesFile(config.rulesFile, reloadSafely, logger);
+  const onHup = reloadSafely;
   process.on('SIGHUP', onHup);
 
   outbox.start();
