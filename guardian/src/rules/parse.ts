@@ -153,6 +153,7 @@ export function parseRules(yamlText: string, env: RulesEnv = {}): ParseRulesResu
     sources: file.sources ?? {},
     interval: file.interval,
     blindness_after: file.blindness_after,
+    confirm_after: file.confirm_after,
     dry_run: file.dry_run,
     rules,
   };
