@@ -7,7 +7,8 @@
 //   T → flag row changed (the watcher hears the commit on `guardian_changes`),
 //   row → each SDK client's onRollback: server mode on the postgres transport (LISTEN), server mode
 //   on the Supabase double (Realtime), client mode on the postgres transport and on the double.
-// Run: npm run bench -- rollback-time   (INCIDENTS=… to change the count; default 20; ~1 min each)
+// Run: npm run bench -- rollback-time   (INCIDENTS=… to change the count; default 20; ~1 min each;
+// RULES_FILE=… to measure another rules file, e.g. the old defaults: interval 1m, confirm_after 1m)
 import { spawn } from 'node:child_process';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -82,8 +83,9 @@ const posthog = createServer((req: IncomingMessage, res: ServerResponse) => {
 });
 
 // ---- set-up ----------------------------------------------------------------------------------
-const loaded = await loadRulesFile('rules/guardian.yaml', {});
-if (!loaded.ok) throw new Error(`rules/guardian.yaml does not load: ${JSON.stringify(loaded.problems)}`);
+const RULES_FILE = process.env.RULES_FILE ?? 'rules/guardian.yaml';
+const loaded = await loadRulesFile(RULES_FILE, {});
+if (!loaded.ok) throw new Error(`${RULES_FILE} does not load: ${JSON.stringify(loaded.problems)}`);
 const rules = loaded.rules;
 const db = await createTestDatabase();
 await new Promise<void>((r) => posthog.listen(0, '127.0.0.1', r));
@@ -142,7 +144,7 @@ const child = spawn(process.execPath, ['guardian/bin/guardian.ts', 'start'], {
   env: {
     PATH: process.env.PATH ?? '',
     DATABASE_URL: db.url,
-    RULES_FILE: 'rules/guardian.yaml',
+    RULES_FILE,
     PORT: '0',
     HOST: '127.0.0.1',
     LOG_LEVEL: 'warn',
@@ -157,7 +159,7 @@ child.stderr.on('data', (c: Buffer) => guardianLog.push(c.toString('utf8')));
 const exited = new Promise<number | null>((r) => child.once('exit', r));
 
 console.log(
-  `Rollback-time benchmark: ${INCIDENTS} incidents, the real daemon with rules/guardian.yaml (interval ${rules.interval / 1000}s, confirm_after ${(rules.confirm_after ?? 0) / 1000}s, ` +
+  `Rollback-time benchmark: ${INCIDENTS} incidents, the real daemon with ${RULES_FILE} (interval ${rules.interval / 1000}s, confirm_after ${(rules.confirm_after ?? 0) / 1000}s, ` +
     `rule ai-stage-regression consecutive ${rules.rules.find((r) => r.id === 'ai-stage-regression')?.consecutive}); regression 5% → 20% at ${USERS_PER_MIN} users/min per arm.`,
 );
 const legs = { row: [] as number[], clients: new Map<string, number[]>(clients.map((c) => [c.name, []])), t2client: [] as number[] };
