@@ -145,7 +145,7 @@ const ruleFieldShape = {
 /** Built-in values for rule fields set neither on the rule nor in `defaults`. */
 export const BUILTIN_RULE_DEFAULTS = { window: '1h', min_users: 100, min_samples: 500, consecutive: 2, dry_run: false } as const;
 /** The confirmation poll's delay when the configuration sets none (the rules file's default `confirm_after`). */
-export const DEFAULT_CONFIRM_AFTER_MS = 10_000;
+export const DEFAULT_CONFIRM_AFTER_MS = 20_000;
 /** Stages used by `step_back` rules that set none. */
 export const DEFAULT_STAGES: readonly number[] = [10, 50, 100];
 
@@ -236,11 +236,11 @@ export const RulesFileSchema = z
     sources: SourcesSchema.optional(),
     interval: DurationSchema.prefault('30s').meta({
       description:
-        'Poll interval (default 30s: with the 10s confirmation, a clear regression is rolled back within about 40 s of the first poll that can see it; see bench/rollback-time.bench.ts).',
+        'Poll interval (default 30s: with the 20s confirmation, a clear regression is rolled back within about 50 s of the first poll that can see it; see bench/rollback-time.bench.ts).',
     }),
-    confirm_after: DurationSchema.prefault('10s').meta({
+    confirm_after: DurationSchema.prefault('20s').meta({
       description:
-        'After a poll where a rule\'s condition holds but fewer than `consecutive` polls in a row did, that flag is polled again this long after (default 10s) instead of a whole interval later. At or above the interval: no extra poll, the next one confirms.',
+        'After a poll where a rule\'s condition holds but fewer than `consecutive` polls in a row did, that flag is polled again this long after (default 20s) instead of a whole interval later. At or above the interval: no extra poll, the next one confirms.',
     }),
     blindness_after: DurationSchema.prefault('10m').meta({ description: 'Raise a blindness alert after this long without data for a watched flag (default 10m).' }),
     dry_run: z.boolean({ error: (iss) => `must be true or false, got ${show(iss.input)}` }).default(false).meta({ description: 'Global dry run: no rule changes anything.' }),
