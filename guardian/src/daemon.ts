@@ -13,6 +13,7 @@ import { hostname } from 'node:os';
 import { basename, dirname, resolve } from 'node:path';
 
 import { configSecrets, loadConfig, type GuardianConfig } from './config.ts';
+import { confirmationFocus } from './cycle/confirm.ts';
 import { runLeasedCycle } from './cycle/leased.ts';
 import { runCycle } from './cycle/run.ts';
 import { Scheduler } from './cycle/scheduler.ts';
@@ -33,7 +34,7 @@ import { createExposureIngestRoute, EXPOSURES_PATH } from './http/ingest.ts';
 import { createOfrepRoute, OFREP_CONFIGURATION_PATH, OFREP_EVALUATE_PATH } from './http/ofrep.ts';
 import { startHttpServer, type HealthState, type HttpMount, type RunningHttpServer } from './http/server.ts';
 import { initTelemetry, noTelemetry, type Telemetry } from './telemetry.ts';
-import type { RulesConfig } from './rules/schema.ts';
+import { DEFAULT_CONFIRM_AFTER_MS, type RulesConfig } from './rules/schema.ts';
 import { createBuiltinSource } from './sources/builtin.ts';
 import { createPosthogSource } from './sources/posthog.ts';
 import { createSentrySource } from './sources/sentry.ts';
@@ -468,10 +469,13 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   opts.stdout(await banner(parts, http));
 
   const shutdown = new AbortController();
-  const runOnce = async (): Promise<CycleReport> => {
+  const runOnce = async (focus?: ReadonlyMap<string, ReadonlySet<string>>): Promise<CycleReport> => {
     const rules = parts.rules;
     const signal = AbortSignal.any([shutdown.signal, AbortSignal.timeout(Math.max(rules.interval * 3, 30_000))]);
-    const report = await priority.during(() => runLeasedCycle({ ...cycleDeps(parts), signal, holder: parts.holder, leaseTtlMs: rules.interval }));
+    const report = await priority.during(() =>
+      runLeasedCycle({ ...cycleDeps(parts), signal, holder: parts.holder, leaseTtlMs: rules.interval, ...(focus ? { focus } : {}) }),
+    );
+    scheduleConfirmation(report);
     recordCycleReport(metrics, report);
     lastCycleAt = parts.now();
     if (report.ran) {
@@ -494,6 +498,16 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
       },
     });
   let scheduler = makeScheduler(parts.rules.interval);
+  /** A first breaching poll is confirmed `confirm_after` later, not a whole interval later (confirm.ts). */
+  function scheduleConfirmation(report: CycleReport): void {
+    const focus = confirmationFocus(report);
+    const delay = parts.rules.confirm_after ?? DEFAULT_CONFIRM_AFTER_MS;
+    if (focus === undefined || delay >= parts.rules.interval || stopping !== undefined) return;
+    logger.info({ delayMs: delay, flags: [...focus].map(([source, flags]) => `${source}:${[...flags].join(',')}`) }, 'cycle: condition met once; confirming soon');
+    scheduler.soon(delay, async () => {
+      await runOnce(focus);
+    });
+  }
   let stopping: Promise<void> | undefined;
 
   const reloadRules = async (): Promise<ReloadResult> => {
