@@ -3,7 +3,7 @@
  * to the store's types, and database errors to GuardianError codes. Shared by both backends.
  */
 import { GuardianError } from '../errors.ts';
-import type { EventKind, Flag, FlagChange, FlagEdit, FlagPatch, FlagState, GuardState, RollbackAction, RollbackEvent, RuleState, SourceHealth } from './types.ts';
+import type { Channel, EventKind, EventNotification, Flag, FlagChange, FlagEdit, FlagPatch, FlagState, GuardState, RollbackAction, RollbackEvent, RuleState, SourceHealth } from './types.ts';
 
 type Row = Record<string, unknown>;
 
@@ -125,6 +125,25 @@ export function toChange(row: Row): FlagChange {
 export function toSourceHealth(row: Row): SourceHealth {
   const d = (v: unknown): Date | null => (v === null || v === undefined ? null : date(v));
   return { source: str(row['source']), lastOkAt: d(row['last_ok_at']), blindSince: d(row['blind_since']), lastError: strOrNull(row['last_error']) };
+}
+
+/** A notification_outbox row. */
+export function toNotification(row: Row): EventNotification {
+  return {
+    eventId: str(row['event_id']),
+    channel: str(row['channel']) as Channel,
+    status: str(row['status']) as EventNotification['status'],
+    attempts: Number(row['attempts'] ?? 0),
+    deliveredAt: row['delivered_at'] === null || row['delivered_at'] === undefined ? null : date(row['delivered_at']),
+    lastError: strOrNull(row['last_error']),
+  };
+}
+
+/** Outbox rows grouped by event id, every asked id present. */
+export function notificationsByEvent(ids: readonly string[], rows: readonly Row[]): Map<string, EventNotification[]> {
+  const out = new Map<string, EventNotification[]>(ids.map((id) => [id, []]));
+  for (const r of rows) out.get(str(r['event_id']))?.push(toNotification(r));
+  return out;
 }
 
 /** Network-level failures: the database is not there (Node socket codes). */

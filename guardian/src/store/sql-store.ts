@@ -6,9 +6,10 @@
  */
 import type { HistoryPoint } from '../decide/types.ts';
 import type { SqlClient } from './sql.ts';
-import { editToJson, patchToJson, storeError, toChange, toEvent, toFlag, toRuleState, toSourceHealth } from './rows.ts';
+import { editToJson, notificationsByEvent, patchToJson, storeError, toChange, toEvent, toFlag, toRuleState, toSourceHealth } from './rows.ts';
 import type {
   ChangeQuery,
+  EventNotification,
   EventQuery,
   FlagChange,
   FlagEdit,
@@ -297,6 +298,17 @@ export class SqlStore implements Store {
 
   async sourceHealth(): Promise<SourceHealth[]> {
     return (await this.#q('read source health', 'select * from public.guardian_source_health order by source')).map(toSourceHealth);
+  }
+
+  async eventNotifications(eventIds: readonly string[]): Promise<Map<string, EventNotification[]>> {
+    const ids = eventIds.filter((id) => idCursor(id) !== undefined);
+    if (ids.length === 0) return notificationsByEvent(eventIds, []);
+    const rows = await this.#q(
+      'read notifications',
+      'select event_id, channel, status, attempts, delivered_at, last_error from public.notification_outbox where event_id = any($1::bigint[]) order by event_id, channel',
+      [ids],
+    );
+    return notificationsByEvent(eventIds, rows);
   }
 
   async getEvent(id: string): Promise<RollbackEvent | undefined> {

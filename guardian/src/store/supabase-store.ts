@@ -14,10 +14,11 @@ import { createClient, type SupabaseClient } from '@supabase/supabase-js';
 
 import type { HistoryPoint } from '../decide/types.ts';
 import { GuardianError } from '../errors.ts';
-import { editToJson, patchToJson, storeError, toChange, toEvent, toFlag, toRuleState, toSourceHealth } from './rows.ts';
+import { editToJson, notificationsByEvent, patchToJson, storeError, toChange, toEvent, toFlag, toRuleState, toSourceHealth } from './rows.ts';
 import { DEFAULT_EVENT_LIMIT, DEFAULT_TARGET_LIMIT, MAX_EVENT_LIMIT, MAX_TARGET_LIMIT, exposureArgs, idCursor, likePattern, pageLimit, usageFrom, exposureCountsFrom, exposureQueryArgs, historyArgs, toHistoryPoint } from './sql-store.ts';
 import type {
   ChangeQuery,
+  EventNotification,
   EventQuery,
   FlagChange,
   FlagEdit,
@@ -290,7 +291,7 @@ export class SupabaseStore implements Store {
       page = page.ilike('user_id', likePattern(query.search));
     }
     if (query.after !== undefined) page = page.gt('user_id', query.after);
-    let total = 0;
+    let total: number;
     try {
       const res = await count;
       if (res.error) throw supabaseError(res.error, 'count targets', res.status);
@@ -328,6 +329,15 @@ export class SupabaseStore implements Store {
   async sourceHealth(): Promise<SourceHealth[]> {
     const rows = await this.#pages('read source health', (from, to) => this.#client.from('guardian_source_health').select('*').order('source').range(from, to));
     return rows.map(toSourceHealth);
+  }
+
+  async eventNotifications(eventIds: readonly string[]): Promise<Map<string, EventNotification[]>> {
+    const ids = eventIds.filter((id) => idCursor(id) !== undefined);
+    if (ids.length === 0) return notificationsByEvent(eventIds, []);
+    const rows = await this.#pages('read notifications', (from, to) =>
+      this.#client.from('notification_outbox').select('id,event_id,channel,status,attempts,delivered_at,last_error').in('event_id', ids).order('id').range(from, to),
+    );
+    return notificationsByEvent(eventIds, rows);
   }
 
   async getEvent(id: string): Promise<RollbackEvent | undefined> {

@@ -376,6 +376,21 @@ export interface SourceHealth {
 }
 
 /**
+ * One outbox row of an event: where its notification stands.
+ *
+ * @example
+ * const byEvent = await store.eventNotifications(['12']);
+ */
+export interface EventNotification {
+  readonly eventId: string;
+  readonly channel: Channel;
+  readonly status: 'pending' | 'delivering' | 'delivered' | 'failed';
+  readonly attempts: number;
+  readonly deliveredAt: Date | null;
+  readonly lastError: string | null;
+}
+
+/**
  * The admin API's additions to {@link Store} (flag create/delete, version-checked edits, paged
  * reads). Every write is one audited SQL function call whose actor is the caller.
  */
@@ -394,6 +409,8 @@ export interface AdminStore {
   flagUsage(flag: string, bucket: UsageBucket, since: Date, until: Date): Promise<FlagUsage>;
   /** Every source's health row. */
   sourceHealth(): Promise<SourceHealth[]>;
+  /** The outbox rows of these events, per event id (every asked id is in the map). */
+  eventNotifications(eventIds: readonly string[]): Promise<Map<string, EventNotification[]>>;
 }
 
 /**
