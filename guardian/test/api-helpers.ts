@@ -178,8 +178,13 @@ export async function openStream(url: string, token: string, lastEventId?: strin
           for (const line of block.split('\n')) {
             if (line.startsWith(':')) comments.push(line.slice(1).trim());
             else if (line.startsWith('id: ')) id = line.slice(4);
-            else if (line.startsWith('event: ')) ((event = line.slice(7)), (any = true));
-            else if (line.startsWith('data: ')) (data.push(line.slice(6)), (any = true));
+            else if (line.startsWith('event: ')) {
+              event = line.slice(7);
+              any = true;
+            } else if (line.startsWith('data: ')) {
+              data.push(line.slice(6));
+              any = true;
+            }
           }
           if (any) events.push({ id, event, data: data.join('\n') });
         }

@@ -24,7 +24,7 @@ function caller(base: () => string) {
     if (opts.ifMatch !== undefined) headers['if-match'] = typeof opts.ifMatch === 'number' ? `"${opts.ifMatch}"` : opts.ifMatch;
     const res = await fetch(`${base()}${path}`, { method, headers, ...(opts.body !== undefined ? { body: typeof opts.body === 'string' ? opts.body : JSON.stringify(opts.body) } : {}) });
     const text = await res.text();
-    let body: Answer['body'] = {};
+    let body: Answer['body'];
     try {
       body = text ? (JSON.parse(text) as Answer['body']) : {};
     } catch {
