@@ -195,3 +195,36 @@ export async function openStream(url: string, token: string, lastEventId?: strin
   })();
   return { events, comments, status: res.status, close: () => ac.abort(), ended };
 }
+
+/** An HTTP answer, its JSON body parsed. */
+export interface Answer {
+  status: number;
+  body: Record<string, unknown> & { error?: { code: string; field?: string; message: string } };
+  text: string;
+  headers: Headers;
+}
+
+/**
+ * A JSON caller of the API at `base()` (admin token unless `token` is given; `null` sends none).
+ *
+ * @example
+ * const call = caller(() => api.base);
+ * const { status, body } = await call('GET', '/flags');
+ */
+export function caller(base: () => string) {
+  return async (method: string, path: string, opts: { token?: string | null; body?: unknown; ifMatch?: string | number; headers?: Record<string, string> } = {}): Promise<Answer> => {
+    const headers: Record<string, string> = { ...opts.headers };
+    if (opts.token !== null) headers['authorization'] = `Bearer ${opts.token ?? ADMIN_TOKEN}`;
+    if (opts.body !== undefined) headers['content-type'] = 'application/json';
+    if (opts.ifMatch !== undefined) headers['if-match'] = typeof opts.ifMatch === 'number' ? `"${opts.ifMatch}"` : opts.ifMatch;
+    const res = await fetch(`${base()}${path}`, { method, headers, ...(opts.body !== undefined ? { body: typeof opts.body === 'string' ? opts.body : JSON.stringify(opts.body) } : {}) });
+    const text = await res.text();
+    let body: Answer['body'];
+    try {
+      body = text ? (JSON.parse(text) as Answer['body']) : {};
+    } catch {
+      body = {};
+    }
+    return { status: res.status, body, text, headers: res.headers };
+  };
+}
