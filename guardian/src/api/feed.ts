@@ -3,8 +3,9 @@
  * supabase/migrations/20251203000100_change_notify.sql, heard by LISTEN on a dedicated
  * PostgreSQL connection (reconnected with backoff; a `reset` is published after a gap, since
  * notifications sent while disconnected are lost) or by PGlite's in-process `listen` on the
- * embedded database. Each payload is turned into a stream message with the public fields re-read
- * from the store (never targets), in the order the notifications arrived.
+ * embedded database. Each payload becomes one stream message with the public fields it carries
+ * (20251203010400_change_notify_fields.sql; never targets), in the order the notifications
+ * arrived; a payload without them is completed by re-reading the row.
  */
 import pg from 'pg';
 
@@ -150,6 +151,27 @@ export async function pipeFeed(feed: ChangeFeed, hub: ChangeHub, store: Store, l
         hub.publish('flag', { name, version, deleted: true });
         return;
       }
+      const row = p['row'];
+      if (row !== null && typeof row === 'object' && p['partial'] !== true) {
+        // The row as committed (20251203010400_change_notify_fields.sql): every change, in order.
+        const r = row as Record<string, unknown>;
+        published.set(name, Math.max(version, published.get(name) ?? 0));
+        hub.publish('flag', {
+          name,
+          version,
+          enabled: r['enabled'] === true,
+          rolloutPercentage: Number(r['rollout_percentage']),
+          bucketGroup: (r['bucket_group'] as string | null) ?? null,
+          guardState: String(r['guard_state']),
+          rollbackMessage: (r['rollback_message'] as string | null) ?? null,
+          description: String(r['description'] ?? ''),
+          updatedAt: new Date(String(r['updated_at'])).toISOString(),
+          updatedBy: (r['updated_by'] as string | null) ?? null,
+        });
+        return;
+      }
+      // An older payload, or one too long to carry its text: re-read the row (a later change may
+      // already show; the version check keeps one message per version at most).
       if ((published.get(name) ?? 0) >= version) return;
       const flag = await store.getFlag(name);
       if (!flag) return; // deleted since: its DELETE notification follows
@@ -160,14 +182,15 @@ export async function pipeFeed(feed: ChangeFeed, hub: ChangeHub, store: Store, l
     }
     if (p['table'] === 'rollback_events') {
       const id = String(p['id']);
-      const e = await store.getEvent(id);
+      // Older payloads carry no actor: re-read the event then.
+      const e = typeof p['actor'] === 'string' ? undefined : await store.getEvent(id);
       hub.publish('rollback_event', {
         id,
         flag: e?.flag ?? String(p['flag']),
         kind: e?.kind ?? String(p['kind']),
-        actor: e?.actor ?? '',
-        ruleId: e?.ruleId ?? null,
-        createdAt: (e?.createdAt ?? new Date()).toISOString(),
+        actor: e?.actor ?? String(p['actor'] ?? ''),
+        ruleId: e ? e.ruleId : ((p['rule_id'] as string | null | undefined) ?? null),
+        createdAt: (e?.createdAt ?? new Date(String(p['created_at'] ?? Date.now()))).toISOString(),
       });
     }
   };
