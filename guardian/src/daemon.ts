@@ -27,10 +27,11 @@ import type { Channel, Notifier } from './notify/types.ts';
 import { OutboxWorker } from './notify/worker.ts';
 import { formatDuration } from './rules/duration.ts';
 import { loadRulesFile, loadRulesFileOrThrow, type RulesProblem } from './rules/parse.ts';
-import { createGuardianMetrics, Metrics, recordCycleReport, type GuardianMetrics } from './http/metrics.ts';
+import { CyclePriority } from './http/admission.ts';
+import { createGuardianMetrics, recordCycleReport, type GuardianMetrics } from './http/metrics.ts';
 import { createExposureIngestRoute, EXPOSURES_PATH } from './http/ingest.ts';
 import { createOfrepRoute, OFREP_CONFIGURATION_PATH, OFREP_EVALUATE_PATH } from './http/ofrep.ts';
-import { startHttpServer, type HealthState, type RunningHttpServer } from './http/server.ts';
+import { startHttpServer, type HealthState, type HttpMount, type RunningHttpServer } from './http/server.ts';
 import { initTelemetry, noTelemetry, type Telemetry } from './telemetry.ts';
 import type { RulesConfig } from './rules/schema.ts';
 import { createBuiltinSource } from './sources/builtin.ts';
@@ -228,7 +229,7 @@ export async function assemble(opts: DaemonOptions): Promise<GuardianParts> {
 
   const outboxStore = outboxFor(store);
   const holder = opts.holder ?? `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
-  const metrics = createGuardianMetrics(new Metrics(), {
+  const metrics = createGuardianMetrics({
     backlog: async () => (await outboxStore.backlog()).map((b) => ({ channel: b.channel, status: b.status, count: b.count })),
   });
   const outbox = new OutboxWorker({
@@ -426,6 +427,8 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   const { logger, store, outbox, blindness, metrics, config } = parts;
   let lastCycleAt: Date | null = null;
   let http: RunningHttpServer;
+  // Cycles come first: exposure ingestion's writes wait while one runs (http/admission.ts).
+  const priority = new CyclePriority();
   const health = async (): Promise<HealthState> => ({
     database: await store.ping().then(
       () => ({ ok: true }),
@@ -441,10 +444,14 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   });
   try {
     const httpLogger = logger.child({ part: 'http' });
-    const ingest = createExposureIngestRoute({ store, ingestKey: config.ingestKey, logger: httpLogger, metrics, now: parts.now });
-    // The cache's clock is the real one: a test's frozen `now` must not freeze the flag definitions.
-    const ofrep = createOfrepRoute({ store, apiKey: config.ofrepKey, logger: httpLogger, metrics });
-    http = await startHttpServer({ port: config.port, host: config.host, health, metrics, logger: httpLogger, routes: [ingest, ofrep] });
+    // Everything served beside /healthz, /readyz and /metrics: one Hono sub-app per mount
+    // (add the admin API here: mountApp('/api/v1', createAdminApi({ … }))).
+    const mounts: HttpMount[] = [
+      createExposureIngestRoute({ store, ingestKey: config.ingestKey, logger: httpLogger, metrics, now: parts.now, priority }),
+      // The cache's clock is the real one: a test's frozen `now` must not freeze the flag definitions.
+      createOfrepRoute({ store, apiKey: config.ofrepKey, logger: httpLogger, metrics }),
+    ];
+    http = await startHttpServer({ port: config.port, host: config.host, health, metrics, logger: httpLogger, mounts });
   } catch (err) {
     await parts.close();
     const code = (err as NodeJS.ErrnoException).code;
@@ -456,7 +463,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   const runOnce = async (): Promise<CycleReport> => {
     const rules = parts.rules;
     const signal = AbortSignal.any([shutdown.signal, AbortSignal.timeout(Math.max(rules.interval * 3, 30_000))]);
-    const report = await runLeasedCycle({ ...cycleDeps(parts), signal, holder: parts.holder, leaseTtlMs: rules.interval });
+    const report = await priority.during(() => runLeasedCycle({ ...cycleDeps(parts), signal, holder: parts.holder, leaseTtlMs: rules.interval }));
     recordCycleReport(metrics, report);
     lastCycleAt = parts.now();
     if (report.ran) {
