@@ -13,13 +13,14 @@ import { bodyLimit } from 'hono/body-limit';
 import { cors } from 'hono/cors';
 import type { z } from 'zod';
 
-import { GuardianError, isGuardianError } from '../errors.ts';
+import { isGuardianError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import type { Flag, FlagEdit, RollbackEvent, Store } from '../store/types.ts';
 import { constantTimeEqual, createAuthenticator, FailureLimiter, requireRole, type Authenticator, type AuthOptions, type Principal } from './auth.ts';
 import { ChangeHub, type StreamMessage } from './hub.ts';
 import { openApiDocument, type OperationSpec } from './openapi.ts';
-import { ApiError, badRequest, fromGuardianError } from './problem.ts';
+import { badRequest, errorResponse, HttpError } from '../http/errors.ts';
+import { apiError } from './problem.ts';
 import * as S from './schemas.ts';
 import { NO_DAEMON, type StatusProvider } from './status.ts';
 import { changeJson, eventsJson, flagsJson, lastRollbackOf, toCsv, verdictJson } from './views.ts';
@@ -68,12 +69,12 @@ type Out<T extends z.ZodType | undefined> = T extends z.ZodType ? z.output<T> : 
 /** `"7"`, `W/"7"` or `7` → 7. */
 function parseIfMatch(raw: string | undefined): number {
   if (raw === undefined || raw.trim() === '') {
-    throw new ApiError('precondition_required', 'This change needs If-Match: "<version>" with the flag version you last read (its ETag), so it cannot overwrite a change you have not seen.', {
+    throw new HttpError('precondition_required', 'This change needs If-Match: "<version>" with the flag version you last read (its ETag), so it cannot overwrite a change you have not seen.', {
       field: 'header.If-Match',
     });
   }
   const m = /^\s*(?:W\/)?"?(\d{1,15})"?\s*$/.exec(raw);
-  if (!m?.[1]) throw new ApiError('bad_request', `header.If-Match: must be "<version>" (a number in quotes, the flag's ETag), got ${JSON.stringify(raw.slice(0, 40))}`, { field: 'header.If-Match' });
+  if (!m?.[1]) throw new HttpError('bad_request', `header.If-Match: must be "<version>" (a number in quotes, the flag's ETag), got ${JSON.stringify(raw.slice(0, 40))}`, { field: 'header.If-Match' });
   return Number(m[1]);
 }
 
@@ -128,27 +129,17 @@ export function createAdminApi(deps: AdminApiDeps): Hono {
     bodyLimit({
       maxSize: deps.maxBodyBytes ?? 8 * 1024 * 1024,
       onError: () => {
-        throw new ApiError('payload_too_large', `The request body is larger than ${deps.maxBodyBytes ?? 8 * 1024 * 1024} bytes; send fewer ids per request (at most ${S.MAX_TARGET_BATCH} to add and ${S.MAX_TARGET_BATCH} to remove).`);
+        throw new HttpError('payload_too_large', `The request body is larger than ${deps.maxBodyBytes ?? 8 * 1024 * 1024} bytes; send fewer ids per request (at most ${S.MAX_TARGET_BATCH} to add and ${S.MAX_TARGET_BATCH} to remove).`);
       },
     }),
   );
 
   app.onError((err, c) => {
-    let e: ApiError;
-    if (err instanceof ApiError) e = err;
-    else if (err instanceof GuardianError) e = fromGuardianError(err);
-    else {
-      deps.logger?.error({ err }, 'admin api: unexpected error');
-      e = new ApiError('internal', 'Internal error; the guardian log has the details.');
-    }
-    if (e.code === 'internal' || e.code === 'unavailable') deps.logger?.error({ err, path: c.req.path }, `admin api: ${e.message}`);
-    for (const [k, v] of Object.entries(e.headers ?? {})) c.header(k, v);
-    return c.json(e.body(), e.status);
+    const e = apiError(err);
+    if (e.code === 'internal' || e.code === 'unavailable') deps.logger?.error({ err, path: c.req.path }, `admin api: ${err instanceof Error ? err.message : String(err)}`);
+    return errorResponse(c, e);
   });
-  app.notFound((c) => {
-    const e = new ApiError('not_found', `No such endpoint: ${c.req.method} ${c.req.path}. The API is described at /api/v1/openapi.json.`);
-    return c.json(e.body(), 404);
-  });
+  app.notFound((c) => errorResponse(c, new HttpError('not_found', `No such endpoint: ${c.req.method} ${c.req.path}. The API is described at /api/v1/openapi.json.`)));
 
   const principalOf = async (c: Context): Promise<Principal> => {
     const addr = address(c);
@@ -156,7 +147,7 @@ export function createAdminApi(deps: AdminApiDeps): Hono {
     try {
       return await authenticate(c.req.header('authorization'));
     } catch (err) {
-      if (err instanceof ApiError && err.code === 'unauthorized') limiter.fail(addr);
+      if (err instanceof HttpError && err.code === 'unauthorized') limiter.fail(addr);
       throw err;
     }
   };
@@ -170,12 +161,12 @@ export function createAdminApi(deps: AdminApiDeps): Hono {
 
   const readBody = async (c: Context): Promise<unknown> => {
     const type = c.req.header('content-type') ?? '';
-    if (!/^application\/json\b/i.test(type)) throw new ApiError('bad_request', 'body: send JSON with Content-Type: application/json', { field: 'body' });
+    if (!/^application\/json\b/i.test(type)) throw new HttpError('bad_request', 'body: send JSON with Content-Type: application/json', { field: 'body' });
     const text = await c.req.text();
     try {
       return JSON.parse(text) as unknown;
     } catch {
-      throw new ApiError('bad_request', 'body: not valid JSON', { field: 'body' });
+      throw new HttpError('bad_request', 'body: not valid JSON', { field: 'body' });
     }
   };
 
@@ -199,7 +190,7 @@ export function createAdminApi(deps: AdminApiDeps): Hono {
 
   const oneFlag = async (name: string): Promise<Flag> => {
     const f = await store.getFlag(name);
-    if (!f) throw new ApiError('not_found', `There is no flag "${name}" (GET /api/v1/flags lists them).`, { field: 'params.name' });
+    if (!f) throw new HttpError('not_found', `There is no flag "${name}" (GET /api/v1/flags lists them).`, { field: 'params.name' });
     return f;
   };
   const view = async (f: Flag) => (await flagsJson(store, [f], status()))[0]!;
@@ -211,7 +202,7 @@ export function createAdminApi(deps: AdminApiDeps): Hono {
     } catch (err) {
       if (isGuardianError(err, 'VERSION_CONFLICT')) {
         const current = await store.getFlag(name);
-        throw new ApiError('version_conflict', `${err.message}. Nothing was changed: re-read the flag (it is in "current") and decide again.`, {
+        throw new HttpError('version_conflict', `${err.message}. Nothing was changed: re-read the flag (it is in "current") and decide again.`, {
           ...(current ? { extra: { current: await view(current) } } : {}),
         });
       }
@@ -222,7 +213,7 @@ export function createAdminApi(deps: AdminApiDeps): Hono {
   const atVersion = async (name: string, version: number): Promise<Flag> => {
     const f = await oneFlag(name);
     if (f.version !== version) {
-      throw new ApiError('version_conflict', `flag "${name}" is at version ${f.version}, not ${version}: someone changed it since you read it. Nothing was changed.`, {
+      throw new HttpError('version_conflict', `flag "${name}" is at version ${f.version}, not ${version}: someone changed it since you read it. Nothing was changed.`, {
         extra: { current: await view(f) },
       });
     }
@@ -423,13 +414,13 @@ export function createAdminApi(deps: AdminApiDeps): Hono {
       const current = await oneFlag(params.name);
       const already = async (f: Flag, event?: RollbackEvent): Promise<Response> => {
         const e = event ?? lastRollbackOf(await store.listEvents({ flag: f.name, limit: 50 }));
-        if (!e) throw new ApiError('conflict', `flag "${f.name}" is already disabled (by ${f.updatedBy ?? 'someone'}), not by a rollback: there is nothing to roll back.`);
+        if (!e) throw new HttpError('conflict', `flag "${f.name}" is already disabled (by ${f.updatedBy ?? 'someone'}), not by a rollback: there is nothing to roll back.`);
         const [json] = await eventsJson(store, [e]);
         return c.json({ event: json!, flag: await view(f), alreadyRolledBack: true });
       };
       if (!current.enabled) return already(current);
       if (current.guardState === 'locked' && !body.force) {
-        throw new ApiError('conflict', `flag "${current.name}" is locked: nothing was changed. Send "force": true to roll it back anyway (it stays locked), or unlock it first.`);
+        throw new HttpError('conflict', `flag "${current.name}" is locked: nothing was changed. Send "force": true to roll it back anyway (it stays locked), or unlock it first.`);
       }
       const channels = body.notify === false ? [] : [...status().channels];
       let event: RollbackEvent;
@@ -471,16 +462,16 @@ export function createAdminApi(deps: AdminApiDeps): Hono {
       await oneFlag(params.name);
       if (body.eventId !== undefined) {
         const e = await store.getEvent(body.eventId);
-        if (!e || e.flag !== params.name) throw new ApiError('not_found', `body.eventId: flag "${params.name}" has no event ${body.eventId}.`, { field: 'body.eventId' });
+        if (!e || e.flag !== params.name) throw new HttpError('not_found', `body.eventId: flag "${params.name}" has no event ${body.eventId}.`, { field: 'body.eventId' });
         if (e.kind === 'restore' || e.kind === 'dry_run' || e.action === 'notify_only') {
-          throw new ApiError('bad_request', `body.eventId: event ${e.id} is ${e.kind === 'restore' ? 'a restore' : 'not a rollback that changed the flag'}; give a rollback event id.`, { field: 'body.eventId' });
+          throw new HttpError('bad_request', `body.eventId: event ${e.id} is ${e.kind === 'restore' ? 'a restore' : 'not a rollback that changed the flag'}; give a rollback event id.`, { field: 'body.eventId' });
         }
       }
       let event: RollbackEvent;
       try {
         event = await store.restore({ target: body.eventId ?? params.name, actor: principal.actor, idempotencyKey: `restore:${randomUUID()}`, ...(body.reason ? { reason: body.reason } : {}) });
       } catch (err) {
-        if (isGuardianError(err, 'NOT_FOUND') || isGuardianError(err, 'STORE_CONFLICT')) throw new ApiError('conflict', `Nothing to restore for ${params.name}: ${err.message}`, { cause: err });
+        if (isGuardianError(err, 'NOT_FOUND') || isGuardianError(err, 'STORE_CONFLICT')) throw new HttpError('conflict', `Nothing to restore for ${params.name}: ${err.message}`, { cause: err });
         throw err;
       }
       const after = await oneFlag(params.name);
@@ -585,7 +576,7 @@ export function createAdminApi(deps: AdminApiDeps): Hono {
     async ({ c, params, query }) => {
       const until = query.until ? new Date(query.until) : now();
       const since = query.since ? new Date(query.since) : new Date(until.getTime() - SPAN[query.bucket]);
-      if (since.getTime() >= until.getTime()) throw new ApiError('bad_request', 'query.since: must be before until', { field: 'query.since' });
+      if (since.getTime() >= until.getTime()) throw new HttpError('bad_request', 'query.since: must be before until', { field: 'query.since' });
       const usage = await store.flagUsage(params.name, query.bucket, since, until);
       const rules = status().rules.filter((r) => r.flags.includes(params.name));
       return c.json({
@@ -672,8 +663,8 @@ export function createAdminApi(deps: AdminApiDeps): Hono {
 
 /** The SSE response of a hub subscription (503 when there is no hub or no room). */
 export function sseResponse(c: Context, hub: ChangeHub | undefined, lastEventId: string | undefined, filter: (m: StreamMessage) => boolean): Response {
-  if (!hub) throw new ApiError('unavailable', 'The change stream is not running in this process.');
-  if (!hub.hasRoom) throw new ApiError('unavailable', 'Too many stream clients are connected; try again later.', { headers: { 'Retry-After': '5' } });
+  if (!hub) throw new HttpError('unavailable', 'The change stream is not running in this process.');
+  if (!hub.hasRoom) throw new HttpError('unavailable', 'Too many stream clients are connected; try again later.', { headers: { 'Retry-After': '5' } });
   return new Response(hub.subscribe(lastEventId, filter), {
     status: 200,
     headers: { 'Content-Type': 'text/event-stream; charset=utf-8', 'Cache-Control': 'no-cache, no-transform', Connection: 'keep-alive', 'X-Accel-Buffering': 'no' },
@@ -690,11 +681,7 @@ export function sseResponse(c: Context, hub: ChangeHub | undefined, lastEventId:
 export function createOfrepStream(deps: { hub: ChangeHub; apiKey: string | undefined; limiter?: FailureLimiter; clientAddress?: (c: Context) => string }): Hono {
   const app = new Hono();
   const limiter = deps.limiter ?? new FailureLimiter();
-  app.onError((err, c) => {
-    const e = err instanceof ApiError ? err : new ApiError('internal', 'Internal error.');
-    for (const [k, v] of Object.entries(e.headers ?? {})) c.header(k, v);
-    return c.json(e.body(), e.status);
-  });
+  app.onError((err, c) => errorResponse(c, apiError(err)));
   app.get('/stream', (c) => {
     const addr = deps.clientAddress?.(c) ?? (() => {
       try {
@@ -708,7 +695,7 @@ export function createOfrepStream(deps: { hub: ChangeHub; apiKey: string | undef
       const given = /^Bearer\s+(\S+)$/i.exec(c.req.header('authorization') ?? '')?.[1] ?? c.req.header('x-api-key');
       if (given === undefined || !constantTimeEqual(given, deps.apiKey)) {
         limiter.fail(addr);
-        throw new ApiError('unauthorized', 'Send the OFREP key (GUARDIAN_OFREP_KEY) as "Authorization: Bearer <key>" or "X-API-Key: <key>".');
+        throw new HttpError('unauthorized', 'Send the OFREP key (GUARDIAN_OFREP_KEY) as "Authorization: Bearer <key>" or "X-API-Key: <key>".');
       }
     }
     return sseResponse(c, deps.hub, c.req.header('last-event-id') ?? c.req.query('lastEventId'), (m) => m.event !== 'rollback_event');

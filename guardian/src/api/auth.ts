@@ -15,7 +15,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 
 import { createRemoteJWKSet, errors as joseErrors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 
-import { ApiError } from './problem.ts';
+import { HttpError } from '../http/errors.ts';
 
 /** Roles, weakest first. */
 export const ROLES = ['viewer', 'editor', 'admin'] as const;
@@ -59,8 +59,8 @@ export function constantTimeEqual(a: string, b: string): boolean {
 
 const NEED = 'Send "Authorization: Bearer <token>" with GUARDIAN_ADMIN_TOKEN or a Supabase Auth access token.';
 
-function unauthorized(message: string, cause?: unknown): ApiError {
-  return new ApiError('unauthorized', `${message} ${NEED}`, { headers: { 'WWW-Authenticate': 'Bearer realm="guardian"' }, cause });
+function unauthorized(message: string, cause?: unknown): HttpError {
+  return new HttpError('unauthorized', `${message} ${NEED}`, { headers: { 'WWW-Authenticate': 'Bearer realm="guardian"' }, cause });
 }
 
 /** The role in a token's app_metadata (`guardian_role` wins over `role`), if it names one. */
@@ -76,7 +76,7 @@ function roleOf(payload: JWTPayload): Role | undefined {
 }
 
 /**
- * A function from the Authorization header to the caller; throws 401/403 ApiErrors.
+ * A function from the Authorization header to the caller; throws 401/403 HttpErrors.
  *
  * @example
  * const principal = await authenticate(c.req.header('authorization'));
@@ -111,7 +111,7 @@ export function createAuthenticator(opts: AuthOptions): Authenticator {
       else if (jwks && alg !== 'HS256') payload = (await jwtVerify(token, jwks, { ...common, algorithms: ['RS256', 'ES256', 'EdDSA'] })).payload;
       else throw unauthorized(`The token's algorithm ${alg ?? '(none)'} is not accepted here (${secret ? 'HS256' : ''}${secret && jwks ? ', ' : ''}${jwks ? 'RS256/ES256/EdDSA via JWKS' : ''}).`);
     } catch (err) {
-      if (err instanceof ApiError) throw err;
+      if (err instanceof HttpError) throw err;
       throw unauthorized(`The token was refused: ${tokenProblem(err)}.`, err);
     }
     if (payload['role'] !== 'authenticated') throw unauthorized(`The token's role is "${String(payload['role'])}", not "authenticated": sign in as a user (an anon or service key is not a person).`);
@@ -119,7 +119,7 @@ export function createAuthenticator(opts: AuthOptions): Authenticator {
     const email = typeof payload['email'] === 'string' && payload['email'] !== '' ? payload['email'] : undefined;
     const actor = email ?? payload.sub ?? 'unknown';
     if (!role) {
-      throw new ApiError(
+      throw new HttpError(
         'forbidden',
         `${actor} has no guardian role. An admin must set app_metadata.guardian_role to viewer, editor or admin for this user (see the README, "Admin API roles").`,
       );
@@ -158,7 +158,7 @@ function tokenProblem(err: unknown): string {
  */
 export function requireRole(p: Principal, need: Role, what: string): void {
   if (ROLES.indexOf(p.role) < ROLES.indexOf(need)) {
-    throw new ApiError('forbidden', `${what} needs the ${need} role${need === 'admin' ? '' : ' or higher'}; ${p.actor} is ${p.role === 'admin' ? 'an' : 'a'} ${p.role}.`);
+    throw new HttpError('forbidden', `${what} needs the ${need} role${need === 'admin' ? '' : ' or higher'}; ${p.actor} is ${p.role === 'admin' ? 'an' : 'a'} ${p.role}.`);
   }
 }
 
@@ -197,7 +197,7 @@ export class FailureLimiter {
     const list = this.#recent(addr);
     if (list.length >= this.#perWindow) {
       const retry = Math.max(1, Math.ceil(((list[0] ?? 0) + this.#windowMs - this.#now()) / 1000));
-      throw new ApiError('rate_limited', `Too many failed authentications from this address; try again in ${retry} s.`, { headers: { 'Retry-After': String(retry) } });
+      throw new HttpError('rate_limited', `Too many failed authentications from this address; try again in ${retry} s.`, { headers: { 'Retry-After': String(retry) } });
     }
   }
 

@@ -4,4 +4,4 @@ export { createAuthenticator, FailureLimiter, ROLES, type AuthOptions, type Auth
 export { ChangeHub, type ChangeHubOptions, type StreamMessage } from './hub.ts';
 export { CHANGE_CHANNEL, pgChangeFeed, pgliteChangeFeed, pipeFeed, type ChangeFeed, type ListenFn } from './feed.ts';
 export { NO_DAEMON, type GuardianStatusSnapshot, type StatusProvider } from './status.ts';
-export { ApiError, type ApiErrorCode } from './problem.ts';
+

@@ -125,6 +125,8 @@ export const ErrorBody = z.object({
       'payload_too_large',
       'unavailable',
       'internal',
+      'method_not_allowed',
+      'unsupported_media_type',
     ]),
     message: z.string(),
     field: z.string().optional(),
