@@ -130,6 +130,11 @@ export interface DaemonOptions {
   readonly watchRules?: boolean;
   /** Outbox poll period (default 2 s). */
   readonly outboxIntervalMs?: number;
+  /**
+   * Embedded database: own the data folder and serve it to the CLI and other local processes on
+   * a socket (store/embedded.ts). `startDaemon` defaults it to true; `check` leaves it off.
+   */
+  readonly serveEmbedded?: boolean;
 }
 
 /** What the rules file gives, swapped as a whole on every successful reload. */
@@ -208,7 +213,7 @@ export async function assemble(opts: DaemonOptions): Promise<GuardianParts> {
   const fetchFn = opts.fetch ?? globalThis.fetch;
   const sourceDeps: SourceDeps = { fetch: fetchFn, now, sleep: (ms) => new Promise((r) => setTimeout(r, ms)), logger: logger.child({ part: 'source' }) };
 
-  const store: Store = opts.store ?? (await createStore(config));
+  const store: Store = opts.store ?? (await createStore(config, { serve: opts.serveEmbedded === true }));
   const build = (rules: RulesConfig): LiveRules => {
     if (rules.notify.slack?.webhook_url) secrets.add(rules.notify.slack.webhook_url);
     for (const s of [rules.sources.posthog?.api_key, rules.sources.sentry?.token]) if (s) secrets.add(s);
@@ -423,7 +428,7 @@ function watchRulesFile(path: string, onChange: () => void, log: Logger): FSWatc
  * const daemon = await startDaemon({ env: process.env, stdout: (t) => process.stdout.write(t) });
  */
 export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
-  const parts = await assemble(opts);
+  const parts = await assemble({ serveEmbedded: true, ...opts });
   const { logger, store, outbox, blindness, metrics, config } = parts;
   let lastCycleAt: Date | null = null;
   let http: RunningHttpServer;

@@ -17,15 +17,20 @@ const DEFAULT_RETENTION_MS = 7 * 86_400_000;
 
 /**
  * The channels a rules file's `notify` section configures (a Slack webhook URL that is set, an
- * email recipient list).
+ * email recipient that is not empty). With the environment's settings (`env`), email counts only
+ * when it can be delivered: a recipient, a sender (`notify.email.from` or EMAIL_FROM) and
+ * SMTP_URL all set, as the notifier factory requires, so no outbox row is written for a channel
+ * nobody will ever send.
  *
  * @example
  * channelsFromNotify(rules.notify); // ['slack', 'email']
+ * channelsFromNotify(rules.notify, { smtpUrl: undefined, emailFrom: undefined }); // ['slack']
  */
-export function channelsFromNotify(notify: RulesConfig['notify']): Channel[] {
+export function channelsFromNotify(notify: RulesConfig['notify'], env?: { readonly smtpUrl?: string | undefined; readonly emailFrom?: string | undefined }): Channel[] {
   const out: Channel[] = [];
   if (notify.slack && notify.slack.webhook_url !== '') out.push('slack');
-  if (notify.email && notify.email.to.length > 0) out.push('email');
+  const email = notify.email;
+  if (email && email.to.some((a) => a !== '') && (env === undefined || (env.smtpUrl !== undefined && (email.from ?? env.emailFrom) !== undefined))) out.push('email');
   return out;
 }
 
