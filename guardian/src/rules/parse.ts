@@ -6,6 +6,7 @@ import { readFile } from 'node:fs/promises';
 import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, visit } from 'yaml';
 import type { z } from 'zod';
 import { GuardianError } from '../errors.ts';
+import { resolvePlans } from '../plans/resolve.ts';
 import { BUILTIN_RULE_DEFAULTS, DEFAULT_STAGES, RuleSchema, RulesFileSchema, type Rule, type RulesConfig } from './schema.ts';
 
 /** One thing wrong with a rules file: where (`rules[1].condition.relative.alpha`) and what, with a fix hint. */
@@ -148,6 +149,8 @@ export function parseRules(yamlText: string, env: RulesEnv = {}): ParseRulesResu
   if (problems.length > 0) return { ok: false, problems: dedupe(problems) };
 
   const file = parsed.data;
+  const planned = resolvePlans(file.plans ?? [], rules);
+  if (planned.problems.length > 0) return { ok: false, problems: dedupe(planned.problems) };
   const config: RulesConfig = {
     notify: file.notify ?? {},
     sources: file.sources ?? {},
@@ -155,8 +158,9 @@ export function parseRules(yamlText: string, env: RulesEnv = {}): ParseRulesResu
     blindness_after: file.blindness_after,
     dry_run: file.dry_run,
     rules,
+    ...(planned.plans.length > 0 ? { plans: planned.plans } : {}),
   };
-  return { ok: true, rules: config, notes: notesFor(config) };
+  return { ok: true, rules: config, notes: [...notesFor(config), ...planned.notes] };
 }
 
 /**
