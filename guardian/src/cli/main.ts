@@ -9,6 +9,7 @@ const COMMANDS: Readonly<Record<string, () => Promise<{ command: CliCommand }>>>
   restore: () => import('./commands/restore.ts'),
   flags: () => import('./commands/flags.ts'),
   events: () => import('./commands/events.ts'),
+  plans: () => import('./commands/plans.ts'),
   demo: () => import('./commands/demo.ts'),
 };
 
