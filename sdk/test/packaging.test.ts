@@ -85,11 +85,11 @@ describe('packaging', () => {
     expect(forbidden(bad.outputFiles[0]!.text, bad.metafile)).toEqual(expect.arrayContaining(['imports Node built-in node:crypto', 'uses eval(']));
   });
 
-  test('size budget: core ≤ 4 KB and the whole root entry (core + clients) ≤ 6 KB, min+gzip', async () => {
+  test('size budget: core ≤ 4 KB and the whole root entry (core + clients, rollback hold and jitter included) ≤ 7 KB, min+gzip', async () => {
     const core = gzipSync((await bundle('src/core/index.ts', 'neutral')).code, { level: 9 }).length;
     const all = gzipSync((await bundle('src/index.ts', 'neutral')).code, { level: 9 }).length;
     console.log(`min+gzip: core ${core} B, root entry ${all} B`);
     expect(core).toBeLessThanOrEqual(4096);
-    expect(all).toBeLessThanOrEqual(6144);
+    expect(all).toBeLessThanOrEqual(7168);
   });
 });
