@@ -38,7 +38,7 @@ beforeAll(async () => {
 afterAll(async () => {
   if (deno && deno.exitCode === null) {
     const exited = new Promise((resolve) => deno.once('exit', resolve));
-    deno.kill('SIGKILL');
+    deno.kill('SIGTERM');
     await exited;
   }
   app?.remove();

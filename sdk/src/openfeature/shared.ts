@@ -58,8 +58,13 @@ export interface ProviderEventSink {
  * function.
  */
 export function watchClient(client: WatchedClient, sink: ProviderEventSink): () => void {
-  const staleWhy = (): string | null =>
-    client.status === 'STALE' || client.status === 'ERROR' ? 'serving last-known flag values: the last refresh failed' : client.feed === 'down' ? 'the flag change feed is down: changes arrive by polling until it is back' : null;
+  // A feed that has not come up yet is not "lost": only a feed that was live and went down is.
+  let sawLive = client.feed === 'live';
+  const staleWhy = (): string | null => {
+    if (client.feed === 'live') sawLive = true;
+    if (client.status === 'STALE' || client.status === 'ERROR') return 'serving last-known flag values: the last refresh failed';
+    return sawLive && client.feed === 'down' ? 'the flag change feed is down: changes arrive by polling until it is back' : null;
+  };
   let stale = staleWhy() !== null;
   const offBatch = client.onChangeBatch((events) => sink.configurationChanged([...new Set(events.map((e) => e.flag))]));
   const offStore = client.subscribe(() => {
