@@ -201,7 +201,7 @@ describe('OpenFeature providers: events', () => {
     const of = WebOpenFeature.getClient();
     expect(of.getBooleanDetails('beta', false)).toMatchObject({ value: true, reason: 'SPLIT' });
     const changed: string[][] = [];
-    WebOpenFeature.addHandler(WebEvents.ConfigurationChanged, (d) => changed.push(d?.flagsChanged ?? []));
+    WebOpenFeature.addHandler(WebEvents.ConfigurationChanged, (d) => changed.push((d as { flagsChanged?: string[] } | undefined)?.flagsChanged ?? []));
     transport.userId = 'bob';
     transport.mine = [mine('beta', false, { version: 2 })];
     await WebOpenFeature.setContext({ targetingKey: 'bob' }); // a sign-in: the provider re-fetches bob's flags
