@@ -77,6 +77,13 @@ describe('packaging', () => {
     expect(Object.keys(root.metafile.inputs).filter((i) => i.includes('src/server/'))).toEqual([]);
   });
 
+  test('the /react entry pulls no server code into a browser bundle (client types only)', async () => {
+    const { metafile } = await bundle('src/react/index.ts', 'browser', PEERS);
+    const inputs = Object.keys(metafile.inputs);
+    expect(inputs.filter((i) => /src\/(client\/server|core\/compiled|server\/)/.test(i))).toEqual([]);
+    expect(inputs.some((i) => i.endsWith('src/react/index.ts'))).toBe(true);
+  });
+
   test('the bundle check itself catches a Node import and eval', async () => {
     const bad = await build({
       stdin: { contents: 'import { createHash } from "node:crypto"; export const f = () => eval("1") + createHash("md5").digest("hex");', loader: 'ts' },
