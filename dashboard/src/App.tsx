@@ -7,6 +7,7 @@ import { GuardianPage } from './pages/GuardianPage.tsx';
 import { PreviewPage } from './pages/PreviewPage.tsx';
 import { RollbacksPage } from './pages/RollbacksPage.tsx';
 import { Link, useLocation } from './router.tsx';
+import { Icon } from './components/Icon.tsx';
 import { useSession } from './session.tsx';
 
 function LiveStatus(): ReactNode {
@@ -76,7 +77,7 @@ export function App(): ReactNode {
       </header>
       {me.role === 'viewer' && (
         <p className="banner" role="note">
-          <span aria-hidden="true">👁 </span>You can look but not change anything: your role is viewer. Ask an admin for the editor role to make changes.
+          <Icon name="eye" /> You can look but not change anything: your role is viewer. Ask an admin for the editor role to make changes.
         </p>
       )}
       <main id="main" tabIndex={-1}>

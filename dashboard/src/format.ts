@@ -38,9 +38,9 @@ export function ago(iso: string | null | undefined, now = Date.now()): string {
 }
 
 export const GUARD_WORDS: Record<GuardState, { icon: string; label: string; help: string }> = {
-  watching: { icon: '👁', label: 'Watching', help: 'The guardian watches this flag and may roll it back.' },
+  watching: { icon: '◉', label: 'Watching', help: 'The guardian watches this flag and may roll it back.' },
   rolled_back: { icon: '⟲', label: 'Rolled back', help: 'The guardian rolled this flag back; only a person can restore it.' },
-  locked: { icon: '🔒', label: 'Locked', help: 'The guardian never acts on this flag.' },
+  locked: { icon: 'lock', label: 'Locked', help: 'The guardian never acts on this flag.' },
 };
 
 /** `on at 50%` / `off (was 50%)` */

@@ -2,12 +2,13 @@
 import type { ReactNode } from 'react';
 import type { GuardState, Verdict } from '../api/types.ts';
 import { counts, GUARD_WORDS, pct } from '../format.ts';
+import { Icon } from './Icon.tsx';
 
 export function GuardBadge(props: { state: GuardState }): ReactNode {
   const w = GUARD_WORDS[props.state] ?? { icon: '?', label: props.state, help: '' };
   return (
     <span className={`badge guard-${props.state}`} title={w.help}>
-      <span aria-hidden="true">{w.icon}</span> {w.label}
+      {w.icon === 'lock' ? <Icon name="lock" /> : <span aria-hidden="true">{w.icon}</span>} {w.label}
     </span>
   );
 }

@@ -36,6 +36,8 @@ export interface TimeChartProps {
   readonly markers?: readonly ChartMarker[];
   readonly lines?: readonly ChartLine[];
   readonly compact?: boolean;
+  /** The x range in unix seconds (default: the data's first and last time). */
+  readonly xRange?: readonly [number, number];
 }
 
 function overlays(markers: readonly ChartMarker[], lines: readonly ChartLine[]): uPlot.Plugin {
@@ -58,7 +60,9 @@ function overlays(markers: readonly ChartMarker[], lines: readonly ChartLine[]):
             ctx.stroke();
             ctx.fillStyle = l.color;
             ctx.font = `${11 * devicePixelRatio}px system-ui, sans-serif`;
-            ctx.fillText(l.label, left + 4 * devicePixelRatio, y - 4 * devicePixelRatio);
+            ctx.textAlign = 'right';
+            ctx.fillText(l.label, left + width - 4 * devicePixelRatio, y - 4 * devicePixelRatio);
+            ctx.textAlign = 'left';
           }
           ctx.setLineDash([2 * devicePixelRatio, 3 * devicePixelRatio]);
           for (const m of markers) {
@@ -82,7 +86,7 @@ function overlays(markers: readonly ChartMarker[], lines: readonly ChartLine[]):
 
 export function TimeChart(props: TimeChartProps): ReactNode {
   const box = useRef<HTMLDivElement>(null);
-  const { times, series, height, yFormat, markers, lines, compact } = props;
+  const { times, series, height, yFormat, markers, lines, compact, xRange } = props;
 
   useEffect(() => {
     const el = box.current;
@@ -95,7 +99,7 @@ export function TimeChart(props: TimeChartProps): ReactNode {
       legend: { show: !compact },
       cursor: compact ? { show: false } : { drag: { x: false, y: false } },
       select: { show: false, left: 0, top: 0, width: 0, height: 0 },
-      scales: { x: { time: true }, y: { range: (_u, min, max) => [Math.min(0, min ?? 0), Math.max((max ?? 0) * 1.15, lines?.reduce((m, l) => Math.max(m, l.value * 1.2), 0) ?? 0, compact ? 0.01 : 1e-9)] } },
+      scales: { x: { time: true, ...(xRange ? { range: [xRange[0], xRange[1]] as uPlot.Range.MinMax } : {}) }, y: { range: (_u, min, max) => [Math.min(0, min ?? 0), Math.max((max ?? 0) * 1.15, lines?.reduce((m, l) => Math.max(m, l.value * 1.2), 0) ?? 0, compact ? 0.01 : 1e-9)] } },
       axes: compact
         ? [{ show: false }, { show: false }]
         : [
@@ -104,7 +108,7 @@ export function TimeChart(props: TimeChartProps): ReactNode {
           ],
       series: [
         {},
-        ...series.map((s) => ({ label: s.label, stroke: s.color, width: compact ? 1.5 : 2, spanGaps: true, ...(s.dash ? { dash: s.dash.slice() } : {}), value: (_u: uPlot, v: number | null) => (v === null ? '–' : fmt(v)) })),
+        ...series.map((s) => ({ label: s.label, stroke: s.color, width: compact ? 1.5 : 2, spanGaps: true, points: { show: !compact && times.length <= 48 }, ...(s.dash ? { dash: s.dash.slice() } : {}), value: (_u: uPlot, v: number | null) => (v === null ? '–' : fmt(v)) })),
       ],
       plugins: [overlays(markers ?? [], lines ?? [])],
     };
@@ -115,7 +119,7 @@ export function TimeChart(props: TimeChartProps): ReactNode {
       ro.disconnect();
       plot.destroy();
     };
-  }, [times, series, height, yFormat, markers, lines, compact]);
+  }, [times, series, height, yFormat, markers, lines, compact, xRange]);
 
   return <div ref={box} className={compact ? 'chart compact' : 'chart'} role="img" aria-label={props.summary} />;
 }

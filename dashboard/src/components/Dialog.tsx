@@ -7,7 +7,11 @@ export function ConfirmDialog(props: { open: boolean; title: string; confirmLabe
   useEffect(() => {
     const d = ref.current;
     if (!d) return;
-    if (props.open && !d.open) d.showModal();
+    if (props.open && !d.open) {
+      d.showModal();
+      // showModal focuses the first control (Cancel); the action the person asked for is the default.
+      d.querySelector<HTMLButtonElement>('button[type=submit]')?.focus();
+    }
     if (!props.open && d.open) d.close();
   }, [props.open]);
   return (
@@ -18,7 +22,7 @@ export function ConfirmDialog(props: { open: boolean; title: string; confirmLabe
           <div className="dialog-body">{props.children}</div>
           <div className="row end">
             <button type="button" onClick={props.onCancel}>Cancel</button>
-            <button type="submit" className={props.danger ? 'danger' : 'primary'} autoFocus>{props.confirmLabel}</button>
+            <button type="submit" className={props.danger ? 'danger' : 'primary'}>{props.confirmLabel}</button>
           </div>
         </form>
       )}

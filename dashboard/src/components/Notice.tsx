@@ -1,5 +1,6 @@
 /** Messages for people: errors (role=alert), information and success (role=status). Text only. */
 import type { ReactNode } from 'react';
+import { Icon } from './Icon.tsx';
 
 export function ErrorNotice(props: { title?: string; children: ReactNode; onDismiss?: () => void }): ReactNode {
   return (
@@ -39,7 +40,7 @@ export function DisabledReason(props: { id: string; reason: string }): ReactNode
   if (props.reason === '') return null;
   return (
     <p id={props.id} className="disabled-reason">
-      <span aria-hidden="true">🔒 </span>
+      <Icon name="lock" />{' '}
       {props.reason}
     </p>
   );

@@ -63,7 +63,8 @@ export function UsagePanel(props: { flag: Flag; revision: number }): ReactNode {
     const markers: ChartMarker[] = usage.changes.map((c) => ({ at: new Date(c.at).getTime() / 1000, label: changeLabel(c), color: MARK_COLOR[c.kind] ?? '#374151' }));
     const lines: ChartLine[] = usage.thresholds.filter((t) => t.kind === 'absolute').map((t) => ({ value: t.value, label: `${t.ruleId} ${pct(t.value)}`, color: '#b91c1c' }));
     const sum = (k: 'on' | 'off', f: 'users' | 'errorUsers') => usage.series.reduce((s, p) => s + p[k][f], 0);
-    return { times: r.times, users, errs, markers, lines, onUsers: sum('on', 'users'), offUsers: sum('off', 'users'), onErr: sum('on', 'errorUsers'), offErr: sum('off', 'errorUsers') };
+    const xRange: [number, number] = [new Date(usage.since).getTime() / 1000, new Date(usage.until).getTime() / 1000];
+    return { xRange, times: r.times, users, errs, markers, lines, onUsers: sum('on', 'users'), offUsers: sum('off', 'users'), onErr: sum('on', 'errorUsers'), offErr: sum('off', 'errorUsers') };
   }, [usage]);
 
   const fmtPct = useMemo(() => (v: number) => pct(v, v < 0.1 ? 1 : 0), []);
@@ -93,11 +94,12 @@ export function UsagePanel(props: { flag: Flag; revision: number }): ReactNode {
           <div className="grid two">
             <figure>
               <figcaption>Users per {usage.bucket}</figcaption>
-              <TimeChart times={view.times} series={view.users} height={200} yFormat={fmtNum} markers={view.markers} summary={`Users over the last ${RANGES[range].label.toLowerCase()}: ${num(view.onUsers)} flag-on and ${num(view.offUsers)} flag-off user counts summed over ${view.times.length} ${usage.bucket}s.`} />
+              <TimeChart xRange={view.xRange} times={view.times} series={view.users} height={200} yFormat={fmtNum} markers={view.markers} summary={`Users over the last ${RANGES[range].label.toLowerCase()}: ${num(view.onUsers)} flag-on and ${num(view.offUsers)} flag-off user counts summed over ${view.times.length} ${usage.bucket}s.`} />
             </figure>
             <figure>
               <figcaption>Error rate (users with an error)</figcaption>
               <TimeChart
+                xRange={view.xRange}
                 times={view.times}
                 series={view.errs}
                 height={200}
