@@ -1,11 +1,16 @@
 /** The signed-in shell: header with navigation, live status and the person's role, then the page. */
+import { lazy, Suspense } from 'react';
 import type { ReactNode } from 'react';
 import { LiveProvider, useStreamStatus } from './live.tsx';
-import { FlagPage } from './pages/FlagPage.tsx';
-import { FlagsPage } from './pages/FlagsPage.tsx';
-import { GuardianPage } from './pages/GuardianPage.tsx';
-import { PreviewPage } from './pages/PreviewPage.tsx';
-import { RollbacksPage } from './pages/RollbacksPage.tsx';
+
+// Each page is its own chunk: the sign-in form needs none of them, and the Flags page is fetched
+// while the person types the token (see main.tsx).
+export const loadFlagsPage = () => import('./pages/FlagsPage.tsx');
+const FlagsPage = lazy(() => loadFlagsPage().then((m) => ({ default: m.FlagsPage })));
+const FlagPage = lazy(() => import('./pages/FlagPage.tsx').then((m) => ({ default: m.FlagPage })));
+const RollbacksPage = lazy(() => import('./pages/RollbacksPage.tsx').then((m) => ({ default: m.RollbacksPage })));
+const GuardianPage = lazy(() => import('./pages/GuardianPage.tsx').then((m) => ({ default: m.GuardianPage })));
+const PreviewPage = lazy(() => import('./pages/PreviewPage.tsx').then((m) => ({ default: m.PreviewPage })));
 import { Link, useLocation } from './router.tsx';
 import { Icon } from './components/Icon.tsx';
 import { useSession } from './session.tsx';
@@ -81,7 +86,9 @@ export function App(): ReactNode {
         </p>
       )}
       <main id="main" tabIndex={-1}>
-        <Page path={path} />
+        <Suspense fallback={<p aria-busy="true" className="muted">Loading…</p>}>
+          <Page path={path} />
+        </Suspense>
       </main>
     </LiveProvider>
   );

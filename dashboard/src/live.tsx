@@ -13,6 +13,7 @@ export class LiveHub {
   private readonly statusListeners = new Set<() => void>();
   status: StreamStatus = 'connecting';
   detail = '';
+  private everLive = false;
 
   emit(m: StreamMessage): void {
     for (const l of this.listeners) l(m);
@@ -22,8 +23,10 @@ export class LiveHub {
     this.status = s;
     this.detail = detail;
     for (const l of this.statusListeners) l();
-    // Back after a gap: whatever was missed may not be replayable, so everyone re-fetches.
-    if (s === 'live' && !wasLive) this.emit({ type: 'reset' });
+    // Back after a gap: whatever was missed may not be replayable, so everyone re-fetches
+    // (not on the first connection: the pages have just loaded).
+    if (s === 'live' && !wasLive && this.everLive) this.emit({ type: 'reset' });
+    if (s === 'live') this.everLive = true;
   }
   on(l: (m: StreamMessage) => void): () => void {
     this.listeners.add(l);

@@ -126,6 +126,8 @@ function SignIn(props: {
   const [password, setPassword] = useState('');
   const [busy, setBusy] = useState(false);
   const [sent, setSent] = useState<string | null>(null);
+  // User Timing marks: the load benchmark (bench/dashboard-load.bench.ts) reads them.
+  useEffect(() => void performance.mark('guardian:signin-shown'), []);
 
   async function submitToken(e: FormEvent): Promise<void> {
     e.preventDefault();

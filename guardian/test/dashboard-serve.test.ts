@@ -109,6 +109,13 @@ describe('createDashboardApp', () => {
     expect((await fetch(`${base}/admin/`)).headers.get('x-content-type-options')).toBe('nosniff');
   });
 
+  test('index.html carries the same config in a meta tag, escaped', async () => {
+    const html = await (await fetch(`${base}/admin/flags/x`)).text();
+    const content = /<meta name="guardian-config" content="([^"]*)"/.exec(html)?.[1];
+    expect(content).toBeDefined();
+    expect(JSON.parse(content!.replace(/&quot;/g, '"').replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&amp;/g, '&'))).toEqual({ apiBase: '/api/v1', supabaseUrl: 'https://abc.supabase.co', supabaseAnonKey: 'anon-key' });
+  });
+
   test('without Supabase the config offers the admin token only', async () => {
     const url = await start(mounted({ distDir: dist, supabaseUrl: 'https://abc.supabase.co' }));
     expect(await (await fetch(`${url}/admin/config.json`)).json()).toEqual({ apiBase: '/api/v1', supabaseUrl: null, supabaseAnonKey: null });

@@ -38,6 +38,8 @@ export interface TimeChartProps {
   readonly compact?: boolean;
   /** The x range in unix seconds (default: the data's first and last time). */
   readonly xRange?: readonly [number, number];
+  /** The y axis reaches at least this (so an all-zero series does not get a 0…0 axis). */
+  readonly yAtLeast?: number;
 }
 
 function overlays(markers: readonly ChartMarker[], lines: readonly ChartLine[]): uPlot.Plugin {
@@ -86,7 +88,7 @@ function overlays(markers: readonly ChartMarker[], lines: readonly ChartLine[]):
 
 export function TimeChart(props: TimeChartProps): ReactNode {
   const box = useRef<HTMLDivElement>(null);
-  const { times, series, height, yFormat, markers, lines, compact, xRange } = props;
+  const { times, series, height, yFormat, markers, lines, compact, xRange, yAtLeast } = props;
 
   useEffect(() => {
     const el = box.current;
@@ -99,7 +101,7 @@ export function TimeChart(props: TimeChartProps): ReactNode {
       legend: { show: !compact },
       cursor: compact ? { show: false } : { drag: { x: false, y: false } },
       select: { show: false, left: 0, top: 0, width: 0, height: 0 },
-      scales: { x: { time: true, ...(xRange ? { range: [xRange[0], xRange[1]] as uPlot.Range.MinMax } : {}) }, y: { range: (_u, min, max) => [Math.min(0, min ?? 0), Math.max((max ?? 0) * 1.15, lines?.reduce((m, l) => Math.max(m, l.value * 1.2), 0) ?? 0, compact ? 0.01 : 1e-9)] } },
+      scales: { x: { time: true, ...(xRange ? { range: [xRange[0], xRange[1]] as uPlot.Range.MinMax } : {}) }, y: { range: (_u, min, max) => [Math.min(0, min ?? 0), Math.max((max ?? 0) * 1.15, lines?.reduce((m, l) => Math.max(m, l.value * 1.2), 0) ?? 0, yAtLeast ?? (compact ? 0.01 : 1e-9))] } },
       axes: compact
         ? [{ show: false }, { show: false }]
         : [
@@ -119,7 +121,7 @@ export function TimeChart(props: TimeChartProps): ReactNode {
       ro.disconnect();
       plot.destroy();
     };
-  }, [times, series, height, yFormat, markers, lines, compact, xRange]);
+  }, [times, series, height, yFormat, markers, lines, compact, xRange, yAtLeast]);
 
   return <div ref={box} className={compact ? 'chart compact' : 'chart'} role="img" aria-label={props.summary} />;
 }

@@ -92,6 +92,10 @@ export function FlagsPage(): ReactNode {
     }
   });
 
+  useEffect(() => {
+    if (flags) performance.mark('guardian:flags-shown');
+  }, [flags]);
+
   const shown = useMemo(() => (flags ?? []).filter((f) => matches(f, search, state)), [flags, search, state]);
 
   function setQuery(next: { search?: string; state?: string }): void {

@@ -49,24 +49,35 @@ function isCounts(v: unknown): v is { errors: number; total: number; unit?: stri
   return typeof v === 'object' && v !== null && typeof (v as { errors?: unknown }).errors === 'number' && typeof (v as { total?: unknown }).total === 'number';
 }
 
+const ORDER = ['summary', 'treatment', 'control', 'threshold', 'lowerBound', 'upperBound', 'bound', 'statistic', 'margin', 'alpha', 'window', 'windowMs', 'since', 'consecutive'];
+
+function duration(ms: number): string {
+  if (ms % 3_600_000 === 0) return `${ms / 3_600_000} h`;
+  if (ms % 60_000 === 0) return `${ms / 60_000} min`;
+  return `${(ms / 1000).toFixed(ms % 1000 === 0 ? 0 : 1)} s`;
+}
+
 function fact(key: string, v: unknown): string {
   if (isCounts(v)) return `${num(v.errors)} errors of ${num(v.total)} ${v.unit ?? ''} (${pct(v.total > 0 ? v.errors / v.total : null, 2)})`.replace('  ', ' ');
-  if (typeof v === 'number') return /rate|threshold|bound|margin|alpha/i.test(key) && Math.abs(v) <= 1 ? `${pct(v, 2)} (${v})` : num(v);
+  if (typeof v === 'number' && /^window(Ms)?$/.test(key)) return duration(v);
+  if (typeof v === 'number') return /rate|threshold|bound|margin|alpha/i.test(key) && Math.abs(v) <= 1 ? `${pct(v, 2)} (${Number(v.toPrecision(4))})` : Number.isInteger(v) ? num(v) : String(Number(v.toPrecision(6)));
   if (typeof v === 'boolean') return v ? 'yes' : 'no';
   if (v === null || v === undefined) return '–';
+  if (typeof v === 'string' && /^\d{4}-\d\d-\d\dT/.test(v)) return when(v);
   if (typeof v === 'object') return JSON.stringify(v);
   return String(v);
 }
 
-/** The evidence object as label/value pairs, words first (summary), then counts and statistics. */
+/** The evidence object as label/value pairs: words and the decisive numbers first. */
 export function evidenceFacts(e: RollbackEvent['evidence']): { label: string; value: string }[] {
   if (!e) return [];
-  const out: { label: string; value: string }[] = [];
-  for (const [k, v] of Object.entries(e)) {
-    const label = k === 'treatment' ? 'Flag on' : k === 'control' ? 'Flag off' : LABELS[k] ?? k.replace(/([A-Z])/g, ' $1').replace(/_/g, ' ').replace(/^./, (c) => c.toUpperCase());
-    out.push({ label, value: fact(k, v) });
-  }
-  return out.sort((a, b) => (a.label === 'Summary' ? -1 : b.label === 'Summary' ? 1 : 0));
+  const rank = (k: string) => (ORDER.includes(k) ? ORDER.indexOf(k) : ORDER.length);
+  return Object.entries(e)
+    .sort(([a], [b]) => rank(a) - rank(b))
+    .map(([k, v]) => ({
+      label: k === 'treatment' ? 'Flag on' : k === 'control' ? 'Flag off' : (LABELS[k] ?? k.replace(/([A-Z])/g, ' $1').replace(/_/g, ' ').toLowerCase().replace(/^./, (c) => c.toUpperCase())),
+      value: fact(k, v),
+    }));
 }
 
 export function RollbacksPage(): ReactNode {

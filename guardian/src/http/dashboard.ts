@@ -2,7 +2,7 @@
  * The dashboard's static files as a Hono app, mounted by the guardian at `/admin`:
  * - `/admin/assets/*`: the hashed bundles from `dashboard/dist`, cached for a year (`immutable`),
  *   gzip when the client accepts it (compressed once, at load);
- * - `/admin/config.json`: what the page needs before sign-in (API base, Supabase URL and anon
+ * - `/admin/config.json` (also written into index.html as `<meta name="guardian-config">`): what the page needs before sign-in (API base, Supabase URL and anon
  *   key when Supabase Auth is configured: both are public by design);
  * - every other `/admin/*` path: `index.html` (`no-cache`), so links and reloads of client-side
  *   pages work (an unknown `/admin/assets/...` file is a 404, not the page).
@@ -92,6 +92,10 @@ function loadAssets(dir: string): Map<string, Asset> {
   return out;
 }
 
+function escapeAttribute(s: string): string {
+  return s.replace(/&/g, '&amp;').replace(/"/g, '&quot;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+}
+
 /**
  * The Content-Security-Policy of every dashboard response: own scripts only, no inline script,
  * API and stream on the same origin (plus Supabase when configured), no framing.
@@ -139,6 +143,16 @@ export function createDashboardApp(options: DashboardOptions = {}): Hono {
     supabaseAnonKey: options.supabaseUrl && options.supabaseAnonKey ? options.supabaseAnonKey : null,
   };
   const csp = contentSecurityPolicy(publicConfig.supabaseUrl ?? undefined);
+  // The config goes into the page itself (a meta tag, not a script: the CSP allows no inline
+  // script), so the sign-in form needs no second request.
+  const index = assets?.get('/index.html');
+  if (assets && index) {
+    const meta = `<meta name="guardian-config" content="${escapeAttribute(JSON.stringify(publicConfig))}">`;
+    const source = Buffer.from(index.body).toString('utf8');
+    const html = /<head[^>]*>/i.test(source) ? source.replace(/<head[^>]*>/i, (m) => `${m}\n    ${meta}`) : source.replace(/^(<!doctype[^>]*>)?/i, (m) => `${m}${meta}`);
+    const body = Buffer.from(html);
+    assets.set('/index.html', { body, gzip: gzipSync(body, { level: 9 }), type: index.type, etag: `"${createHash('sha256').update(body).digest('base64url').slice(0, 22)}"` });
+  }
   const app = new Hono();
 
   app.use('*', async (c, next) => {

@@ -86,6 +86,11 @@ export function UsagePanel(props: { flag: Flag; revision: number }): ReactNode {
       {!usage && !error && <p className="muted">Loading…</p>}
       {view && usage && (
         <>
+          {view.onUsers + view.offUsers === 0 && (
+            <p className="notice info small" role="note">
+              No usage recorded in this range yet. It comes from the SDK's exposure reports (the builtin source) and the guardian's readings of PostHog or Sentry.
+            </p>
+          )}
           <p className="small legend">
             <span className="swatch on" aria-hidden="true" /> Flag on (solid line) · <span className="swatch off" aria-hidden="true" /> Flag off (dashed line)
             {view.lines.length > 0 && <> · <span className="swatch threshold" aria-hidden="true" /> rule threshold (red dashes)</>}
@@ -94,11 +99,12 @@ export function UsagePanel(props: { flag: Flag; revision: number }): ReactNode {
           <div className="grid two">
             <figure>
               <figcaption>Users per {usage.bucket}</figcaption>
-              <TimeChart xRange={view.xRange} times={view.times} series={view.users} height={200} yFormat={fmtNum} markers={view.markers} summary={`Users over the last ${RANGES[range].label.toLowerCase()}: ${num(view.onUsers)} flag-on and ${num(view.offUsers)} flag-off user counts summed over ${view.times.length} ${usage.bucket}s.`} />
+              <TimeChart yAtLeast={4} xRange={view.xRange} times={view.times} series={view.users} height={200} yFormat={fmtNum} markers={view.markers} summary={`Users over the last ${RANGES[range].label.toLowerCase()}: ${num(view.onUsers)} flag-on and ${num(view.offUsers)} flag-off user counts summed over ${view.times.length} ${usage.bucket}s.`} />
             </figure>
             <figure>
               <figcaption>Error rate (users with an error)</figcaption>
               <TimeChart
+                yAtLeast={0.04}
                 xRange={view.xRange}
                 times={view.times}
                 series={view.errs}
