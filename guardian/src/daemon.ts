@@ -26,11 +26,12 @@ import { BlindnessTracker } from './notify/blindness.ts';
 import type { Channel, Notifier } from './notify/types.ts';
 import { OutboxWorker } from './notify/worker.ts';
 import { formatDuration } from './rules/duration.ts';
-import { loadRulesFile, loadRulesFileOrThrow, type RulesProblem } from './rules/parse.ts';
-import { createGuardianMetrics, Metrics, recordCycleReport, type GuardianMetrics } from './http/metrics.ts';
+import { loadRulesFile, loadRulesFileOrThrow, type ParseRulesResult, type RulesProblem } from './rules/parse.ts';
+import { CyclePriority } from './http/admission.ts';
+import { createGuardianMetrics, recordCycleReport, type GuardianMetrics } from './http/metrics.ts';
 import { createExposureIngestRoute, EXPOSURES_PATH } from './http/ingest.ts';
 import { createOfrepRoute, OFREP_CONFIGURATION_PATH, OFREP_EVALUATE_PATH } from './http/ofrep.ts';
-import { startHttpServer, type HealthState, type RunningHttpServer } from './http/server.ts';
+import { startHttpServer, type HealthState, type HttpMount, type RunningHttpServer } from './http/server.ts';
 import { initTelemetry, noTelemetry, type Telemetry } from './telemetry.ts';
 import type { RulesConfig } from './rules/schema.ts';
 import { createBuiltinSource } from './sources/builtin.ts';
@@ -129,6 +130,11 @@ export interface DaemonOptions {
   readonly watchRules?: boolean;
   /** Outbox poll period (default 2 s). */
   readonly outboxIntervalMs?: number;
+  /**
+   * Embedded database: own the data folder and serve it to the CLI and other local processes on
+   * a socket (store/embedded.ts). `startDaemon` defaults it to true; `check` leaves it off.
+   */
+  readonly serveEmbedded?: boolean;
 }
 
 /** What the rules file gives, swapped as a whole on every successful reload. */
@@ -207,7 +213,7 @@ export async function assemble(opts: DaemonOptions): Promise<GuardianParts> {
   const fetchFn = opts.fetch ?? globalThis.fetch;
   const sourceDeps: SourceDeps = { fetch: fetchFn, now, sleep: (ms) => new Promise((r) => setTimeout(r, ms)), logger: logger.child({ part: 'source' }) };
 
-  const store: Store = opts.store ?? (await createStore(config));
+  const store: Store = opts.store ?? (await createStore(config, { serve: opts.serveEmbedded === true }));
   const build = (rules: RulesConfig): LiveRules => {
     if (rules.notify.slack?.webhook_url) secrets.add(rules.notify.slack.webhook_url);
     for (const s of [rules.sources.posthog?.api_key, rules.sources.sentry?.token]) if (s) secrets.add(s);
@@ -228,7 +234,7 @@ export async function assemble(opts: DaemonOptions): Promise<GuardianParts> {
 
   const outboxStore = outboxFor(store);
   const holder = opts.holder ?? `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
-  const metrics = createGuardianMetrics(new Metrics(), {
+  const metrics = createGuardianMetrics({
     backlog: async () => (await outboxStore.backlog()).map((b) => ({ channel: b.channel, status: b.status, count: b.count })),
   });
   const outbox = new OutboxWorker({
@@ -251,7 +257,10 @@ export async function assemble(opts: DaemonOptions): Promise<GuardianParts> {
 
   const rulesLog = logger.child({ part: 'rules', file: rulesPath });
   const reloadRules = async (): Promise<ReloadResult> => {
-    const result = await loadRulesFile(rulesPath, opts.env);
+    // loadRulesFile never throws; a throw here would be a bug, and a bug must not end the daemon.
+    const result = await loadRulesFile(rulesPath, opts.env).catch(
+      (err: unknown): ParseRulesResult => ({ ok: false, problems: [{ path: '(file)', message: `could not be loaded: ${(err as Error).message}` }] }),
+    );
     // Editors write a file in several steps (several watch events): the same rules change nothing.
     if (result.ok && JSON.stringify(result.rules) === live.key && lastReloadError === undefined) return { ok: true, changed: false, rules: live.rules };
     let problems: readonly RulesProblem[] | undefined = result.ok ? undefined : result.problems;
@@ -422,10 +431,12 @@ function watchRulesFile(path: string, onChange: () => void, log: Logger): FSWatc
  * const daemon = await startDaemon({ env: process.env, stdout: (t) => process.stdout.write(t) });
  */
 export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
-  const parts = await assemble(opts);
+  const parts = await assemble({ serveEmbedded: true, ...opts });
   const { logger, store, outbox, blindness, metrics, config } = parts;
   let lastCycleAt: Date | null = null;
   let http: RunningHttpServer;
+  // Cycles come first: exposure ingestion's writes wait while one runs (http/admission.ts).
+  const priority = new CyclePriority();
   const health = async (): Promise<HealthState> => ({
     database: await store.ping().then(
       () => ({ ok: true }),
@@ -441,10 +452,14 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   });
   try {
     const httpLogger = logger.child({ part: 'http' });
-    const ingest = createExposureIngestRoute({ store, ingestKey: config.ingestKey, logger: httpLogger, metrics, now: parts.now });
-    // The cache's clock is the real one: a test's frozen `now` must not freeze the flag definitions.
-    const ofrep = createOfrepRoute({ store, apiKey: config.ofrepKey, logger: httpLogger, metrics });
-    http = await startHttpServer({ port: config.port, host: config.host, health, metrics, logger: httpLogger, routes: [ingest, ofrep] });
+    // Everything served beside /healthz, /readyz and /metrics: one Hono sub-app per mount
+    // (add the admin API here: mountApp('/api/v1', createAdminApi({ … }))).
+    const mounts: HttpMount[] = [
+      createExposureIngestRoute({ store, ingestKey: config.ingestKey, logger: httpLogger, metrics, now: parts.now, priority }),
+      // The cache's clock is the real one: a test's frozen `now` must not freeze the flag definitions.
+      createOfrepRoute({ store, apiKey: config.ofrepKey, logger: httpLogger, metrics }),
+    ];
+    http = await startHttpServer({ port: config.port, host: config.host, health, metrics, logger: httpLogger, mounts });
   } catch (err) {
     await parts.close();
     const code = (err as NodeJS.ErrnoException).code;
@@ -456,7 +471,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   const runOnce = async (): Promise<CycleReport> => {
     const rules = parts.rules;
     const signal = AbortSignal.any([shutdown.signal, AbortSignal.timeout(Math.max(rules.interval * 3, 30_000))]);
-    const report = await runLeasedCycle({ ...cycleDeps(parts), signal, holder: parts.holder, leaseTtlMs: rules.interval });
+    const report = await priority.during(() => runLeasedCycle({ ...cycleDeps(parts), signal, holder: parts.holder, leaseTtlMs: rules.interval }));
     recordCycleReport(metrics, report);
     lastCycleAt = parts.now();
     if (report.ran) {
@@ -493,8 +508,10 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     }
     return result;
   };
-  const watcher = opts.watchRules === false ? undefined : watchRulesFile(config.rulesFile, () => void reloadRules(), logger);
-  const onHup = () => void reloadRules();
+  // A watched edit or SIGHUP never ends the daemon: whatever a reload throws is logged, the last good rules keep running.
+  const reloadSafely = () => void reloadRules().catch((err: unknown) => logger.error({ err }, 'rules reload failed; keeping the last good rules'));
+  const watcher = opts.watchRules === false ? undefined : watchRulesFile(config.rulesFile, reloadSafely, logger);
+  const onHup = reloadSafely;
   process.on('SIGHUP', onHup);
 
   outbox.start();

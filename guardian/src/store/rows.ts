@@ -3,6 +3,7 @@
  * to the store's types, and database errors to GuardianError codes. Shared by both backends.
  */
 import { GuardianError } from '../errors.ts';
+import { MAX_USER_ID_LENGTH } from './limits.ts';
 import type { EventKind, Flag, FlagPatch, FlagState, GuardState, RollbackAction, RollbackEvent, RuleState } from './types.ts';
 
 type Row = Record<string, unknown>;
@@ -118,6 +119,10 @@ export function storeError(err: unknown, what: string): GuardianError {
   const message = raw.replace(/^(guardian_rollback|restore_flag|guardian_set_flag|guardian_try_lease|guardian_enqueue_notifications): /, '');
   if (code === 'P0002') return new GuardianError('NOT_FOUND', message, { cause: err });
   if (code === '55000' || code === '23505' || code === '40001' || code === '40P01') return new GuardianError('STORE_CONFLICT', `${what}: ${message}`, { cause: err });
+  const constraint = (err as { constraint?: unknown }).constraint;
+  if (code === '23514' && (constraint === 'flag_targets_user_id_not_empty' || message.includes('flag_targets_user_id_not_empty'))) {
+    return new GuardianError('BAD_ARGUMENT', `${what}: a target user id must be 1 to ${MAX_USER_ID_LENGTH} characters`, { cause: err });
+  }
   if (code === '22023' || code === '23514' || code === '22P02' || code === '23503' || code === '22003') {
     return new GuardianError('BAD_ARGUMENT', `${what}: ${message}`, { cause: err });
   }

@@ -149,6 +149,12 @@ export class SqlStore implements Store {
     return toEvent(rows[0] ?? {});
   }
 
+  async previousStage(flag: string, current: number, stages?: readonly number[]): Promise<number | undefined> {
+    const rows = await this.#q(`previous stage of flag "${flag}"`, 'select public.guardian_previous_stage($1, $2, $3::integer[]) as stage', [flag, current, stages ? [...stages] : null]);
+    const stage = rows[0]?.['stage'];
+    return stage === null || stage === undefined ? undefined : Number(stage);
+  }
+
   async restore(req: RestoreRequest): Promise<RollbackEvent> {
     const rows = await this.#q(
       `restore of "${req.target}"`,

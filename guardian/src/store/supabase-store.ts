@@ -202,6 +202,14 @@ export class SupabaseStore implements Store {
     return this.setFlag(flag, { lock: false }, actor);
   }
 
+  async previousStage(flag: string, current: number, stages?: readonly number[]): Promise<number | undefined> {
+    const data = await this.#run<unknown>(
+      `previous stage of flag "${flag}"`,
+      this.#client.rpc('guardian_previous_stage', { p_flag: flag, p_current: current, p_stages: stages ? [...stages] : null }),
+    );
+    return data === null || data === undefined ? undefined : Number(data);
+  }
+
   async rollback(req: RollbackRequest): Promise<RollbackEvent> {
     return toEvent(
       await this.#rpcRow(`rollback of flag "${req.flag}"`, 'guardian_rollback', {

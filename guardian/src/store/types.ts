@@ -274,6 +274,12 @@ export interface Store {
   unlock(flag: string, actor: string): Promise<Flag>;
   /** The atomic, idempotent rollback (`guardian_rollback`). */
   rollback(req: RollbackRequest): Promise<RollbackEvent>;
+  /**
+   * The stage `step_back` would move the flag to (`guardian_previous_stage`): the highest of
+   * `stages` below `current`, else of the flag's own history; undefined when there is none (a
+   * step back would then disable the flag).
+   */
+  previousStage(flag: string, current: number, stages?: readonly number[]): Promise<number | undefined>;
   /** Puts a flag back as before its latest (or the given) rollback (`restore_flag`). */
   restore(req: RestoreRequest): Promise<RollbackEvent>;
   listEvents(query?: EventQuery): Promise<RollbackEvent[]>;
