@@ -2,7 +2,8 @@
 # node itself, never npm, as PID 1, so SIGTERM reaches the guardian directly:
 #   node guardian/bin/guardian.ts start
 # With no DATABASE_URL / SUPABASE_URL it uses the embedded database in /app/.data (a volume).
-# Node 22.18+ runs the TypeScript sources directly (type stripping), so there is no build step.
+# Node 22.18+ runs the TypeScript sources directly (type stripping), so the guardian has no build
+# step; the dashboard (/admin) is built by Vite in its own stage and only its dist/ is copied.
 
 # 1. Production dependencies only (the `node` dev dependency, test tools and peers stay out).
 FROM node:22.23.3-bookworm-slim AS deps
@@ -10,9 +11,20 @@ WORKDIR /app
 COPY package.json package-lock.json .npmrc ./
 COPY sdk/package.json sdk/package.json
 COPY guardian/package.json guardian/package.json
-RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
+COPY dashboard/package.json dashboard/package.json
+# --ignore-scripts: the root `prepare` builds the dashboard, which needs the dev dependencies (stage 2).
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
 
-# 2. Runtime: sources, migrations, rules; non-root.
+# 2. The dashboard's static files (Vite is a dev dependency, so it is built here and left behind).
+FROM node:22.23.3-bookworm-slim AS dashboard
+WORKDIR /app
+COPY package.json package-lock.json .npmrc ./
+COPY sdk ./sdk
+COPY guardian/package.json guardian/package.json
+COPY dashboard ./dashboard
+RUN npm ci --ignore-scripts --no-audit --no-fund && npm run build -w dashboard
+
+# 3. Runtime: sources, migrations, rules; non-root.
 FROM node:22.23.3-bookworm-slim
 ENV NODE_ENV=production \
     GUARDIAN_DATA_DIR=/app/.data \
@@ -24,6 +36,7 @@ COPY --from=deps /app/node_modules ./node_modules
 COPY package.json package-lock.json ./
 COPY sdk ./sdk
 COPY guardian ./guardian
+COPY --from=dashboard /app/dashboard/dist ./dashboard/dist
 COPY supabase/migrations ./supabase/migrations
 COPY supabase/seed.sql supabase/test-shim.sql ./supabase/
 COPY rules ./rules

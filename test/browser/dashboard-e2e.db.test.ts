@@ -30,7 +30,7 @@ function supabaseToken(email: string, role: string): string {
 // The admin API arrives with issue 11; until it is in this tree there is nothing to drive.
 const hasAdminApi = existsSync(new URL('../../guardian/src/api/app.ts', import.meta.url));
 
-describe.skipIf(!hasAdminApi)('dashboard end to end (real guardian, real PostgreSQL, headless Chromium)', () => {
+describe.skipIf(!hasAdminApi)('dashboard end to end (real guardian, real PostgreSQL, headless Chromium)', { timeout: 120_000 }, () => {
   let db: TestDatabase;
   let dir: string;
   let daemon: Daemon | undefined;

@@ -45,7 +45,8 @@ afterAll(async () => {
   await server?.close();
 });
 
-describe('dashboard pages (API twin)', () => {
+// Generous ceilings: each scenario drives real pages and waits on conditions, never on the clock.
+describe('dashboard pages (API twin)', { timeout: 120_000 }, () => {
   test('sign in with the token: the seven core flags, search, axe, 360 and 1440 px', () => flows.seesCoreFlags(browser, backend));
   test('ai_beta_users 50 → 10 by keyboard: stored, and the SDK in another page gets it within 1 s', async () => {
     const ms = await flows.movesBetaTo10(browser, backend);
@@ -92,7 +93,7 @@ describe('dashboard pages (API twin)', () => {
   });
 });
 
-describe('hostile values (API twin)', () => {
+describe('hostile values (API twin)', { timeout: 120_000 }, () => {
   let hostileServer: { url: string; close(): Promise<void> };
   beforeAll(async () => {
     const hostile = new AdminApiTwin({ tokens: { [ADMIN]: { actor: flows.HOSTILE, role: 'admin', via: 'admin_token' } }, hostile: flows.HOSTILE });
