@@ -13,8 +13,9 @@ import { hostname } from 'node:os';
 import { basename, dirname, resolve } from 'node:path';
 
 import { configSecrets, loadConfig, type GuardianConfig } from './config.ts';
+import { confirmationFocus } from './cycle/confirm.ts';
 import { runLeasedCycle } from './cycle/leased.ts';
-import { runCycle } from './cycle/run.ts';
+import { channelsFromNotify, runCycle } from './cycle/run.ts';
 import { Scheduler } from './cycle/scheduler.ts';
 import type { CycleLogger, CycleReport } from './cycle/types.ts';
 import { GuardianError } from './errors.ts';
@@ -29,12 +30,13 @@ import { formatDuration } from './rules/duration.ts';
 import { loadRulesFile, loadRulesFileOrThrow, type ParseRulesResult, type RulesProblem } from './rules/parse.ts';
 import { CyclePriority } from './http/admission.ts';
 import { createGuardianMetrics, recordCycleReport, type GuardianMetrics } from './http/metrics.ts';
+import { startAdminApi, type AdminApiRunning } from './api/mount.ts';
 import { createExposureIngestRoute, EXPOSURES_PATH } from './http/ingest.ts';
 import { createOfrepRoute, OFREP_CONFIGURATION_PATH, OFREP_EVALUATE_PATH } from './http/ofrep.ts';
 import { mountApp, startHttpServer, type HealthState, type HttpMount, type RunningHttpServer } from './http/server.ts';
 import { createDashboardApp, DASHBOARD_PATH } from './http/dashboard.ts';
 import { initTelemetry, noTelemetry, type Telemetry } from './telemetry.ts';
-import type { RulesConfig } from './rules/schema.ts';
+import { DEFAULT_CONFIRM_AFTER_MS, type RulesConfig } from './rules/schema.ts';
 import { createBuiltinSource } from './sources/builtin.ts';
 import { createPosthogSource } from './sources/posthog.ts';
 import { createSentrySource } from './sources/sentry.ts';
@@ -330,6 +332,16 @@ export async function assemble(opts: DaemonOptions): Promise<GuardianParts> {
 }
 
 /** The lines `guardian start` prints first: what it watches and where. */
+/** How the admin API is reached, for the banner. */
+function adminAuthWords(config: GuardianConfig): string {
+  const ways = [
+    ...(config.adminToken !== undefined ? ['GUARDIAN_ADMIN_TOKEN'] : []),
+    ...(config.jwtSecret !== undefined || config.supabase !== undefined ? ['Supabase Auth tokens'] : []),
+  ];
+  const stream = config.store === 'supabase' ? '; the change stream has no feed on Supabase (clients use Realtime)' : '';
+  return `${ways.length ? `sign in with ${ways.join(' or ')}` : 'closed: set GUARDIAN_ADMIN_TOKEN or SUPABASE_JWT_SECRET to use it'}${stream}`;
+}
+
 export async function banner(parts: GuardianParts, http?: RunningHttpServer): Promise<string> {
   const { config, rules, store } = parts;
   const flags = await store.listFlags();
@@ -344,6 +356,7 @@ export async function banner(parts: GuardianParts, http?: RunningHttpServer): Pr
     ...(http && config.ofrepKey !== undefined
       ? [`  ofrep:   OpenFeature remote evaluation at POST ${http.url}${OFREP_EVALUATE_PATH}/{key} and ${OFREP_EVALUATE_PATH} (bulk), GET ${http.url}${OFREP_CONFIGURATION_PATH} (key: GUARDIAN_OFREP_KEY)`]
       : []),
+    ...(http ? [`  api:     ${http.url}/api/v1 (OpenAPI at /api/v1/openapi.json, changes at /api/v1/stream); ${adminAuthWords(config)}`] : []),
     ...(http
       ? [`  admin:   dashboard at ${http.url}${DASHBOARD_PATH}/ (sign in with GUARDIAN_ADMIN_TOKEN${config.supabaseAuth ? ' or a Supabase Auth account' : config.adminToken === undefined ? ', which is not set' : ''})`]
       : []),
@@ -438,7 +451,10 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   const parts = await assemble({ serveEmbedded: true, ...opts });
   const { logger, store, outbox, blindness, metrics, config } = parts;
   let lastCycleAt: Date | null = null;
+  let lastCycle: { at: Date; durationMs: number; ok: boolean } | null = null;
+  let rulesLoadedAt: Date = parts.now();
   let http: RunningHttpServer;
+  let admin: AdminApiRunning | undefined;
   // Cycles come first: exposure ingestion's writes wait while one runs (http/admission.ts).
   const priority = new CyclePriority();
   const health = async (): Promise<HealthState> => ({
@@ -456,9 +472,26 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   });
   try {
     const httpLogger = logger.child({ part: 'http' });
-    // Everything served beside /healthz, /readyz and /metrics: one Hono sub-app per mount
-    // (add the admin API here: mountApp('/api/v1', createAdminApi({ … }))).
+    // The admin API (/api/v1, its change stream) reads the daemon's state through this snapshot.
+    admin = await startAdminApi({
+      config,
+      store,
+      logger: logger.child({ part: 'api' }),
+      status: () => ({
+        lastCycle,
+        intervalMs: parts.rules.interval,
+        dryRun: config.dryRun || parts.rules.dry_run,
+        sources: parts.sourceStatus,
+        rulesFile: config.rulesFile,
+        rules: parts.rules.rules,
+        rulesLoadedAt,
+        lastReloadError: parts.lastReloadError === undefined ? null : describeProblems(parts.lastReloadError),
+        channels: channelsFromNotify(parts.rules.notify),
+      }),
+    });
+    // Everything served beside /healthz, /readyz and /metrics: one Hono sub-app per mount.
     const mounts: HttpMount[] = [
+      ...admin.mounts,
       createExposureIngestRoute({ store, ingestKey: config.ingestKey, logger: httpLogger, metrics, now: parts.now, priority }),
       // The cache's clock is the real one: a test's frozen `now` must not freeze the flag definitions.
       createOfrepRoute({ store, apiKey: config.ofrepKey, logger: httpLogger, metrics }),
@@ -467,6 +500,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     ];
     http = await startHttpServer({ port: config.port, host: config.host, health, metrics, logger: httpLogger, mounts });
   } catch (err) {
+    await admin?.close();
     await parts.close();
     const code = (err as NodeJS.ErrnoException).code;
     throw new GuardianError('CONFIG_INVALID', `cannot listen on ${config.host}:${config.port}${code ? ` (${code})` : ''}: set PORT to a free port (0 picks one)`, { cause: err });
@@ -474,12 +508,16 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   opts.stdout(await banner(parts, http));
 
   const shutdown = new AbortController();
-  const runOnce = async (): Promise<CycleReport> => {
+  const runOnce = async (focus?: ReadonlyMap<string, ReadonlySet<string>>): Promise<CycleReport> => {
     const rules = parts.rules;
     const signal = AbortSignal.any([shutdown.signal, AbortSignal.timeout(Math.max(rules.interval * 3, 30_000))]);
-    const report = await priority.during(() => runLeasedCycle({ ...cycleDeps(parts), signal, holder: parts.holder, leaseTtlMs: rules.interval }));
+    const report = await priority.during(() =>
+      runLeasedCycle({ ...cycleDeps(parts), signal, holder: parts.holder, leaseTtlMs: rules.interval, ...(focus ? { focus } : {}) }),
+    );
+    scheduleConfirmation(report);
     recordCycleReport(metrics, report);
     lastCycleAt = parts.now();
+    if (report.ran) lastCycle = { at: lastCycleAt, durationMs: report.durationMs, ok: report.errors.length === 0 };
     if (report.ran) {
       await blindness.observe(report.sourceReports);
       const acted = report.results.filter((r) => r.action === 'acted' || r.action === 'dry_run').length;
@@ -500,11 +538,22 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
       },
     });
   let scheduler = makeScheduler(parts.rules.interval);
+  /** A first breaching poll is confirmed `confirm_after` later, not a whole interval later (confirm.ts). */
+  function scheduleConfirmation(report: CycleReport): void {
+    const focus = confirmationFocus(report);
+    const delay = parts.rules.confirm_after ?? DEFAULT_CONFIRM_AFTER_MS;
+    if (focus === undefined || delay >= parts.rules.interval || stopping !== undefined) return;
+    logger.info({ delayMs: delay, flags: [...focus].map(([source, flags]) => `${source}:${[...flags].join(',')}`) }, 'cycle: condition met once; confirming soon');
+    scheduler.soon(delay, async () => {
+      await runOnce(focus);
+    });
+  }
   let stopping: Promise<void> | undefined;
 
   const reloadRules = async (): Promise<ReloadResult> => {
     const before = parts.rules.interval;
     const result = await parts.reloadRules();
+    if (result.ok && result.changed) rulesLoadedAt = parts.now();
     if (result.ok && result.changed && result.rules.interval !== before && stopping === undefined) {
       logger.info({ from: before, to: result.rules.interval }, 'rules: interval changed; rescheduling');
       const old = scheduler;
@@ -531,6 +580,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
       process.off('SIGHUP', onHup);
       await scheduler.stop();
       await outbox.stop();
+      await admin?.close();
       await http.close().catch(() => {});
       await store.releaseLease('cycle', parts.holder).catch(() => {});
       await parts.close();

@@ -264,6 +264,7 @@ function parseRulesText(yamlText: string, env: RulesEnv): ParseRulesResult {
     sources: file.sources ?? {},
     interval: file.interval,
     blindness_after: file.blindness_after,
+    confirm_after: file.confirm_after,
     dry_run: file.dry_run,
     rules,
   };

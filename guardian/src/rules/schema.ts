@@ -165,6 +165,8 @@ const ruleFieldShape = {
 
 /** Built-in values for rule fields set neither on the rule nor in `defaults`. */
 export const BUILTIN_RULE_DEFAULTS = { window: '1h', min_users: 100, min_samples: 500, consecutive: 2, dry_run: false } as const;
+/** The confirmation poll's delay when the configuration sets none (the rules file's default `confirm_after`). */
+export const DEFAULT_CONFIRM_AFTER_MS = 20_000;
 /** Stages used by `step_back` rules that set none. */
 export const DEFAULT_STAGES: readonly number[] = [10, 50, 100];
 
@@ -259,7 +261,14 @@ export const RulesFileSchema = z
     defaults: RuleDefaultsSchema.optional(),
     notify: NotifySchema.optional(),
     sources: SourcesSchema.optional(),
-    interval: boundedDuration(DURATION_BOUNDS.interval.min, DURATION_BOUNDS.interval.max).prefault('1m').meta({ description: 'Poll interval (default 1m), between 1s and 1h.' }),
+    interval: boundedDuration(DURATION_BOUNDS.interval.min, DURATION_BOUNDS.interval.max).prefault('30s').meta({
+      description:
+        'Poll interval (default 30s: with the 20s confirmation, a clear regression is rolled back within about 50 s of the first poll that can see it; see bench/rollback-time.bench.ts), between 1s and 1h.',
+    }),
+    confirm_after: DurationSchema.prefault('20s').meta({
+      description:
+        'After a poll where a rule\'s condition holds but fewer than `consecutive` polls in a row did, that flag is polled again this long after (default 20s) instead of a whole interval later. At or above the interval: no extra poll, the next one confirms.',
+    }),
     blindness_after: boundedDuration(DURATION_BOUNDS.blindness_after.min, DURATION_BOUNDS.blindness_after.max)
       .prefault('10m')
       .meta({ description: 'Raise a blindness alert after this long without data for a watched flag (default 10m), between 1s and 7d, and at least the interval.' }),
@@ -293,6 +302,8 @@ export const RulesConfigSchema = z.strictObject({
   interval: z.number(),
   /** Blindness alert delay in ms. */
   blindness_after: z.number(),
+  /** Delay of the confirmation poll after a first breaching poll, in ms (absent: {@link DEFAULT_CONFIRM_AFTER_MS}). */
+  confirm_after: z.number().optional(),
   dry_run: z.boolean(),
   rules: z.array(RuleSchema),
 });
