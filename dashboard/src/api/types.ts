@@ -19,7 +19,8 @@ export interface Counts {
 
 export interface Verdict {
   readonly ruleId: string;
-  readonly source: string;
+  /** null when the rule is no longer in the rules file. */
+  readonly source: string | null;
   readonly verdict: string;
   readonly at: string;
   readonly summary: string;
@@ -119,13 +120,13 @@ export interface Usage {
   readonly series: readonly UsagePoint[];
   readonly judged: readonly { readonly t: string; readonly ruleId: string; readonly source: string; readonly treatment: Counts; readonly control: Counts | null }[];
   readonly thresholds: readonly { readonly ruleId: string; readonly kind: 'absolute' | 'relative' | string; readonly value: number }[];
-  readonly changes: readonly { readonly at: string; readonly kind: string; readonly enabled: boolean; readonly rolloutPercentage: number; readonly actor: string | null }[];
+  readonly changes: readonly { readonly at: string; readonly kind: string; readonly enabled: boolean | null; readonly rolloutPercentage: number | null; readonly actor: string | null; readonly eventId?: string | null }[];
 }
 
 export interface AuditChange {
   readonly id: string;
   readonly flag: string;
-  readonly op: 'INSERT' | 'UPDATE' | 'DELETE';
+  readonly op: 'INSERT' | 'UPDATE' | 'DELETE' | 'TARGET_ADD' | 'TARGET_REMOVE';
   readonly actor: string | null;
   readonly at: string;
   readonly fields: readonly string[];

@@ -27,6 +27,9 @@ export function OnOffBadge(props: { enabled: boolean; percentage: number }): Rea
 
 const VERDICT: Record<string, { icon: string; label: string; cls: string }> = {
   ok: { icon: '✓', label: 'OK', cls: 'ok' },
+  healthy: { icon: '✓', label: 'Healthy', cls: 'ok' },
+  insufficient_data: { icon: '…', label: 'Too few users', cls: 'neutral' },
+  none: { icon: '–', label: 'Not judged yet', cls: 'neutral' },
   breach: { icon: '✕', label: 'Breach', cls: 'bad' },
   no_data: { icon: '∅', label: 'No data', cls: 'neutral' },
   insufficient: { icon: '…', label: 'Too few users', cls: 'neutral' },
@@ -42,7 +45,7 @@ export function verdictWords(v: string): { icon: string; label: string; cls: str
 export function VerdictBadge(props: { verdict: Verdict; detail?: boolean }): ReactNode {
   const v = props.verdict;
   const w = verdictWords(v.verdict);
-  const title = `${v.ruleId} (${v.source}): ${w.label}. ${v.summary}${v.treatment ? ` Flag on: ${counts(v.treatment)}.` : ''}${v.control ? ` Flag off: ${counts(v.control)}.` : ''}${v.threshold !== null ? ` Threshold ${pct(v.threshold)}.` : ''}`;
+  const title = `${v.ruleId}${v.source ? ` (${v.source})` : ' (no longer in the rules file)'}: ${w.label}. ${v.summary}${v.treatment ? ` Flag on: ${counts(v.treatment)}.` : ''}${v.control ? ` Flag off: ${counts(v.control)}.` : ''}${v.threshold !== null && v.threshold !== undefined ? ` Threshold ${pct(v.threshold)}.` : ''}`;
   return (
     <span className={`badge verdict ${w.cls}`} title={title}>
       <span aria-hidden="true">{w.icon}</span> <span className="verdict-rule">{v.ruleId}</span>: {w.label}

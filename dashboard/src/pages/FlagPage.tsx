@@ -296,7 +296,7 @@ function RulesCard(props: { flag: Flag }): ReactNode {
         <ul className="plain rule-list">
           {v.map((r) => (
             <li key={`${r.ruleId}:${r.source}`}>
-              <VerdictBadge verdict={r} /> <span className="muted small">{r.source} · {ago(r.at)}</span>
+              <VerdictBadge verdict={r} /> <span className="muted small">{r.source ?? "rule no longer in the rules file"} · {ago(r.at)}</span>
               <p className="small">{r.summary}</p>
               <dl className="facts small">
                 <dt>Flag on</dt>

@@ -16,8 +16,46 @@ function show(v: unknown): string {
 
 const IGNORED = new Set(['version', 'updated_at', 'updated_by']);
 
+function targetId(v: Readonly<Record<string, unknown>> | null): string {
+  const id = v?.['user_id'];
+  return typeof id === 'string' ? id : '?';
+}
+
+/** Consecutive target additions (or removals) by one person at one time are one row. */
+export interface AuditRow {
+  readonly key: string;
+  readonly at: string;
+  readonly actor: string | null;
+  readonly what: string[];
+}
+
+export function auditRows(changes: readonly AuditChange[]): AuditRow[] {
+  const rows: (AuditRow & { op: string; ids: string[] })[] = [];
+  for (const c of changes) {
+    if (c.op === 'TARGET_ADD' || c.op === 'TARGET_REMOVE') {
+      const id = targetId(c.op === 'TARGET_ADD' ? c.new : c.old);
+      const last = rows.at(-1);
+      if (last && last.op === c.op && last.actor === c.actor && last.at.slice(0, 19) === c.at.slice(0, 19)) {
+        last.ids.push(id);
+        continue;
+      }
+      rows.push({ key: c.id, at: c.at, actor: c.actor, op: c.op, ids: [id], what: [] });
+      continue;
+    }
+    rows.push({ key: c.id, at: c.at, actor: c.actor, op: c.op, ids: [], what: describeChange(c) });
+  }
+  return rows.map((r) => {
+    if (r.op !== 'TARGET_ADD' && r.op !== 'TARGET_REMOVE') return r;
+    const verb = r.op === 'TARGET_ADD' ? 'added' : 'removed';
+    const shown = r.ids.slice(0, 3).join(', ');
+    return { ...r, what: [r.ids.length === 1 ? `target ${verb}: ${shown}` : `${r.ids.length.toLocaleString('en-US')} targets ${verb}: ${shown}${r.ids.length > 3 ? ', …' : ''}`] };
+  });
+}
+
 export function describeChange(c: AuditChange): string[] {
   if (c.op === 'INSERT') return ['created'];
+  if (c.op === 'TARGET_ADD') return [`target added: ${targetId(c.new)}`];
+  if (c.op === 'TARGET_REMOVE') return [`target removed: ${targetId(c.old)}`];
   if (c.op === 'DELETE') return ['deleted'];
   const fields = c.fields.filter((f) => !IGNORED.has(f));
   if (fields.length === 0) return c.fields.includes('version') ? ['targets changed'] : ['touched'];
@@ -62,13 +100,13 @@ export function AuditPanel(props: { flag: Flag; revision: number }): ReactNode {
             </tr>
           </thead>
           <tbody>
-            {changes.map((c) => (
-              <tr key={c.id}>
+            {auditRows(changes).map((c) => (
+              <tr key={c.key}>
                 <td data-label="When">{when(c.at)}</td>
                 <td data-label="Who">{c.actor ?? 'unknown'}</td>
                 <td data-label="What">
                   <ul className="plain">
-                    {describeChange(c).map((d) => (
+                    {c.what.map((d) => (
                       <li key={d}>{d}</li>
                     ))}
                   </ul>

@@ -23,7 +23,7 @@ type Range = keyof typeof RANGES;
 const MARK_COLOR: Record<string, string> = { auto_rollback: '#b91c1c', manual_rollback: '#b91c1c', restore: '#15803d', promote: '#7c3aed', change: '#374151' };
 
 function changeLabel(c: Usage['changes'][number]): string {
-  if (c.kind === 'change' || c.kind === 'promote') return c.enabled ? `${c.rolloutPercentage}%` : 'off';
+  if (c.kind === 'change' || c.kind === 'promote') return c.enabled === false ? 'off' : c.rolloutPercentage !== null ? `${c.rolloutPercentage}%` : 'change';
   return KIND_WORDS[c.kind]?.split(' ')[0] ?? c.kind;
 }
 
@@ -129,7 +129,8 @@ export function UsagePanel(props: { flag: Flag; revision: number }): ReactNode {
               {usage.changes.map((c) => (
                 <li key={`${c.at}:${c.kind}`}>
                   <span className="mark" style={{ borderColor: MARK_COLOR[c.kind] ?? '#374151' }} aria-hidden="true" />
-                  {when(c.at)} · <strong>{KIND_WORDS[c.kind] ?? c.kind}</strong> → {c.enabled ? `on at ${c.rolloutPercentage}%` : 'off'}
+                  {when(c.at)} · <strong>{KIND_WORDS[c.kind] ?? c.kind}</strong>
+                  {c.enabled === null ? '' : c.enabled ? ` → on at ${c.rolloutPercentage ?? '?'}%` : ' → off'}
                   {c.actor ? ` by ${c.actor}` : ''}
                 </li>
               ))}
