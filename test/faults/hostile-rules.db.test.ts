@@ -111,7 +111,7 @@ describe('fault suite: hostile rules files', () => {
       for (const f of sample) {
         const before = await reloads('error');
         writeFileSync(rulesFile, f.text);
-        await waitFor(async () => c.exitCode !== null || (await reloads('error')) > before, 15_000, `the reload of "${f.name}" to be refused`);
+        await waitFor(async () => c.exitCode !== null || (await reloads("error")) > before, 30_000, `the reload of "${f.name}" to be refused`);
         expect(c.exitCode, `the guardian exited after "${f.name}": ${stderr.slice(-2000)}`).toBeNull();
         const ready = await fetch(`${base}/readyz`);
         expect(ready.status).toBe(200);

@@ -79,7 +79,7 @@ function startGuardian(rulesFile: string): { child: ChildProcess; banner: Promis
   let err = '';
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-  const banner = waitFor(() => out.includes('http:') || child.exitCode !== null, 30_000, 'the guardian banner');
+  const banner = waitFor(() => out.includes('http:') || child.exitCode !== null, 60_000, 'the guardian banner');
   return { child, banner, stderr: () => err };
 }
 
