@@ -10,6 +10,8 @@ import { spawn } from 'node:child_process';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createInterface } from 'node:readline';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 
 if (process.argv.includes('--serve')) {
   // ---- the provider doubles (child process) ---------------------------------------------------
@@ -61,6 +63,9 @@ if (process.argv.includes('--serve')) {
 }
 
 async function main(): Promise<void> {
+  // A full collection on demand, to tell a leak (live heap growing) from memory V8 keeps (RSS).
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
   const { runCycle } = await import('../guardian/src/cycle/run.ts');
   const { buildSources } = await import('../guardian/src/daemon.ts');
   const { parseRules, loadRulesFile } = await import('../guardian/src/rules/parse.ts');
@@ -109,6 +114,7 @@ async function main(): Promise<void> {
         const walls: number[] = [];
         const cpus: number[] = [];
         const rss: number[] = [];
+        const heap: number[] = [];
         const phReq: number[] = [];
         const phBytes: number[] = [];
         const seReq: number[] = [];
@@ -116,7 +122,7 @@ async function main(): Promise<void> {
         const sentryPerCycle: number[] = [];
         let missed = 0;
         await fetch(`${base}/stats`); // reset
-        globalThis.gc?.();
+        gc();
         for (let k = 1; k <= runs; k++) {
           const cpu0 = process.cpuUsage();
           const t0 = performance.now();
@@ -125,6 +131,9 @@ async function main(): Promise<void> {
           const cpu = process.cpuUsage(cpu0);
           cpus.push((cpu.user + cpu.system) / 1000);
           rss.push(process.memoryUsage().rss / 2 ** 20);
+          // Live heap after a full collection (outside the CPU measured above): flat means no leak, whatever RSS keeps.
+          gc();
+          heap.push(process.memoryUsage().heapUsed / 2 ** 20);
           const stats = (await (await fetch(`${base}/stats`)).json()) as Record<'posthog' | 'sentry', { requests: number; bytes: number; maxBytes: number }>;
           phReq.push(stats.posthog.requests);
           phBytes.push(stats.posthog.maxBytes / 1024);
@@ -154,7 +163,7 @@ async function main(): Promise<void> {
         const f0 = (x: number) => x.toFixed(0);
         console.log(
           `${String(n).padEnd(8)} ${String(runs).padEnd(7)} ${`${f0(med(walls))} / ${f0(Math.max(...walls))}`.padEnd(25)} ${`${f0(med(cpus))} / ${f0(Math.max(...cpus))}`.padEnd(24)} ` +
-            `${`${f0(rss[0]!)}→${f0(rss.at(-1)!)}, ${f0(Math.max(...rss))}`.padEnd(26)} ${`${med(phReq)}, ${med(phBytes).toFixed(1)}`.padEnd(28)} ${String(med(seReq)).padEnd(18)} ${`${oldest('posthog')} / ${oldest('sentry')}`.padEnd(34)} ${missed}`,
+            `${`${f0(rss[0]!)}→${f0(rss.at(-1)!)}, ${f0(Math.max(...rss))}${heap.length > 0 ? ` (heap ${f0(heap[0]!)}→${f0(heap.at(-1)!)})` : ''}`.padEnd(26)} ${`${med(phReq)}, ${med(phBytes).toFixed(1)}`.padEnd(28)} ${String(med(seReq)).padEnd(18)} ${`${oldest('posthog')} / ${oldest('sentry')}`.padEnd(34)} ${missed}`,
         );
       } finally {
         await db.drop();
