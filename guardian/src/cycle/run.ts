@@ -9,6 +9,7 @@ import { isGuardianError } from '../errors.ts';
 import type { Rule, RulesConfig } from '../rules/schema.ts';
 import { DEFAULT_STAGES } from '../rules/schema.ts';
 import type { FlagObservation, FlagQuery, MetricSource, SourceReport } from '../sources/types.ts';
+import { checkAgainstPrevious, checkObservation, type PreviousCounts } from '../sources/validate.ts';
 import type { Channel, Flag, Observation, RuleState } from '../store/types.ts';
 import type { CycleDeps, CycleReport, RuleFlagResult, SourceSummary } from './types.ts';
 
@@ -17,15 +18,20 @@ const DEFAULT_RETENTION_MS = 7 * 86_400_000;
 
 /**
  * The channels a rules file's `notify` section configures (a Slack webhook URL that is set, an
- * email recipient list).
+ * email recipient that is not empty). With the environment's settings (`env`), email counts only
+ * when it can be delivered: a recipient, a sender (`notify.email.from` or EMAIL_FROM) and
+ * SMTP_URL all set, as the notifier factory requires, so no outbox row is written for a channel
+ * nobody will ever send.
  *
  * @example
  * channelsFromNotify(rules.notify); // ['slack', 'email']
+ * channelsFromNotify(rules.notify, { smtpUrl: undefined, emailFrom: undefined }); // ['slack']
  */
-export function channelsFromNotify(notify: RulesConfig['notify']): Channel[] {
+export function channelsFromNotify(notify: RulesConfig['notify'], env?: { readonly smtpUrl?: string | undefined; readonly emailFrom?: string | undefined }): Channel[] {
   const out: Channel[] = [];
   if (notify.slack && notify.slack.webhook_url !== '') out.push('slack');
-  if (notify.email && notify.email.to.length > 0) out.push('email');
+  const email = notify.email;
+  if (email && email.to.some((a) => a !== '') && (env === undefined || (env.smtpUrl !== undefined && (email.from ?? env.emailFrom) !== undefined))) out.push('email');
   return out;
 }
 
@@ -120,6 +126,20 @@ export async function runCycle(deps: CycleDeps): Promise<CycleReport> {
     }),
   );
 
+  // What decide needs of each flag's current stage (one query per source): every poll of the
+  // current segment and the last poll of each earlier one. Read before this poll is stored, so
+  // the poll can be checked against the last stored poll of its segment (sources/validate.ts).
+  const histories = new Map<string, Map<string, HistoryPoint[]>>();
+  for (const { sourceId, segments } of polls) {
+    const queries = [...segments.values()].map((s) => ({ flag: s.flag.name, stageStartedAt: s.flag.stageStartedAt, segmentSince: s.since }));
+    try {
+      histories.set(sourceId, await deps.store.observationHistory(sourceId, queries));
+    } catch (err) {
+      deps.logger.error({ err, source: sourceId }, 'cycle: could not read observation history');
+      histories.set(sourceId, new Map());
+    }
+  }
+
   const observations: Observation[] = [];
   const latestBySource = new Map<string, Map<string, FlagObservation>>();
   for (const { sourceId, segments, queries, report } of polls) {
@@ -127,7 +147,10 @@ export async function runCycle(deps: CycleDeps): Promise<CycleReport> {
     const latest = new Map<string, FlagObservation>();
     const noDataReasons: Record<string, string> = {};
     let ok = 0;
-    for (const obs of report.observations) {
+    for (const raw of report.observations) {
+      const segment = segments.get(raw.flag);
+      const obs = checkAgainstPrevious(checkObservation(raw), segment && lastOfSegment(histories.get(sourceId)?.get(raw.flag), segment.since));
+      if (obs !== raw && obs.status === 'no_data') deps.logger.warn({ source: sourceId, flag: obs.flag, reason: obs.reason }, `cycle: ${sourceId} answer for ${obs.flag} rejected: ${obs.detail ?? obs.reason}`);
       latest.set(obs.flag, obs);
       const flag = flagByName.get(obs.flag);
       if (obs.status === 'ok' && flag) {
@@ -136,7 +159,7 @@ export async function runCycle(deps: CycleDeps): Promise<CycleReport> {
           source: sourceId,
           flag: obs.flag,
           stageStartedAt: flag.stageStartedAt,
-          since: segments.get(obs.flag)?.since ?? flag.stageStartedAt,
+          since: segment?.since ?? flag.stageStartedAt,
           at,
           unit: obs.unit,
           treatment: obs.treatment,
@@ -165,28 +188,21 @@ export async function runCycle(deps: CycleDeps): Promise<CycleReport> {
     });
   }
   const record = deps.record !== false;
+  let stored = !record;
   try {
     if (record) await deps.store.appendObservations(observations);
+    stored = true;
   } catch (err) {
     const info = errorInfo(err);
     errors.push(info);
     deps.logger.error({ err, code: info.code }, 'cycle: could not store observations; judging on what is stored');
   }
 
-  // Read back what decide needs of each flag's current stage (one query per source): every poll
-  // of the current segment and the last poll of each earlier one, each tagged with its segment.
-  const histories = new Map<string, Map<string, HistoryPoint[]>>();
+  // This poll joins the history it was checked against (stored, or not recorded: a one-off look
+  // judges on the stored history plus what it sees now); each point is tagged with its segment.
   for (const { sourceId, segments } of polls) {
-    const queries = [...segments.values()].map((s) => ({ flag: s.flag.name, stageStartedAt: s.flag.stageStartedAt, segmentSince: s.since }));
-    let found: Map<string, HistoryPoint[]>;
-    try {
-      found = await deps.store.observationHistory(sourceId, queries);
-    } catch (err) {
-      deps.logger.error({ err, source: sourceId }, 'cycle: could not read observation history');
-      found = new Map();
-    }
-    if (!record) {
-      // Not stored: judge on the stored history plus this poll, in memory.
+    const found = histories.get(sourceId)!;
+    if (stored) {
       for (const o of observations) {
         if (o.source !== sourceId) continue;
         const point: HistoryPoint = { at: o.at, unit: o.unit, treatment: o.treatment, ...(o.control ? { control: o.control } : {}), ...(o.since ? { since: o.since } : {}) };
@@ -199,7 +215,6 @@ export async function runCycle(deps: CycleDeps): Promise<CycleReport> {
       const points = found.get(flag.name);
       if (points) found.set(flag.name, points.map((p) => ({ ...p, segment: segmentIndex(flag.stageStartedAt, window, p.since) })));
     }
-    histories.set(sourceId, found);
   }
 
   const segmentsBySource = new Map(polls.map((p) => [p.sourceId, p.segments]));
@@ -326,6 +341,16 @@ export function segmentStart(stageStartedAt: Date, window: number, at: Date): Da
   const age = at.getTime() - stageStartedAt.getTime();
   if (!(window > 0) || age <= 0) return stageStartedAt;
   return new Date(stageStartedAt.getTime() + Math.floor(age / window) * window);
+}
+
+/** The last stored poll of the segment that starts at `since` (undefined when there is none). */
+function lastOfSegment(points: readonly HistoryPoint[] | undefined, since: Date): PreviousCounts | undefined {
+  if (!points) return undefined;
+  for (let i = points.length - 1; i >= 0; i--) {
+    const p = points[i]!;
+    if (p.since !== undefined && p.since.getTime() === since.getTime()) return p;
+  }
+  return undefined;
 }
 
 /**

@@ -9,21 +9,26 @@
  *   merged into every rule, durations in milliseconds, every field present.
  */
 import { z } from 'zod';
-import { parseDuration } from './duration.ts';
+import { cutText } from '../errors.ts';
+import { formatDuration, parseDuration } from './duration.ts';
 
 /** Flag names, as in the database (`feature_flags.name`). */
 export const FLAG_NAME_PATTERN = /^[a-z][a-z0-9_]{1,63}$/;
 /** Rule ids: lower-case slugs. */
 export const RULE_ID_PATTERN = /^[a-z0-9][a-z0-9-]{0,63}$/;
 
+/** Longest shown value in a message: a 10 MB value is never echoed whole. */
+const SHOW_MAX = 80;
+
 function show(value: unknown): string {
-  if (typeof value === 'string') return JSON.stringify(value);
   if (value === undefined) return 'nothing';
+  let text: string;
   try {
-    return JSON.stringify(value) ?? String(value);
+    text = typeof value === 'string' ? JSON.stringify(value) : (JSON.stringify(value) ?? String(value));
   } catch {
-    return String(value);
+    text = String(value);
   }
+  return cutText(text, SHOW_MAX);
 }
 
 /** A number strictly between `lo` and `hi`. */
@@ -52,6 +57,22 @@ export const DurationSchema = z
     }
     return ms;
   });
+
+/**
+ * A duration between `min` and `max` (inclusive): what the guardian can actually run (a poll
+ * interval below 1 s cannot hold a lease; one above 1 h overflows the cycle's timers).
+ */
+function boundedDuration(min: number, max: number) {
+  const msg = (ms: number) => `must be between ${formatDuration(min)} and ${formatDuration(max)}, got ${formatDuration(ms)}`;
+  return DurationSchema.refine((ms) => ms >= min && ms <= max, { error: (iss) => msg(iss.input as number) });
+}
+
+/** Bounds of the rules file's durations (validate refuses what start cannot run). */
+export const DURATION_BOUNDS = {
+  interval: { min: 1_000, max: 3_600_000 },
+  window: { min: 60_000, max: 7 * 86_400_000 },
+  blindness_after: { min: 1_000, max: 7 * 86_400_000 },
+} as const;
 
 /** A flag name (`^[a-z][a-z0-9_]{1,63}$`). */
 export const FlagNameSchema = z
@@ -127,9 +148,9 @@ const ruleFieldShape = {
   source: SourceKindSchema.meta({ description: 'Where the counts come from: posthog, sentry or builtin.' }),
   condition: ConditionSchema.meta({ description: 'Exactly one of absolute or relative.' }),
   action: ActionSchema.meta({ description: 'What to do on a breach: disable, step_back (previous stage) or notify_only.' }),
-  window: DurationSchema.meta({
+  window: boundedDuration(DURATION_BOUNDS.window.min, DURATION_BOUNDS.window.max).meta({
     description:
-      'Segment length (default 1h): the most history a source is asked for at once. A stage longer than this is counted in segments of one window, which the test combines; the longest window of a flag\'s rules on one source sets its segments.',
+      'Segment length (default 1h): the most history a source is asked for at once. A stage longer than this is counted in segments of one window, which the test combines; the longest window of a flag\'s rules on one source sets its segments. Between 1m and 7d, and at least the interval.',
   }),
   min_users: count(1, 'flag-on users').meta({ description: 'Below this many flag-on users (sources that count users) the verdict is insufficient_data (default 100).' }),
   min_samples: count(1, 'flag-on events').meta({
@@ -218,8 +239,14 @@ export const SentrySourceConfigSchema = z.strictObject({
     .meta({ description: 'Sentry project ids to query (empty = all projects the token can see).' }),
   environment: z.string().min(1).optional(),
   token: z.string({ error: (iss) => `must be text (usually \${SENTRY_AUTH_TOKEN}), got ${show(iss.input)}` }).meta({ description: 'Auth token with org:read, usually ${SENTRY_AUTH_TOKEN}; empty = not configured.' }),
-  max_requests_per_cycle: count(2, 'requests').max(1000).default(40).meta({ description: 'Upper bound of HTTP requests per cycle; flags beyond it rotate to the next cycles (default 40).' }),
-  concurrency: count(1, 'requests at once').max(16).default(3).meta({ description: 'Requests in flight at once (default 3).' }),
+  max_requests_per_cycle: count(2, 'requests').max(1000).default(600).meta({ description: 'Upper bound of HTTP requests started per cycle (2 per flag); the flags polled longest ago go first, the rest rotate to the next cycles (default 600).' }),
+  concurrency: count(1, 'requests at once').max(15).default(3).meta({ description: 'Requests in flight at once (default 3; Sentry allows 15 per organization).' }),
+  max_requests_per_second: count(1, 'requests per second').max(30).default(10).meta({ description: 'Requests per second at most (default 10: a third of the 30/s Sentry allows per organization on /events/).' }),
+  unit: z
+    .enum(['users', 'events'], { error: (iss) => `must be users or events, got ${show(iss.input)}` })
+    .default('users')
+    .meta({ description: 'What is counted on both sides: users (default, count_unique(user); the SDK sets the user) or events (per-user capped; evidence says events).' }),
+  max_errors_per_user: count(1, 'error events per user').max(1000).default(10).meta({ description: 'unit events: at most this many error events count per erroring user (default 10).' }),
 });
 
 /** `sources`: provider settings. */
@@ -234,15 +261,17 @@ export const RulesFileSchema = z
     defaults: RuleDefaultsSchema.optional(),
     notify: NotifySchema.optional(),
     sources: SourcesSchema.optional(),
-    interval: DurationSchema.prefault('30s').meta({
+    interval: boundedDuration(DURATION_BOUNDS.interval.min, DURATION_BOUNDS.interval.max).prefault('30s').meta({
       description:
-        'Poll interval (default 30s: with the 20s confirmation, a clear regression is rolled back within about 50 s of the first poll that can see it; see bench/rollback-time.bench.ts).',
+        'Poll interval (default 30s: with the 20s confirmation, a clear regression is rolled back within about 50 s of the first poll that can see it; see bench/rollback-time.bench.ts), between 1s and 1h.',
     }),
     confirm_after: DurationSchema.prefault('20s').meta({
       description:
         'After a poll where a rule\'s condition holds but fewer than `consecutive` polls in a row did, that flag is polled again this long after (default 20s) instead of a whole interval later. At or above the interval: no extra poll, the next one confirms.',
     }),
-    blindness_after: DurationSchema.prefault('10m').meta({ description: 'Raise a blindness alert after this long without data for a watched flag (default 10m).' }),
+    blindness_after: boundedDuration(DURATION_BOUNDS.blindness_after.min, DURATION_BOUNDS.blindness_after.max)
+      .prefault('10m')
+      .meta({ description: 'Raise a blindness alert after this long without data for a watched flag (default 10m), between 1s and 7d, and at least the interval.' }),
     dry_run: z.boolean({ error: (iss) => `must be true or false, got ${show(iss.input)}` }).default(false).meta({ description: 'Global dry run: no rule changes anything.' }),
     rules: z.array(RuleInputSchema, { error: (iss) => `must be a list of rules, got ${show(iss.input)}` }).min(1, { error: 'must list at least one rule' }),
   })

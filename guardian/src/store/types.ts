@@ -154,6 +154,14 @@ export interface EventQuery {
   readonly flag?: string;
   readonly kind?: EventKind;
   readonly since?: Date;
+  /** Only events before this time. */
+  readonly until?: Date;
+  /** Only events of this rule. */
+  readonly ruleId?: string;
+  /** Only events by this actor. */
+  readonly actor?: string;
+  /** Cursor: only events with a smaller id (the last id of the previous page). */
+  readonly beforeId?: string;
   /** Default 50, at most 1000. */
   readonly limit?: number;
 }
@@ -248,6 +256,164 @@ export interface ExposureCounts {
 }
 
 /**
+ * A new flag ({@link Store.createFlag}): created off, at 0%.
+ *
+ * @example
+ * await store.createFlag({ name: 'new_checkout', description: 'The new checkout' }, 'alice@example.com');
+ */
+export interface NewFlag {
+  readonly name: string;
+  readonly description?: string;
+  readonly bucketGroup?: string | null;
+}
+
+/**
+ * {@link FlagPatch} plus the description: what {@link Store.editFlag} may change.
+ *
+ * @example
+ * await store.editFlag('new_checkout', 3, { description: 'v2', rolloutPercentage: 10 }, 'alice');
+ */
+export interface FlagEdit extends FlagPatch {
+  readonly description?: string;
+}
+
+/**
+ * A page of a flag's target ids ({@link Store.listTargets}), sorted.
+ *
+ * @example
+ * const page = await store.listTargets('f', { search: 'u-', limit: 100 });
+ */
+export interface TargetPage {
+  readonly targets: string[];
+  /** How many targets match the search (all pages). */
+  readonly total: number;
+  /** The `after` of the next page, or null on the last. */
+  readonly nextCursor: string | null;
+}
+
+/**
+ * Which targets {@link Store.listTargets} returns.
+ *
+ * @example
+ * await store.listTargets('f', { search: 'acme', after: 'u-100', limit: 50 });
+ */
+export interface TargetQuery {
+  /** Substring (case-insensitive) the ids must contain. */
+  readonly search?: string;
+  /** Cursor: ids after this one. */
+  readonly after?: string;
+  /** Default 100, at most 1000. */
+  readonly limit?: number;
+}
+
+/**
+ * One row of the `flag_changes` audit log.
+ *
+ * @example
+ * const [last] = await store.listChanges({ flag: 'f', limit: 1 });
+ */
+export interface FlagChange {
+  readonly id: string;
+  readonly flag: string;
+  readonly op: 'insert' | 'update' | 'delete' | 'target_add' | 'target_remove';
+  readonly actor: string;
+  readonly at: Date;
+  readonly oldRow: Readonly<Record<string, unknown>> | null;
+  readonly newRow: Readonly<Record<string, unknown>> | null;
+}
+
+/**
+ * Filters of {@link Store.listChanges}; newest first.
+ *
+ * @example
+ * await store.listChanges({ actor: 'alice', since: new Date(Date.now() - 86_400_000) });
+ */
+export interface ChangeQuery {
+  readonly flag?: string;
+  readonly actor?: string;
+  readonly since?: Date;
+  readonly until?: Date;
+  /** Cursor: only rows with a smaller id. */
+  readonly beforeId?: string;
+  /** Default 50, at most 1000. */
+  readonly limit?: number;
+}
+
+/** Time bucket of {@link Store.flagUsage}. */
+export type UsageBucket = 'minute' | 'hour' | 'day';
+
+/**
+ * One flag's usage ({@link Store.flagUsage}, SQL `guardian_flag_usage`).
+ *
+ * @example
+ * const u = await store.flagUsage('f', 'hour', since, until);
+ */
+export interface FlagUsage {
+  readonly series: { t: string; on: { users: number; errorUsers: number }; off: { users: number; errorUsers: number } }[];
+  readonly judged: {
+    t: string;
+    source: string;
+    unit: 'users' | 'events';
+    stageStartedAt: string;
+    since: string;
+    treatment: { errors: number; total: number; unit: 'users' | 'events' };
+    control: { errors: number; total: number; unit: 'users' | 'events' } | null;
+  }[];
+  readonly changes: { at: string; kind: 'change' | EventKind | 'promote'; enabled: boolean | null; rolloutPercentage: number | null; actor: string; eventId: string | null }[];
+}
+
+/**
+ * One metric source's health row (`guardian_source_health`).
+ *
+ * @example
+ * for (const h of await store.sourceHealth()) console.log(h.source, h.blindSince);
+ */
+export interface SourceHealth {
+  readonly source: string;
+  readonly lastOkAt: Date | null;
+  readonly blindSince: Date | null;
+  readonly lastError: string | null;
+}
+
+/**
+ * One outbox row of an event: where its notification stands.
+ *
+ * @example
+ * const byEvent = await store.eventNotifications(['12']);
+ */
+export interface EventNotification {
+  readonly eventId: string;
+  readonly channel: Channel;
+  readonly status: 'pending' | 'delivering' | 'delivered' | 'failed';
+  readonly attempts: number;
+  readonly deliveredAt: Date | null;
+  readonly lastError: string | null;
+}
+
+/**
+ * The admin API's additions to {@link Store} (flag create/delete, version-checked edits, paged
+ * reads). Every write is one audited SQL function call whose actor is the caller.
+ */
+export interface AdminStore {
+  /** Creates a flag, off at 0% (`guardian_create_flag`); a taken name is STORE_CONFLICT. */
+  createFlag(flag: NewFlag, actor: string): Promise<Flag>;
+  /** Edits the flag only while it is at `expectedVersion` (`guardian_edit_flag`); else VERSION_CONFLICT and nothing written. */
+  editFlag(name: string, expectedVersion: number, edit: FlagEdit, actor: string): Promise<Flag>;
+  /** Deletes a disabled flag at `expectedVersion` (`guardian_delete_flag`). */
+  deleteFlag(name: string, expectedVersion: number, actor: string): Promise<void>;
+  /** A page of the flag's targets (NOT_FOUND for an unknown flag). */
+  listTargets(flag: string, query?: TargetQuery): Promise<TargetPage>;
+  /** The audit log, newest first. */
+  listChanges(query?: ChangeQuery): Promise<FlagChange[]>;
+  /** Usage analytics of one flag (NOT_FOUND for a flag that never existed). */
+  flagUsage(flag: string, bucket: UsageBucket, since: Date, until: Date): Promise<FlagUsage>;
+  /** Every source's health row. */
+  sourceHealth(): Promise<SourceHealth[]>;
+  /** The outbox rows of these events, per event id (every asked id is in the map). */
+  eventNotifications(eventIds: readonly string[]): Promise<Map<string, EventNotification[]>>;
+}
+
+/**
  * The guardian's state behind one interface (see the module comment). Errors are
  * `GuardianError`s: `NOT_FOUND`, `STORE_CONFLICT`, `BAD_ARGUMENT`, `STORE_UNREACHABLE`,
  * `STORE_FAILED`.
@@ -257,7 +423,7 @@ export interface ExposureCounts {
  * for (const flag of await store.listFlags()) console.log(flag.name, flag.enabled);
  * await store.close();
  */
-export interface Store {
+export interface Store extends AdminStore {
   /** Which backend: `pg`, `pglite` or `supabase`. */
   readonly kind: 'pg' | 'pglite' | 'supabase';
   /** Where the data lives, safe to print (no password). */
@@ -274,6 +440,12 @@ export interface Store {
   unlock(flag: string, actor: string): Promise<Flag>;
   /** The atomic, idempotent rollback (`guardian_rollback`). */
   rollback(req: RollbackRequest): Promise<RollbackEvent>;
+  /**
+   * The stage `step_back` would move the flag to (`guardian_previous_stage`): the highest of
+   * `stages` below `current`, else of the flag's own history; undefined when there is none (a
+   * step back would then disable the flag).
+   */
+  previousStage(flag: string, current: number, stages?: readonly number[]): Promise<number | undefined>;
   /** Puts a flag back as before its latest (or the given) rollback (`restore_flag`). */
   restore(req: RestoreRequest): Promise<RollbackEvent>;
   listEvents(query?: EventQuery): Promise<RollbackEvent[]>;
