@@ -47,9 +47,14 @@ if (process.argv.includes('--serve')) {
         stats.sentry.bytes += size;
         stats.sentry.maxBytes = Math.max(stats.sentry.maxBytes, size);
         const headers = { 'x-sentry-rate-limit-limit': '1000', 'x-sentry-rate-limit-remaining': '999', 'x-sentry-rate-limit-reset': String(Math.floor(Date.now() / 1000) + 300), 'x-sentry-rate-limit-concurrentlimit': '15', 'x-sentry-rate-limit-concurrentremaining': '14' };
-        // One aggregate row per request (the per-flag-value requests of the Sentry source today).
+        // Rows grouped by the flag's tag when one is asked for (field=tags[flag.<name>]), else one aggregate row.
         const errors = url.searchParams.get('dataset') === 'errors';
-        json(200, { data: [{ 'count()': errors ? 20 : 1000, 'count_unique(user)': errors ? 20 : 1000 }], meta: { fields: { 'count()': 'integer', 'count_unique(user)': 'integer' }, units: {}, isMetricsData: false, tips: { query: null, columns: null }, dataset: errors ? 'errors' : 'transactions' } }, headers);
+        const n = errors ? 20 : 1000;
+        const tag = url.searchParams.getAll('field').find((f) => f.startsWith('tags['));
+        const counts = { 'count()': n, 'count_unique(user)': n };
+        const data = tag ? [{ [tag]: 'true', ...counts }, { [tag]: 'false', ...counts }] : [counts];
+        const fields = { ...(tag ? { [tag]: 'string' } : {}), 'count()': 'integer', 'count_unique(user)': 'integer' };
+        json(200, { data, meta: { fields, units: {}, isMetricsData: false, tips: { query: null, columns: null }, dataset: errors ? 'errors' : 'transactions' } }, headers);
         return;
       }
       json(404, { detail: 'Not found.' });
