@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 
 import { lockPath, readLock } from '../src/store/lock.ts';
-import { cliProcess, startProcess, until, type RunningProcess } from './cli-helpers.ts';
+import { cliProcess, REPO_ROOT, startProcess, until, type RunningProcess } from './cli-helpers.ts';
 
 const KEY = 'owner-test-ofrep-key-0123456789';
 const dirs: string[] = [];
@@ -85,6 +85,12 @@ describe('one owner for the embedded database', () => {
     const restore = await cliProcess(['restore', 'ai_beta_users'], env);
     expect(restore).toMatchObject({ code: 0, stderr: '' });
     await seen(base, 'ai_beta_users', (f) => f.reason !== 'DISABLED' && f.metadata.guardState === 'watching');
+
+    // db:migrate without DATABASE_URL goes through the daemon too, never opening the files.
+    const migrate = await cliProcess(['--json'], env, 60_000, join(REPO_ROOT, 'scripts/migrate.ts'));
+    expect(migrate.code).toBe(0);
+    expect(migrate.stderr).toContain(`(through the guardian daemon, pid ${run.child.pid})`);
+    expect((JSON.parse(migrate.stdout) as { applied: string[] }).applied).toEqual([]);
 
     const events = await cliProcess(['events', '--json'], env);
     expect(events.code).toBe(0);
