@@ -27,6 +27,8 @@ COPY guardian ./guardian
 COPY supabase/migrations ./supabase/migrations
 COPY supabase/seed.sql supabase/test-shim.sql ./supabase/
 COPY rules ./rules
+# The migration step (compose.yaml's `migrate` service: node scripts/migrate.ts --shim --seed).
+COPY scripts/migrate.ts ./scripts/
 RUN mkdir -p /app/.data && chown -R node:node /app/.data
 USER node
 VOLUME ["/app/.data"]

@@ -34,7 +34,7 @@ async function daemon(data: string): Promise<{ run: RunningProcess; base: string
   const base = await until('the banner', () => {
     if (run.child.exitCode !== null) throw new Error(`guardian start exited ${run.child.exitCode}: ${run.stderr()}`);
     return /http:\s+(http:\/\/127\.0\.0\.1:\d+)\/healthz/.exec(run.stderr())?.[1];
-  }, 90_000);
+  }, 240_000);
   await until('the socket in the lock', async () => ((await readLock(data))?.socket ? true : undefined), 10_000);
   return { run, base };
 }
@@ -117,7 +117,7 @@ describe('one owner for the embedded database', () => {
     const after = await cliProcess(['events', '--json'], env, 90_000);
     expect((JSON.parse(after.stdout) as { events: unknown[] }).events).toHaveLength(2);
     expect(existsSync(lockPath(data))).toBe(false);
-  }, 300_000);
+  }, 600_000);
 
   it('a killed owner leaves a stale lock that the next start recovers', async () => {
     const data = dataDir();
@@ -134,5 +134,5 @@ describe('one owner for the embedded database', () => {
     expect((await ofrep(next.base)).get('booking_agent_enabled')).toBeDefined();
     next.run.child.kill('SIGTERM');
     expect((await next.run.exit).code).toBe(0);
-  }, 300_000);
+  }, 600_000);
 });
