@@ -25,3 +25,12 @@ describe('guardian --help and --version', () => {
     expect(version).toEqual({ code: 0, stdout: `guardian ${pkg.version} (node ${process.versions.node})\n`, stderr: '' });
   });
 });
+
+describe('README commands', () => {
+  it('shell examples never run the TypeScript with a bare `node` (the machine\'s Node may be 20): npm run or npx', () => {
+    const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+    const blocks = [...readme.matchAll(/```(?:sh|bash|shell)\n([\s\S]*?)```/g)].map((m) => m[1] ?? '');
+    const bare = blocks.flatMap((b) => b.split('\n')).filter((line) => /^\s*(?:[A-Z_]+=\S+\s+)*node\s+\S+\.ts\b/.test(line));
+    expect(bare).toEqual([]);
+  });
+});
