@@ -13,8 +13,9 @@ import { hostname } from 'node:os';
 import { basename, dirname, resolve } from 'node:path';
 
 import { configSecrets, loadConfig, type GuardianConfig } from './config.ts';
+import { confirmationFocus } from './cycle/confirm.ts';
 import { runLeasedCycle } from './cycle/leased.ts';
-import { runCycle } from './cycle/run.ts';
+import { channelsFromNotify, runCycle } from './cycle/run.ts';
 import { Scheduler } from './cycle/scheduler.ts';
 import type { CycleLogger, CycleReport } from './cycle/types.ts';
 import { GuardianError } from './errors.ts';
@@ -26,13 +27,15 @@ import { BlindnessTracker } from './notify/blindness.ts';
 import type { Channel, Notifier } from './notify/types.ts';
 import { OutboxWorker } from './notify/worker.ts';
 import { formatDuration } from './rules/duration.ts';
-import { loadRulesFile, loadRulesFileOrThrow, type RulesProblem } from './rules/parse.ts';
-import { createGuardianMetrics, Metrics, recordCycleReport, type GuardianMetrics } from './http/metrics.ts';
+import { loadRulesFile, loadRulesFileOrThrow, type ParseRulesResult, type RulesProblem } from './rules/parse.ts';
+import { CyclePriority } from './http/admission.ts';
+import { createGuardianMetrics, recordCycleReport, type GuardianMetrics } from './http/metrics.ts';
+import { startAdminApi, type AdminApiRunning } from './api/mount.ts';
 import { createExposureIngestRoute, EXPOSURES_PATH } from './http/ingest.ts';
 import { createOfrepRoute, OFREP_CONFIGURATION_PATH, OFREP_EVALUATE_PATH } from './http/ofrep.ts';
-import { startHttpServer, type HealthState, type RunningHttpServer } from './http/server.ts';
+import { startHttpServer, type HealthState, type HttpMount, type RunningHttpServer } from './http/server.ts';
 import { initTelemetry, noTelemetry, type Telemetry } from './telemetry.ts';
-import type { RulesConfig } from './rules/schema.ts';
+import { DEFAULT_CONFIRM_AFTER_MS, type RulesConfig } from './rules/schema.ts';
 import { createBuiltinSource } from './sources/builtin.ts';
 import { createPosthogSource } from './sources/posthog.ts';
 import { createSentrySource } from './sources/sentry.ts';
@@ -233,7 +236,7 @@ export async function assemble(opts: DaemonOptions): Promise<GuardianParts> {
 
   const outboxStore = outboxFor(store);
   const holder = opts.holder ?? `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
-  const metrics = createGuardianMetrics(new Metrics(), {
+  const metrics = createGuardianMetrics({
     backlog: async () => (await outboxStore.backlog()).map((b) => ({ channel: b.channel, status: b.status, count: b.count })),
   });
   const outbox = new OutboxWorker({
@@ -256,7 +259,10 @@ export async function assemble(opts: DaemonOptions): Promise<GuardianParts> {
 
   const rulesLog = logger.child({ part: 'rules', file: rulesPath });
   const reloadRules = async (): Promise<ReloadResult> => {
-    const result = await loadRulesFile(rulesPath, opts.env);
+    // loadRulesFile never throws; a throw here would be a bug, and a bug must not end the daemon.
+    const result = await loadRulesFile(rulesPath, opts.env).catch(
+      (err: unknown): ParseRulesResult => ({ ok: false, problems: [{ path: '(file)', message: `could not be loaded: ${(err as Error).message}` }] }),
+    );
     // Editors write a file in several steps (several watch events): the same rules change nothing.
     if (result.ok && JSON.stringify(result.rules) === live.key && lastReloadError === undefined) return { ok: true, changed: false, rules: live.rules };
     let problems: readonly RulesProblem[] | undefined = result.ok ? undefined : result.problems;
@@ -325,6 +331,16 @@ export async function assemble(opts: DaemonOptions): Promise<GuardianParts> {
 }
 
 /** The lines `guardian start` prints first: what it watches and where. */
+/** How the admin API is reached, for the banner. */
+function adminAuthWords(config: GuardianConfig): string {
+  const ways = [
+    ...(config.adminToken !== undefined ? ['GUARDIAN_ADMIN_TOKEN'] : []),
+    ...(config.jwtSecret !== undefined || config.supabase !== undefined ? ['Supabase Auth tokens'] : []),
+  ];
+  const stream = config.store === 'supabase' ? '; the change stream has no feed on Supabase (clients use Realtime)' : '';
+  return `${ways.length ? `sign in with ${ways.join(' or ')}` : 'closed: set GUARDIAN_ADMIN_TOKEN or SUPABASE_JWT_SECRET to use it'}${stream}`;
+}
+
 export async function banner(parts: GuardianParts, http?: RunningHttpServer): Promise<string> {
   const { config, rules, store } = parts;
   const flags = await store.listFlags();
@@ -339,6 +355,7 @@ export async function banner(parts: GuardianParts, http?: RunningHttpServer): Pr
     ...(http && config.ofrepKey !== undefined
       ? [`  ofrep:   OpenFeature remote evaluation at POST ${http.url}${OFREP_EVALUATE_PATH}/{key} and ${OFREP_EVALUATE_PATH} (bulk), GET ${http.url}${OFREP_CONFIGURATION_PATH} (key: GUARDIAN_OFREP_KEY)`]
       : []),
+    ...(http ? [`  api:     ${http.url}/api/v1 (OpenAPI at /api/v1/openapi.json, changes at /api/v1/stream); ${adminAuthWords(config)}`] : []),
     `  sources: ${parts.sourceStatus.map((s) => `${s.id} ${s.configured ? `configured (${s.detail})` : `not configured — ${s.detail}`}`).join('; ')}`,
     `  notify:  ${parts.notifiers.size ? [...parts.notifiers.keys()].join(', ') : 'no channel configured (events are still recorded; set SLACK_WEBHOOK_URL, or SMTP_URL + EMAIL_FROM + GUARDIAN_ONCALL_EMAIL)'}`,
     `  errors:  ${parts.telemetry.enabled ? 'reported to Sentry (SENTRY_DSN)' : 'logged only (set SENTRY_DSN to report them to Sentry)'}`,
@@ -430,7 +447,12 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   const parts = await assemble({ serveEmbedded: true, ...opts });
   const { logger, store, outbox, blindness, metrics, config } = parts;
   let lastCycleAt: Date | null = null;
+  let lastCycle: { at: Date; durationMs: number; ok: boolean } | null = null;
+  let rulesLoadedAt: Date = parts.now();
   let http: RunningHttpServer;
+  let admin: AdminApiRunning | undefined;
+  // Cycles come first: exposure ingestion's writes wait while one runs (http/admission.ts).
+  const priority = new CyclePriority();
   const health = async (): Promise<HealthState> => ({
     database: await store.ping().then(
       () => ({ ok: true }),
@@ -446,11 +468,33 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   });
   try {
     const httpLogger = logger.child({ part: 'http' });
-    const ingest = createExposureIngestRoute({ store, ingestKey: config.ingestKey, logger: httpLogger, metrics, now: parts.now });
-    // The cache's clock is the real one: a test's frozen `now` must not freeze the flag definitions.
-    const ofrep = createOfrepRoute({ store, apiKey: config.ofrepKey, logger: httpLogger, metrics });
-    http = await startHttpServer({ port: config.port, host: config.host, health, metrics, logger: httpLogger, routes: [ingest, ofrep] });
+    // The admin API (/api/v1, its change stream) reads the daemon's state through this snapshot.
+    admin = await startAdminApi({
+      config,
+      store,
+      logger: logger.child({ part: 'api' }),
+      status: () => ({
+        lastCycle,
+        intervalMs: parts.rules.interval,
+        dryRun: config.dryRun || parts.rules.dry_run,
+        sources: parts.sourceStatus,
+        rulesFile: config.rulesFile,
+        rules: parts.rules.rules,
+        rulesLoadedAt,
+        lastReloadError: parts.lastReloadError === undefined ? null : describeProblems(parts.lastReloadError),
+        channels: channelsFromNotify(parts.rules.notify),
+      }),
+    });
+    // Everything served beside /healthz, /readyz and /metrics: one Hono sub-app per mount.
+    const mounts: HttpMount[] = [
+      ...admin.mounts,
+      createExposureIngestRoute({ store, ingestKey: config.ingestKey, logger: httpLogger, metrics, now: parts.now, priority }),
+      // The cache's clock is the real one: a test's frozen `now` must not freeze the flag definitions.
+      createOfrepRoute({ store, apiKey: config.ofrepKey, logger: httpLogger, metrics }),
+    ];
+    http = await startHttpServer({ port: config.port, host: config.host, health, metrics, logger: httpLogger, mounts });
   } catch (err) {
+    await admin?.close();
     await parts.close();
     const code = (err as NodeJS.ErrnoException).code;
     // Blame the setting that is wrong: an address this machine does not have is HOST's fault, a taken or forbidden port is PORT's.
@@ -463,12 +507,16 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   opts.stdout(await banner(parts, http));
 
   const shutdown = new AbortController();
-  const runOnce = async (): Promise<CycleReport> => {
+  const runOnce = async (focus?: ReadonlyMap<string, ReadonlySet<string>>): Promise<CycleReport> => {
     const rules = parts.rules;
     const signal = AbortSignal.any([shutdown.signal, AbortSignal.timeout(Math.max(rules.interval * 3, 30_000))]);
-    const report = await runLeasedCycle({ ...cycleDeps(parts), signal, holder: parts.holder, leaseTtlMs: rules.interval });
+    const report = await priority.during(() =>
+      runLeasedCycle({ ...cycleDeps(parts), signal, holder: parts.holder, leaseTtlMs: rules.interval, ...(focus ? { focus } : {}) }),
+    );
+    scheduleConfirmation(report);
     recordCycleReport(metrics, report);
     lastCycleAt = parts.now();
+    if (report.ran) lastCycle = { at: lastCycleAt, durationMs: report.durationMs, ok: report.errors.length === 0 };
     if (report.ran) {
       await blindness.observe(report.sourceReports);
       const acted = report.results.filter((r) => r.action === 'acted' || r.action === 'dry_run').length;
@@ -489,11 +537,22 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
       },
     });
   let scheduler = makeScheduler(parts.rules.interval);
+  /** A first breaching poll is confirmed `confirm_after` later, not a whole interval later (confirm.ts). */
+  function scheduleConfirmation(report: CycleReport): void {
+    const focus = confirmationFocus(report);
+    const delay = parts.rules.confirm_after ?? DEFAULT_CONFIRM_AFTER_MS;
+    if (focus === undefined || delay >= parts.rules.interval || stopping !== undefined) return;
+    logger.info({ delayMs: delay, flags: [...focus].map(([source, flags]) => `${source}:${[...flags].join(',')}`) }, 'cycle: condition met once; confirming soon');
+    scheduler.soon(delay, async () => {
+      await runOnce(focus);
+    });
+  }
   let stopping: Promise<void> | undefined;
 
   const reloadRules = async (): Promise<ReloadResult> => {
     const before = parts.rules.interval;
     const result = await parts.reloadRules();
+    if (result.ok && result.changed) rulesLoadedAt = parts.now();
     if (result.ok && result.changed && result.rules.interval !== before && stopping === undefined) {
       logger.info({ from: before, to: result.rules.interval }, 'rules: interval changed; rescheduling');
       const old = scheduler;
@@ -503,8 +562,10 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     }
     return result;
   };
-  const watcher = opts.watchRules === false ? undefined : watchRulesFile(config.rulesFile, () => void reloadRules(), logger);
-  const onHup = () => void reloadRules();
+  // A watched edit or SIGHUP never ends the daemon: whatever a reload throws is logged, the last good rules keep running.
+  const reloadSafely = () => void reloadRules().catch((err: unknown) => logger.error({ err }, 'rules reload failed; keeping the last good rules'));
+  const watcher = opts.watchRules === false ? undefined : watchRulesFile(config.rulesFile, reloadSafely, logger);
+  const onHup = reloadSafely;
   process.on('SIGHUP', onHup);
 
   outbox.start();
@@ -518,6 +579,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
       process.off('SIGHUP', onHup);
       await scheduler.stop();
       await outbox.stop();
+      await admin?.close();
       await http.close().catch(() => {});
       await store.releaseLease('cycle', parts.holder).catch(() => {});
       await parts.close();

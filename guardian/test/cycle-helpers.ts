@@ -6,7 +6,7 @@
 import { Writable } from 'node:stream';
 
 import type { GuardianMetrics } from '../src/http/metrics.ts';
-import { startHttpServer, type HttpLogger, type HttpRoute, type RunningHttpServer } from '../src/http/server.ts';
+import { startHttpServer, type HttpLogger, type HttpMount, type RunningHttpServer } from '../src/http/server.ts';
 import { parseRules } from '../src/rules/parse.ts';
 import type { RulesConfig } from '../src/rules/schema.ts';
 import type { CycleLogger } from '../src/cycle/types.ts';
@@ -95,19 +95,19 @@ export function linesSink(lines: string[]): Writable {
 }
 
 /**
- * The guardian's real HTTP server on a free local port with one extra route and a healthy
+ * The guardian's real HTTP server on a free local port with one mount and a healthy
  * `/readyz`: how the route tests (ingest, OFREP) serve what they test.
  *
  * @example
  * const http = await serveRoute(createOfrepRoute({ store, apiKey, logger, metrics }), { metrics, logger });
  */
-export function serveRoute(route: HttpRoute, deps: { readonly metrics: GuardianMetrics; readonly logger: HttpLogger }): Promise<RunningHttpServer> {
+export function serveRoute(route: HttpMount, deps: { readonly metrics: GuardianMetrics; readonly logger: HttpLogger }): Promise<RunningHttpServer> {
   return startHttpServer({
     port: 0,
     host: '127.0.0.1',
     health: async () => ({ database: { ok: true }, rules: { loaded: true }, lastCycleAt: new Date(), cycleIntervalMs: 60_000 }),
     metrics: deps.metrics,
     logger: deps.logger,
-    routes: [route],
+    mounts: [route],
   });
 }

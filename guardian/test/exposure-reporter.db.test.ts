@@ -87,6 +87,7 @@ describe('exposure reporter → POST /v1/exposures → builtin source (PGlite)',
     store = new SqlStore({ sql: db.sql, kind: 'pglite', location: 'memory' });
     // The real store; a test can make its next calls fail the way a database outage does.
     const flaky = {
+      listFlags: () => store.listFlags(),
       recordExposures: async (batch: readonly ExposureRecord[]) => {
         if (failNext > 0) {
           failNext--;
@@ -101,7 +102,7 @@ describe('exposure reporter → POST /v1/exposures → builtin source (PGlite)',
       health: async () => ({ database: { ok: true }, rules: { loaded: true }, lastCycleAt: new Date(), cycleIntervalMs: 60_000 }),
       metrics: createGuardianMetrics(),
       logger: quiet,
-      routes: [createExposureIngestRoute({ store: flaky, ingestKey: KEY, logger: quiet })],
+      mounts: [createExposureIngestRoute({ store: flaky, ingestKey: KEY, logger: quiet })],
     });
   });
   afterAll(async () => {
@@ -232,7 +233,7 @@ describe('exposure reporter → POST /v1/exposures → builtin source (PGlite)',
     await reporter.flush();
     expect(sent).toEqual([{ status: 400, items: 1 }]);
     expect(reporter).toMatchObject({ pending: 0, sent: 0, dropped: 1 });
-    expect(errors.at(-1)).toMatch(/refused 1 exposure\(s\) \(HTTP 400\): 1 problem\(s\), nothing was recorded: exposures\[0\]\.value: must be the flag's value/);
+    expect(errors.at(-1)).toMatch(/refused 1 exposure\(s\) \(HTTP 400\): 1 problem\(s\), nothing was recorded: body\.exposures\[0\]\.value: must be the flag's value/);
     expect(timers.delays()).toEqual([INTERVAL]); // no retry
     await reporter.close();
 

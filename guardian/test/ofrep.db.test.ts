@@ -155,11 +155,11 @@ describe('OFREP on the guardian (PGlite store, seeded flags)', () => {
       ] as const) {
         const r = await off.call(path, { method, body: { context: { targetingKey: 'u' } } });
         expect(r.status, path).toBe(404);
-        expect(r.json).toMatchObject({ error: 'not_enabled', errorDetails: expect.stringContaining('set GUARDIAN_OFREP_KEY') });
+        expect(r.json).toEqual({ error: { code: 'not_found', message: expect.stringContaining('set GUARDIAN_OFREP_KEY') } });
       }
       expect(off.store.reads).toBe(0);
       // Other paths are left to the server (its own 404).
-      expect((await off.call('/ofrepx', { method: 'GET' })).json['error']).toBe('not_found');
+      expect((await off.call('/ofrepx', { method: 'GET' })).json).toEqual({ error: { code: 'not_found', message: expect.stringContaining('no route for GET /ofrepx') } });
     } finally {
       await off.http.close();
     }
@@ -169,10 +169,12 @@ describe('OFREP on the guardian (PGlite store, seeded flags)', () => {
     const none = await served.evaluateFlag('ai_beta_users', 'u-1', null);
     expect(none.status).toBe(401);
     expect(none.headers.get('www-authenticate')).toMatch(/^Bearer/);
-    expect(none.json['errorDetails']).toMatch(/missing credentials/);
+    // Outside what OFREP specifies (401/403 have no body there): the guardian's one error shape, connection closed.
+    expect(none.json).toEqual({ error: { code: 'unauthorized', message: expect.stringMatching(/missing credentials/) } });
+    expect(none.headers.get('connection')).toBe('close');
     const wrongBearer = await served.evaluateFlag('ai_beta_users', 'u-1', { bearer: `${KEY}x` });
     expect(wrongBearer.status).toBe(403);
-    expect(wrongBearer.json['errorDetails']).toMatch(/wrong OFREP key/);
+    expect(wrongBearer.json).toEqual({ error: { code: 'forbidden', message: expect.stringMatching(/wrong OFREP key/) } });
     expect((await served.evaluateFlag('ai_beta_users', 'u-1', { apiKey: 'short' })).status).toBe(403);
     expect((await served.call('/ofrep/v1/configuration', { method: 'GET', auth: null })).status).toBe(401);
     expect((await served.call('/ofrep/v1/evaluate/flags', { auth: { apiKey: 'nope-nope-nope-nope' } })).status).toBe(403);
@@ -185,7 +187,7 @@ describe('OFREP on the guardian (PGlite store, seeded flags)', () => {
     const apiKey = await served.evaluateFlag('ai_beta_users', 'u-1', { apiKey: KEY });
     expect(apiKey.status).toBe(200);
     expect(apiKey.json).toEqual(bearer.json);
-    const text = await served.metrics.registry.render();
+    const text = await served.metrics.registry.metrics();
     expect(text).toMatch(/guardian_ofrep_requests_total\{endpoint="evaluate",status="401"\} 1/);
     expect(text).toMatch(/guardian_ofrep_requests_total\{endpoint="evaluate",status="403"\} 2/);
   });
@@ -286,14 +288,14 @@ describe('OFREP on the guardian (PGlite store, seeded flags)', () => {
 
     const text = await served.call(path, { raw: 'targetingKey=u', type: 'text/plain' });
     expect(text.status).toBe(415);
-    expect(text.json['errorDetails']).toMatch(/Content-Type: application\/json/);
+    expect(text.json).toEqual({ error: { code: 'unsupported_media_type', message: expect.stringMatching(/Content-Type: application\/json/) } });
     expect((await served.call(path, { raw: '{"context":{"targetingKey":"u"}}', type: '' })).status).toBe(415);
     // A charset parameter is fine.
     expect((await served.call(path, { body: { context: { targetingKey: 'u' } }, type: 'application/json; charset=utf-8' })).status).toBe(200);
 
     const big = await served.call(path, { body: { context: { targetingKey: 'u', padding: 'x'.repeat(MAX_OFREP_BODY_BYTES) } } });
     expect(big.status).toBe(413);
-    expect(big.json).toMatchObject({ key: 'ai_beta_users', errorDetails: expect.stringContaining('64 KB') });
+    expect(big.json).toEqual({ error: { code: 'payload_too_large', message: expect.stringContaining('64 KB') } });
     const bulkBig = await served.call('/ofrep/v1/evaluate/flags', { body: { context: { targetingKey: 'u', padding: 'x'.repeat(MAX_OFREP_BODY_BYTES) } } });
     expect(bulkBig.status).toBe(413);
     // Just under the limit is accepted.
@@ -306,7 +308,7 @@ describe('OFREP on the guardian (PGlite store, seeded flags)', () => {
     expect((await served.call('/ofrep/v1/configuration', { method: 'POST' })).headers.get('allow')).toBe('GET, HEAD');
     expect((await served.call('/ofrep/v2/whatever', { method: 'GET' })).status).toBe(404);
 
-    const text2 = await served.metrics.registry.render();
+    const text2 = await served.metrics.registry.metrics();
     expect(text2).toMatch(/guardian_ofrep_requests_total\{endpoint="evaluate",status="400"\} \d+/);
     expect(text2).toMatch(/guardian_ofrep_requests_total\{endpoint="evaluate",status="415"\} 2/);
     expect(text2).toMatch(/guardian_ofrep_requests_total\{endpoint="evaluate",status="413"\} 1/);
@@ -425,7 +427,7 @@ describe('OFREP on the guardian (PGlite store, seeded flags)', () => {
       // Still up.
       expect((await failing.call('/healthz', { method: 'GET' })).status).toBe(200);
       expect((await failing.call('/ofrep/v1/configuration', { method: 'GET' })).status).toBe(200);
-      expect(await failing.metrics.registry.render()).toMatch(/guardian_ofrep_requests_total\{endpoint="evaluate",status="500"\} 2/);
+      expect(await failing.metrics.registry.metrics()).toMatch(/guardian_ofrep_requests_total\{endpoint="evaluate",status="500"\} 2/);
     } finally {
       await failing.http.close();
       await broken.close();

@@ -12,22 +12,30 @@
  * - `GET /ofrep/v1/configuration` → the capabilities (boolean flags, polling at least every 1 s), with ETag/304.
  *
  * Auth: `Authorization: Bearer <GUARDIAN_OFREP_KEY>` or `X-API-Key: <GUARDIAN_OFREP_KEY>`, compared
- * in constant time; none → 401, wrong → 403. Without `GUARDIAN_OFREP_KEY` every `/ofrep/` path
- * answers 404 saying how to enable it. Bodies: JSON only (415), at most 64 KB (413).
+ * in constant time; none → 401, wrong → 403 (connection closed). Without `GUARDIAN_OFREP_KEY`
+ * every `/ofrep/` path answers 404 saying how to enable it. Bodies: JSON only (415), at most
+ * 64 KB (413).
+ *
+ * Error bodies: the evaluation failures the OFREP specification defines keep ITS shape
+ * (400/404 `{ key, errorCode, errorDetails }`, 500 `{ errorDetails }`), because OFREP providers
+ * parse them; everything the specification leaves open (401, 403, 404 of an unknown path or of
+ * OFREP being off, 405, 413, 415) has the guardian's one error shape (errors.ts).
  *
  * Flag definitions are read with `store.listFlags()` at most once per cache TTL (default and
  * maximum 1 s): a burst of evaluations is one database read, and a rollback is visible within the TTL.
  */
 import { createHash } from 'node:crypto';
-import type { IncomingMessage, ServerResponse } from 'node:http';
 
 import { evaluate, type FlagDefinition } from '@rollback-guardian/sdk';
+import { Hono, type Context } from 'hono';
 
 import { GuardianError } from '../errors.ts';
 import type { Flag, GuardState, Store } from '../store/types.ts';
+import { HttpError } from './errors.ts';
+import { FlagCache } from './flag-cache.ts';
 import type { GuardianMetrics } from './metrics.ts';
-import { keyDigest, readBody, sameKey, typeName } from './request.ts';
-import type { HttpLogger, HttpRoute } from './server.ts';
+import { keyDigest, mediaType, readBodyText, sameKey, typeName } from './request.ts';
+import { mountApp, type GuardianHttpEnv, type HttpLogger, type HttpMount } from './server.ts';
 
 /** Every OFREP path starts with this (`/ofrep` alone included). */
 export const OFREP_PREFIX = '/ofrep';
@@ -137,131 +145,117 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === 'object' && !Array.isArray(v);
 }
 
-/** The flag definitions, read at most once per TTL; concurrent requests share one read. */
-class FlagCache {
-  readonly #store: Pick<Store, 'listFlags'>;
-  readonly #ttlMs: number;
-  readonly #now: () => Date;
-  readonly #logger: HttpLogger;
-  #entry: { readonly at: number; readonly value: Promise<Snapshot> } | undefined;
+type OfrepContext = Context<GuardianHttpEnv>;
 
-  constructor(store: Pick<Store, 'listFlags'>, ttlMs: number, now: () => Date, logger: HttpLogger) {
-    this.#store = store;
-    this.#ttlMs = ttlMs;
-    this.#now = now;
-    this.#logger = logger;
-  }
+/** Which endpoint a path under `/ofrep` is (for the metrics). */
+function endpointOf(path: string): Endpoint {
+  if (path === OFREP_CONFIGURATION_PATH) return 'configuration';
+  if (path === OFREP_EVALUATE_PATH || path === `${OFREP_EVALUATE_PATH}/`) return 'bulk';
+  return path.startsWith(`${OFREP_EVALUATE_PATH}/`) ? 'evaluate' : 'other';
+}
 
-  get(): Promise<Snapshot> {
-    const t = this.#now().getTime();
-    const e = this.#entry;
-    // The age counts from the START of the read: whatever it returned was true at or after `at`.
-    if (e !== undefined && t >= e.at && t - e.at < this.#ttlMs) return e.value;
-    let value: Promise<Snapshot>;
-    try {
-      value = this.#store.listFlags().then(snapshotOf);
-    } catch (err) {
-      value = Promise.reject(err instanceof Error ? err : new Error(String(err)));
-    }
-    // A failed read is reused for the TTL too, so a database outage is not hammered by every request.
-    value.catch((err: unknown) => {
-      this.#logger.error({ err: { message: (err as Error).message } }, 'ofrep: reading the flags failed; evaluations answer 500 until a read succeeds');
-    });
-    this.#entry = { at: t, value };
-    return value;
-  }
+/** An OFREP-shaped answer (`x-content-type-options: nosniff`, `no-store` unless told otherwise). */
+function ofrepJson(c: OfrepContext, status: 200 | 400 | 404 | 500, value: unknown, headers: Record<string, string> = {}): Response {
+  return c.json(value, status, { 'cache-control': 'no-store', 'x-content-type-options': 'nosniff', ...headers });
 }
 
 /**
- * The OFREP route for {@link startHttpServer}'s `routes`: answers every path under `/ofrep`.
+ * The OFREP endpoints, a mount (at `/ofrep`) for {@link startHttpServer}'s `mounts`.
  *
  * @example
  * const ofrep = createOfrepRoute({ store, apiKey: config.ofrepKey, logger, metrics });
- * await startHttpServer({ port, health, metrics, logger, routes: [ingest, ofrep] });
+ * await startHttpServer({ port, health, metrics, logger, mounts: [ingest, ofrep] });
  * // curl -X POST -H "X-API-Key: $GUARDIAN_OFREP_KEY" -H 'Content-Type: application/json' \
  * //   -d '{"context":{"targetingKey":"user-42"}}' http://localhost:8787/ofrep/v1/evaluate/flags/ai_beta_users
  */
-export function createOfrepRoute(options: OfrepRouteOptions): HttpRoute {
+export function createOfrepRoute(options: OfrepRouteOptions): HttpMount {
   const ttl = options.cacheTtlMs ?? DEFAULT_OFREP_CACHE_TTL_MS;
   if (!Number.isFinite(ttl) || ttl < 0 || ttl > DEFAULT_OFREP_CACHE_TTL_MS) {
     throw new GuardianError('BAD_ARGUMENT', `ofrep: cacheTtlMs must be between 0 and ${DEFAULT_OFREP_CACHE_TTL_MS} ms (a rollback must show within a second), got ${ttl}`);
   }
   const expected = options.apiKey === undefined ? undefined : keyDigest(options.apiKey);
-  const cache = new FlagCache(options.store, ttl, options.now ?? (() => new Date()), options.logger);
+  const cache = new FlagCache({
+    store: options.store,
+    ttlMs: ttl,
+    now: options.now ?? (() => new Date()),
+    logger: options.logger,
+    derive: snapshotOf,
+    failureNote: 'ofrep: evaluations answer 500 until a read succeeds',
+  });
   const m = options.metrics;
   const configurationBody = `${JSON.stringify(OFREP_CONFIGURATION)}\n`;
   const configurationTag = etagOf(configurationBody);
 
-  function send(req: IncomingMessage, res: ServerResponse, endpoint: Endpoint, status: number, value: unknown, headers: Record<string, string> = {}): void {
-    m?.ofrepRequests.inc({ endpoint, status });
-    const body = status === 304 || value === undefined ? '' : `${JSON.stringify(value)}\n`;
-    res.writeHead(status, {
-      ...(body === '' ? {} : { 'content-type': 'application/json; charset=utf-8', 'content-length': String(Buffer.byteLength(body)) }),
-      'cache-control': 'no-store',
-      'x-content-type-options': 'nosniff',
-      ...headers,
-    });
-    res.end(req.method === 'HEAD' || body === '' ? undefined : body);
+  const app = new Hono<GuardianHttpEnv>();
+  // Every answer counted by endpoint and status (the server's 404/405 included: this runs around them).
+  app.use(async (c, next) => {
+    await next();
+    m?.ofrepRequests.inc({ endpoint: endpointOf(c.req.path), status: c.res.status });
+  });
+  if (expected === undefined) {
+    const off = () => {
+      throw new HttpError(
+        'not_found',
+        `OFREP is off: set GUARDIAN_OFREP_KEY (at least 16 characters, e.g. \`openssl rand -hex 32\`) on the guardian, then send it as "Authorization: Bearer <key>" or "X-API-Key: <key>" to POST ${OFREP_EVALUATE_PATH}/{key}`,
+      );
+    };
+    app.all('/', off).all('/*', off);
+    return mountApp(OFREP_PREFIX, app, { maxBodyBytes: null });
   }
 
   /** Sends a JSON body with its ETag, or 304 when the client holds that tag already. */
-  function sendTagged(req: IncomingMessage, res: ServerResponse, endpoint: Endpoint, body: string, etag: string): void {
-    const headers = { etag, 'cache-control': 'private, no-cache' };
-    if (noneMatch(req.headers['if-none-match'], etag)) {
-      send(req, res, endpoint, 304, undefined, headers);
-      return;
-    }
-    m?.ofrepRequests.inc({ endpoint, status: 200 });
-    res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': String(Buffer.byteLength(body)), 'x-content-type-options': 'nosniff', ...headers });
-    res.end(req.method === 'HEAD' ? undefined : body);
+  function sendTagged(c: OfrepContext, body: string, etag: string): Response {
+    const headers = { etag, 'cache-control': 'private, no-cache', 'x-content-type-options': 'nosniff' };
+    if (noneMatch(c.req.header('if-none-match'), etag)) return c.body(null, 304, headers);
+    return c.body(body, 200, { 'content-type': 'application/json; charset=utf-8', ...headers });
   }
 
-  /** The credential check: undefined when allowed, else the status to answer (401 none, 403 wrong). */
-  function authFailure(req: IncomingMessage): 401 | 403 | undefined {
+  // The credential check, before anything else under /ofrep: none → 401, wrong → 403; the connection is closed.
+  app.use(async (c, next) => {
     const given: string[] = [];
-    const bearer = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '');
+    const bearer = /^Bearer\s+(\S+)\s*$/i.exec(c.req.header('authorization') ?? '');
     if (bearer) given.push(bearer[1]!);
-    const apiKey = req.headers['x-api-key'];
-    for (const k of Array.isArray(apiKey) ? apiKey : apiKey === undefined ? [] : [apiKey]) if (k.trim() !== '') given.push(k.trim());
-    if (given.length === 0) return 401;
+    const apiKey = c.req.header('x-api-key')?.trim();
+    if (apiKey) given.push(apiKey);
+    if (given.length === 0) {
+      throw new HttpError('unauthorized', 'missing credentials: send GUARDIAN_OFREP_KEY as "Authorization: Bearer <key>" or "X-API-Key: <key>"', {
+        headers: { 'www-authenticate': 'Bearer realm="guardian"', connection: 'close' },
+      });
+    }
     // Compare digests: constant time whatever the lengths; every credential is checked.
     let ok = false;
-    for (const k of given) ok = sameKey(k, expected!) || ok;
-    return ok ? undefined : 403;
-  }
+    for (const k of given) ok = sameKey(k, expected) || ok;
+    if (!ok) throw new HttpError('forbidden', 'wrong OFREP key: send the guardian\'s GUARDIAN_OFREP_KEY as "Authorization: Bearer <key>" or "X-API-Key: <key>"', { headers: { connection: 'close' } });
+    await next();
+  });
 
-  /** The parsed `context.targetingKey`, or the failure to answer. */
-  async function readTargetingKey(req: IncomingMessage): Promise<{ ok: true; targetingKey: string } | { ok: false; status: 400 | 413 | 415; errorCode: OfrepErrorCode; errorDetails: string }> {
-    const tooLarge = { ok: false as const, status: 413 as const, errorCode: 'GENERAL' as const, errorDetails: `the body is larger than ${MAX_OFREP_BODY_BYTES} bytes (64 KB): send only the evaluation context` };
-    const declared = Number(req.headers['content-length']);
-    if (Number.isFinite(declared) && declared > MAX_OFREP_BODY_BYTES) {
-      req.resume();
-      return tooLarge;
-    }
-    const hasBody = (Number.isFinite(declared) && declared > 0) || req.headers['transfer-encoding'] !== undefined;
-    const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+  /** The parsed `context.targetingKey`, or the OFREP failure to answer (413/415 are thrown in the one shape). */
+  async function readTargetingKey(c: OfrepContext): Promise<{ ok: true; targetingKey: string } | { ok: false; errorCode: OfrepErrorCode; errorDetails: string }> {
+    const tooLarge = () => new HttpError('payload_too_large', `the body is larger than ${MAX_OFREP_BODY_BYTES} bytes (64 KB): send only the evaluation context`, { headers: { connection: 'close' } });
+    const declared = Number(c.req.header('content-length') ?? Number.NaN);
+    if (Number.isFinite(declared) && declared > MAX_OFREP_BODY_BYTES) throw tooLarge();
+    const hasBody = (Number.isFinite(declared) && declared > 0) || c.req.header('transfer-encoding') !== undefined;
+    const type = mediaType(c.req.header('content-type'));
     if (hasBody && type !== 'application/json') {
-      req.resume();
-      return { ok: false, status: 415, errorCode: 'GENERAL', errorDetails: `send the body as JSON with "Content-Type: application/json"${type ? `, got ${type}` : ''}` };
+      throw new HttpError('unsupported_media_type', `send the body as JSON with "Content-Type: application/json"${type ? `, got ${type}` : ''}`, { headers: { connection: 'close' } });
     }
-    const body = await readBody(req, MAX_OFREP_BODY_BYTES);
-    if (!body.ok) return tooLarge;
+    const body = await readBodyText(c.req.raw, MAX_OFREP_BODY_BYTES);
+    if (!body.ok) throw tooLarge();
     let json: unknown = {};
     if (body.text.trim() !== '') {
       try {
         json = JSON.parse(body.text);
       } catch (err) {
-        return { ok: false, status: 400, errorCode: 'PARSE_ERROR', errorDetails: `the body is not valid JSON: ${(err as Error).message}` };
+        return { ok: false, errorCode: 'PARSE_ERROR', errorDetails: `the body is not valid JSON: ${(err as Error).message}` };
       }
     }
-    if (!isPlainObject(json)) return { ok: false, status: 400, errorCode: 'PARSE_ERROR', errorDetails: `the body must be a JSON object { "context": { "targetingKey": "..." } }, got ${typeName(json)}` };
+    if (!isPlainObject(json)) return { ok: false, errorCode: 'PARSE_ERROR', errorDetails: `the body must be a JSON object { "context": { "targetingKey": "..." } }, got ${typeName(json)}` };
     const context = json['context'] === undefined ? {} : json['context'];
-    if (!isPlainObject(context)) return { ok: false, status: 400, errorCode: 'INVALID_CONTEXT', errorDetails: `"context" must be an object { "targetingKey": "..." }, got ${typeName(context)}` };
+    if (!isPlainObject(context)) return { ok: false, errorCode: 'INVALID_CONTEXT', errorDetails: `"context" must be an object { "targetingKey": "..." }, got ${typeName(context)}` };
     const targetingKey = context['targetingKey'];
     if (typeof targetingKey !== 'string' || targetingKey === '') {
       return {
         ok: false,
-        status: 400,
         errorCode: 'TARGETING_KEY_MISSING',
         errorDetails:
           targetingKey === undefined
@@ -289,95 +283,52 @@ export function createOfrepRoute(options: OfrepRouteOptions): HttpRoute {
 
   const storeFailed = { errorDetails: 'the guardian could not read the flag definitions (its database failed): retry shortly' };
 
-  async function handle(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
-    const path = url.pathname;
-    const endpoint: Endpoint =
-      path === OFREP_CONFIGURATION_PATH ? 'configuration' : path === OFREP_EVALUATE_PATH || path === `${OFREP_EVALUATE_PATH}/` ? 'bulk' : path.startsWith(`${OFREP_EVALUATE_PATH}/`) ? 'evaluate' : 'other';
-    if (expected === undefined) {
-      send(req, res, endpoint, 404, {
-        error: 'not_enabled',
-        errorDetails: `OFREP is off: set GUARDIAN_OFREP_KEY (at least 16 characters, e.g. \`openssl rand -hex 32\`) on the guardian, then send it as "Authorization: Bearer <key>" or "X-API-Key: <key>" to POST ${OFREP_EVALUATE_PATH}/{key}`,
-      });
-      return;
-    }
-    const denied = authFailure(req);
-    if (denied === 401) {
-      send(req, res, endpoint, 401, { error: 'unauthorized', errorDetails: 'missing credentials: send GUARDIAN_OFREP_KEY as "Authorization: Bearer <key>" or "X-API-Key: <key>"' }, { 'www-authenticate': 'Bearer realm="guardian"' });
-      return;
-    }
-    if (denied === 403) {
-      send(req, res, endpoint, 403, { error: 'forbidden', errorDetails: 'wrong OFREP key: send the guardian\'s GUARDIAN_OFREP_KEY as "Authorization: Bearer <key>" or "X-API-Key: <key>"' });
-      return;
-    }
-    if (endpoint === 'other') {
-      send(req, res, endpoint, 404, { error: 'not_found', errorDetails: `no OFREP route ${path}: use POST ${OFREP_EVALUATE_PATH}/{key}, POST ${OFREP_EVALUATE_PATH} or GET ${OFREP_CONFIGURATION_PATH}` });
-      return;
-    }
-    if (endpoint === 'configuration') {
-      if (req.method !== 'GET' && req.method !== 'HEAD') {
-        send(req, res, endpoint, 405, { error: 'method_not_allowed', errorDetails: `${OFREP_CONFIGURATION_PATH} accepts GET and HEAD` }, { allow: 'GET, HEAD' });
-        return;
-      }
-      sendTagged(req, res, endpoint, configurationBody, configurationTag);
-      return;
-    }
-    let key = '';
-    if (endpoint === 'evaluate') {
-      const raw = path.slice(OFREP_EVALUATE_PATH.length + 1);
-      try {
-        key = decodeURIComponent(raw);
-      } catch {
-        key = raw;
-      }
-    }
-    const withKey = endpoint === 'evaluate' ? { key } : {};
-    if (req.method !== 'POST') {
-      send(req, res, endpoint, 405, { ...withKey, errorCode: 'GENERAL', errorDetails: `${endpoint === 'evaluate' ? `${OFREP_EVALUATE_PATH}/{key}` : OFREP_EVALUATE_PATH} accepts POST only` }, { allow: 'POST' });
-      return;
-    }
-    const input = await readTargetingKey(req);
-    if (!input.ok) {
-      send(req, res, endpoint, input.status, { ...withKey, errorCode: input.errorCode, errorDetails: input.errorDetails }, input.status === 413 ? { connection: 'close' } : {});
-      return;
-    }
-    // A key that cannot be a flag name is simply not found (no database read needed).
-    if (endpoint === 'evaluate' && !FLAG_PATTERN.test(key)) {
-      send(req, res, endpoint, 404, { key, errorCode: 'FLAG_NOT_FOUND', errorDetails: 'no such flag: flag names match ^[a-z][a-z0-9_]{1,63}$' });
-      return;
-    }
+  app.get('/v1/configuration', (c) => sendTagged(c, configurationBody, configurationTag));
+
+  const bulk = async (c: OfrepContext): Promise<Response> => {
+    const input = await readTargetingKey(c);
+    if (!input.ok) return ofrepJson(c, 400, { errorCode: input.errorCode, errorDetails: input.errorDetails });
     let snapshot: Snapshot;
     try {
       snapshot = await cache.get();
     } catch {
-      send(req, res, endpoint, 500, storeFailed, { 'retry-after': '1' });
-      return;
-    }
-    if (endpoint === 'evaluate') {
-      const entry = snapshot.byName.get(key);
-      if (entry === undefined) {
-        send(req, res, endpoint, 404, { key, errorCode: 'FLAG_NOT_FOUND', errorDetails: `flag "${key}" does not exist` });
-        return;
-      }
-      const item = evaluateOne(entry, input.targetingKey);
-      if ('errorCode' in item) {
-        options.logger.warn({ flag: key, errorDetails: item.errorDetails }, 'ofrep: a flag could not be evaluated');
-        send(req, res, endpoint, 500, { errorDetails: item.errorDetails });
-        return;
-      }
-      // Flags can be rolled back any second: never let a provider cache an answer.
-      send(req, res, endpoint, 200, { ...item, cacheable: false });
-      return;
+      return ofrepJson(c, 500, storeFailed, { 'retry-after': '1' });
     }
     const flags = snapshot.names.map((name) => evaluateOne(snapshot.byName.get(name)!, input.targetingKey));
     const body = `${JSON.stringify({ flags })}\n`;
-    sendTagged(req, res, endpoint, body, etagOf(body));
-  }
-
-  return {
-    async handle(req, res, url) {
-      if (url.pathname !== OFREP_PREFIX && !url.pathname.startsWith(`${OFREP_PREFIX}/`)) return false;
-      await handle(req, res, url);
-      return true;
-    },
+    return sendTagged(c, body, etagOf(body));
   };
+  app.post('/v1/evaluate/flags', bulk).post('/v1/evaluate/flags/', bulk);
+
+  app.post('/v1/evaluate/flags/*', async (c) => {
+    // The key as sent (everything after the prefix), percent-decoded when it decodes.
+    const raw = new URL(c.req.url).pathname.slice(OFREP_EVALUATE_PATH.length + 1);
+    let key: string;
+    try {
+      key = decodeURIComponent(raw);
+    } catch {
+      key = raw;
+    }
+    const input = await readTargetingKey(c);
+    if (!input.ok) return ofrepJson(c, 400, { key, errorCode: input.errorCode, errorDetails: input.errorDetails });
+    // A key that cannot be a flag name is simply not found (no database read needed).
+    if (!FLAG_PATTERN.test(key)) return ofrepJson(c, 404, { key, errorCode: 'FLAG_NOT_FOUND', errorDetails: 'no such flag: flag names match ^[a-z][a-z0-9_]{1,63}$' });
+    let snapshot: Snapshot;
+    try {
+      snapshot = await cache.get();
+    } catch {
+      return ofrepJson(c, 500, storeFailed, { 'retry-after': '1' });
+    }
+    const entry = snapshot.byName.get(key);
+    if (entry === undefined) return ofrepJson(c, 404, { key, errorCode: 'FLAG_NOT_FOUND', errorDetails: `flag "${key}" does not exist` });
+    const item = evaluateOne(entry, input.targetingKey);
+    if ('errorCode' in item) {
+      options.logger.warn({ flag: key, errorDetails: item.errorDetails }, 'ofrep: a flag could not be evaluated');
+      return ofrepJson(c, 500, { errorDetails: item.errorDetails });
+    }
+    // Flags can be rolled back any second: never let a provider cache an answer.
+    return ofrepJson(c, 200, { ...item, cacheable: false });
+  });
+
+  return mountApp(OFREP_PREFIX, app, { maxBodyBytes: null });
 }

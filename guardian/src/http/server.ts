@@ -1,13 +1,23 @@
 /**
- * The guardian's HTTP server on node:http: `/healthz` (liveness), `/readyz` (readiness: database
- * reachable, rules loaded, a cycle within the last two intervals) and `/metrics` (Prometheus).
- * Other parts (admin API, dashboard, OFREP) plug in as {@link HttpRoute}s. GET and HEAD only on
- * the built-in paths; unknown paths get 404.
+ * The guardian's HTTP server: one Hono app served by `@hono/node-server` on node:http.
+ * Built in: `/healthz` (liveness), `/readyz` (readiness: database reachable, rules loaded, a cycle
+ * within the last two intervals) and `/metrics` (Prometheus, prom-client). Everything else plugs
+ * in as a {@link HttpMount}: a Hono sub-app at a path (`mountApp('/api/v1', createAdminApi(…))`).
+ *
+ * The library answers HEAD for every GET route and 405 with `Allow` for a known path with another
+ * method; every error (404, 405, 413, thrown {@link HttpError}s, unexpected failures as 500) has
+ * the one JSON shape of errors.ts. A request line the URL parser refuses (`GET //`) is a 404.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { GuardianMetrics, Metrics } from './metrics.ts';
-import { PROMETHEUS_CONTENT_TYPE } from './metrics.ts';
+
+import { getRequestListener, type HttpBindings } from '@hono/node-server';
+import { Hono, type Env, type Schema } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import { methodNotAllowed } from 'hono/method-not-allowed';
+
+import { errorResponse, HttpError, toHttpError } from './errors.ts';
+import type { GuardianMetrics } from './metrics.ts';
 
 /**
  * What `/readyz` judges, read fresh on every request.
@@ -51,13 +61,64 @@ export interface HttpLogger {
 }
 
 /**
- * An extra route: return true when it handled the request (it then owns the response).
+ * The Hono environment of the guardian's server: `c.env.incoming` / `c.env.outgoing` are the
+ * node:http request and response (client address via `getConnInfo(c)` from
+ * `@hono/node-server/conninfo`, closing a refused connection). Sub-apps may use any env; declare
+ * this one to reach the bindings.
+ */
+export interface GuardianHttpEnv {
+  Bindings: HttpBindings;
+}
+
+/**
+ * A sub-app mounted on the server at a path; build it with {@link mountApp}.
+ */
+export interface HttpMount {
+  /** Where the sub-app is mounted (`/api/v1`, `/admin`, `/` for apps that route full paths). */
+  readonly path: string;
+  /** Largest request body (bytes) of any route under `path`, or null when the sub-app enforces its own. */
+  readonly maxBodyBytes: number | null;
+  /** Adds the sub-app's routes to the server's app (called once, before listening). */
+  attach(root: Hono<GuardianHttpEnv>): void;
+}
+
+/** Default largest request body under a mount (1 MB). */
+export const DEFAULT_MAX_BODY_BYTES = 1_048_576;
+
+/**
+ * A Hono app to mount at `path`. Its routes join the server's (so 404, 405 and HEAD are the
+ * server's, in the one error shape); its own `onError`, if set, handles its errors, else the
+ * server's does (throw an `HttpError`). Bodies over `maxBodyBytes` (default 1 MB; null: the
+ * app reads bodies itself within its own bounds) are refused with 413 before a handler runs.
  *
  * @example
- * const admin: HttpRoute = { handle: async (req, res, url) => url.pathname.startsWith('/api/') && (await adminApi(req, res, url), true) };
+ * const api = new Hono<GuardianHttpEnv>().get('/me', (c) => c.json({ actor: 'admin-token' }));
+ * await startHttpServer({ port: 8787, health, metrics, logger, mounts: [mountApp('/api/v1', api, { maxBodyBytes: 8 << 20 })] });
+ * // GET /api/v1/me → 200; DELETE /api/v1/me → 405 (Allow: GET, HEAD); GET /api/v1/nope → 404 { error: { code: 'not_found', … } }
  */
-export interface HttpRoute {
-  handle(req: IncomingMessage, res: ServerResponse, url: URL): boolean | Promise<boolean>;
+export function mountApp<E extends Env, S extends Schema, B extends string>(
+  path: string,
+  app: Hono<E, S, B>,
+  options: { readonly maxBodyBytes?: number | null } = {},
+): HttpMount {
+  if (!path.startsWith('/')) throw new HttpError('internal', `mountApp: the path must start with "/", got "${path}"`);
+  const maxBodyBytes = options.maxBodyBytes === undefined ? DEFAULT_MAX_BODY_BYTES : options.maxBodyBytes;
+  return {
+    path,
+    maxBodyBytes,
+    attach(root) {
+      if (maxBodyBytes !== null) {
+        const limit = bodyLimit({
+          maxSize: maxBodyBytes,
+          onError: (c) => errorResponse(c, new HttpError('payload_too_large', `the body is larger than ${maxBodyBytes} bytes: send less`, { headers: { connection: 'close' } })),
+        });
+        const base = path === '/' ? '' : path.replace(/\/+$/, '');
+        root.use(base === '' ? '*' : base, limit);
+        if (base !== '') root.use(`${base}/*`, limit);
+      }
+      root.route(path, app);
+    },
+  };
 }
 
 /** Options of {@link startHttpServer}. */
@@ -67,11 +128,11 @@ export interface HttpServerOptions {
   /** Listen address. Default `0.0.0.0`. */
   readonly host?: string;
   readonly health: () => Promise<HealthState>;
-  /** The registry (or the guardian metrics holding it) rendered at `/metrics`. */
-  readonly metrics: Metrics | GuardianMetrics;
+  /** The guardian metrics whose registry `/metrics` renders. */
+  readonly metrics: GuardianMetrics;
   readonly logger: HttpLogger;
-  /** Extra routes, tried after the built-in paths. */
-  readonly routes?: readonly HttpRoute[];
+  /** Sub-apps beside the built-in paths ({@link mountApp}; ingestion and OFREP are mounts too). */
+  readonly mounts?: readonly HttpMount[];
   /** Clock. Default `() => new Date()`. */
   readonly now?: () => Date;
   /** Deadline of `health()` in `/readyz`. Default 5 s. */
@@ -81,6 +142,8 @@ export interface HttpServerOptions {
 /** A running server. */
 export interface RunningHttpServer {
   readonly server: Server;
+  /** The Hono app (all routes): `app.request('/healthz')` answers without a socket. */
+  readonly app: Hono<GuardianHttpEnv>;
   readonly port: number;
   /** `http://<host>:<port>` (127.0.0.1 when listening on all addresses). */
   readonly url: string;
@@ -116,81 +179,106 @@ export function readiness(state: HealthState, now: Date): Readiness {
   return { status: failing.length === 0 ? 'ready' : 'not_ready', failing, checks };
 }
 
-function send(res: ServerResponse, req: IncomingMessage, status: number, contentType: string, body: string, headers: Record<string, string> = {}): void {
-  res.writeHead(status, { 'content-type': contentType, 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store', ...headers });
-  res.end(req.method === 'HEAD' ? undefined : body);
-}
+/** The paths the server answers itself. */
+const BUILT_IN = '/healthz, /readyz or /metrics';
 
 /**
- * Answers with a JSON body (not for HEAD), `no-store`, and any extra headers: what every route sends.
+ * The server's Hono app without a socket: the built-in paths, the mounts, one error shape.
  *
  * @example
- * sendJson(res, req, 202, { accepted: 3 });
+ * const app = createHttpApp({ health, metrics, logger, mounts: [ingest] });
+ * const res = await app.request('/healthz'); // 200 { status: 'alive', … }
  */
-export function sendJson(res: ServerResponse, req: IncomingMessage, status: number, value: unknown, headers: Record<string, string> = {}): void {
-  send(res, req, status, 'application/json; charset=utf-8', `${JSON.stringify(value)}\n`, headers);
+export function createHttpApp(options: Omit<HttpServerOptions, 'port' | 'host'>): Hono<GuardianHttpEnv> {
+  const registry = options.metrics.registry;
+  const now = options.now ?? (() => new Date());
+  const healthTimeoutMs = options.healthTimeoutMs ?? 5_000;
+  const started = now();
+  const app = new Hono<GuardianHttpEnv>();
+
+  app.onError((err, c) => {
+    const e = toHttpError(err);
+    if (e.status >= 500) options.logger.error({ err: { message: err.message }, method: c.req.method, path: c.req.path }, 'http: request failed');
+    return errorResponse(c, e);
+  });
+  app.notFound((c) => errorResponse(c, new HttpError('not_found', `no route for ${c.req.method} ${c.req.path}; try ${BUILT_IN}`)));
+  app.use(
+    methodNotAllowed({
+      app,
+      onMethodNotAllowed: (c, methods) =>
+        errorResponse(c, new HttpError('method_not_allowed', `${c.req.path} accepts ${methods.join(', ')}`, { headers: { allow: methods.join(', ') } })),
+    }),
+  );
+  // Answers of the built-in paths are never cached.
+  app.use('/healthz', noStore).use('/readyz', noStore).use('/metrics', noStore);
+
+  app.get('/healthz', (c) => c.json({ status: 'alive', uptimeSeconds: Math.round((now().getTime() - started.getTime()) / 1000) }));
+  app.get('/metrics', async (c) => c.body(await registry.metrics(), 200, { 'content-type': registry.contentType }));
+  app.get('/readyz', async (c) => {
+    let state: HealthState;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      state = await Promise.race([
+        options.health(),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`health check took longer than ${healthTimeoutMs} ms`)), healthTimeoutMs);
+          timer.unref();
+        }),
+      ]);
+    } catch (err) {
+      const body: Readiness = { status: 'not_ready', failing: ['health'], checks: { health: { ok: false, error: (err as Error).message } } };
+      return c.json(body, 503);
+    } finally {
+      clearTimeout(timer);
+    }
+    const r = readiness(state, now());
+    return c.json(r, r.status === 'ready' ? 200 : 503);
+  });
+  for (const m of options.mounts ?? []) m.attach(app);
+  return app;
 }
 
-const BUILT_IN = new Set(['/healthz', '/readyz', '/metrics']);
+async function noStore(c: { header(name: string, value: string): void }, next: () => Promise<void>): Promise<void> {
+  await next();
+  c.header('cache-control', 'no-store');
+}
+
+/** A request target the URL parser refuses (`//`, `//host`…): answered here, before routing. */
+function refuseUnroutable(req: IncomingMessage, res: ServerResponse): boolean {
+  const target = req.url ?? '/';
+  if (!target.startsWith('//') && URL.canParse(target, 'http://guardian.local')) return false;
+  const body = `${JSON.stringify({ error: { code: 'not_found', message: `no route for ${req.method ?? 'GET'} ${JSON.stringify(target.slice(0, 200))}; try ${BUILT_IN}` } })}\n`;
+  res.writeHead(404, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
+  res.end(req.method === 'HEAD' ? undefined : body);
+  return true;
+}
 
 /**
  * Starts the server and resolves once it listens.
  *
  * @example
- * const http = await startHttpServer({ port: config.port, host: config.host, health, metrics, logger });
+ * const http = await startHttpServer({ port: config.port, host: config.host, health, metrics, logger,
+ *   mounts: [createExposureIngestRoute({ … }), mountApp('/api/v1', createAdminApi({ … }))] });
  * logger.info({ url: http.url }, 'http listening');
  * // on SIGTERM:
  * await http.close();
  */
 export async function startHttpServer(options: HttpServerOptions): Promise<RunningHttpServer> {
-  const registry: Metrics = 'registry' in options.metrics ? options.metrics.registry : options.metrics;
-  const now = options.now ?? (() => new Date());
-  const healthTimeoutMs = options.healthTimeoutMs ?? 5_000;
-  const routes = options.routes ?? [];
-  const started = now();
-
-  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? '/', 'http://guardian.local');
-    if (BUILT_IN.has(url.pathname)) {
-      if (req.method !== 'GET' && req.method !== 'HEAD') {
-        sendJson(res, req, 405, { error: 'method_not_allowed', message: `${url.pathname} accepts GET and HEAD` }, { allow: 'GET, HEAD' });
-        return;
-      }
-      if (url.pathname === '/healthz') {
-        sendJson(res, req, 200, { status: 'alive', uptimeSeconds: Math.round((now().getTime() - started.getTime()) / 1000) });
-        return;
-      }
-      if (url.pathname === '/metrics') {
-        send(res, req, 200, PROMETHEUS_CONTENT_TYPE, await registry.render());
-        return;
-      }
-      let state: HealthState;
-      try {
-        state = await Promise.race([
-          options.health(),
-          new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`health check took longer than ${healthTimeoutMs} ms`)), healthTimeoutMs).unref()),
-        ]);
-      } catch (err) {
-        const body: Readiness = { status: 'not_ready', failing: ['health'], checks: { health: { ok: false, error: (err as Error).message } } };
-        sendJson(res, req, 503, body);
-        return;
-      }
-      const r = readiness(state, now());
-      sendJson(res, req, r.status === 'ready' ? 200 : 503, r);
-      return;
-    }
-    for (const route of routes) {
-      if (await route.handle(req, res, url)) return;
-    }
-    sendJson(res, req, 404, { error: 'not_found', message: `no route for ${req.method ?? 'GET'} ${url.pathname}; try /healthz, /readyz or /metrics` });
-  }
-
+  const app = createHttpApp(options);
+  const listener = getRequestListener(app.fetch, {
+    // The library's default: its lightweight Request/Response (subclasses of the platform's)
+    // become the globals; hono's bodyLimit needs them (it re-creates a Request from the incoming one).
+    errorHandler: (err) => {
+      options.logger.error({ err: { message: (err as Error).message } }, 'http: request failed');
+      return new Response(`${JSON.stringify({ error: { code: 'internal', message: 'internal error; see the guardian logs' } })}\n`, {
+        status: 500,
+        headers: { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' },
+      });
+    },
+  });
   const server = createServer((req, res) => {
-    handle(req, res).catch((err: unknown) => {
-      options.logger.error({ err: { message: (err as Error).message }, path: req.url }, 'http: request failed');
-      if (!res.headersSent) sendJson(res, req, 500, { error: 'internal', message: 'internal error; see the guardian logs' });
-      else res.destroy();
-    });
+    if (refuseUnroutable(req, res)) return;
+    void listener(req, res);
   });
   server.keepAliveTimeout = 5_000;
   const host = options.host ?? '0.0.0.0';
@@ -205,6 +293,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
   const shownHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
   return {
     server,
+    app,
     port,
     url: `http://${shownHost}:${port}`,
     close: () =>

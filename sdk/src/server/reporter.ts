@@ -415,8 +415,10 @@ class Reporter implements ExposureReporter {
       }
       let message = text.trim().slice(0, 500);
       try {
-        const body = JSON.parse(text) as { message?: unknown };
-        if (typeof body.message === 'string') message = body.message;
+        // The guardian's error shape is { error: { code, message } } (older guardians: { message }).
+        const body = JSON.parse(text) as { message?: unknown; error?: { message?: unknown } };
+        if (typeof body.error?.message === 'string') message = body.error.message;
+        else if (typeof body.message === 'string') message = body.message;
       } catch {
         // not JSON: the raw text
       }

@@ -135,7 +135,7 @@ async function run(args: readonly string[], io: CliIo): Promise<number> {
     const ingestKey = randomBytes(24).toString('hex');
     const ingest = createExposureIngestRoute({ store, ingestKey, logger: quiet, now: () => now });
     const health = async () => ({ database: { ok: true }, rules: { loaded: true }, lastCycleAt: now, cycleIntervalMs: 60_000 });
-    http = await startHttpServer({ port: 0, host: '127.0.0.1', health, metrics: createGuardianMetrics(), logger: quiet, routes: [ingest], now: () => now });
+    http = await startHttpServer({ port: 0, host: '127.0.0.1', health, metrics: createGuardianMetrics(), logger: quiet, mounts: [ingest], now: () => now });
     reporter = createExposureReporter({ url: http.url, ingestKey, flushIntervalMs: 3_600_000, maxBatch: 1000, maxBuffer: 100_000, logger: { warn: () => {}, error: (obj, msg) => say(`reporter: ${msg ?? ''}`) } });
     reporter.attach(client);
     const sources = new Map([['builtin', createBuiltinSource({ store, now: () => now })]]);
