@@ -30,7 +30,7 @@ describe('guardian start (README run command) on the embedded database', () => {
     const run = start(['start'], env);
     const base = await until('the banner', () => /http:\s+(http:\/\/127\.0\.0\.1:\d+)\/healthz/.exec(run.stderr())?.[1], 240_000);
     const banner = run.stderr();
-    expect(banner).toMatch(/^Rollback Guardian — 3 rule\(s\), polling every 1m/);
+    expect(banner).toMatch(/^Rollback Guardian — 3 rule\(s\), polling every 30s/);
     expect(banner).toContain(`state:   embedded database in ${join(data, 'pglite')}`);
     expect(banner).toContain('rules:   rules/guardian.yaml');
     expect(banner).toMatch(/rule ai-stage-regression: .* flags ai_alpha_users \(on 10%, watching\), ai_beta_users \(on 50%, watching\)/);
