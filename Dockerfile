@@ -55,6 +55,8 @@ COPY --from=dashboard /app/dashboard/dist ./dashboard/dist
 COPY supabase/migrations ./supabase/migrations
 COPY supabase/seed.sql supabase/test-shim.sql ./supabase/
 COPY rules ./rules
+# The migration step (compose.yaml's `migrate` service: node scripts/migrate.ts --shim --seed).
+COPY scripts/migrate.ts ./scripts/
 RUN mkdir -p /app/.data && chown -R node:node /app/.data
 USER node
 VOLUME ["/app/.data"]

@@ -36,6 +36,9 @@ function urlWithProtocols(protocols: readonly string[], what: string) {
   );
 }
 
+/** An IPv4 or IPv6 address, or a host name (letters, digits, dots, hyphens; no scheme, port or path). */
+const HOST_PATTERN = /^(?:[0-9a-fA-F:.]+|\[[0-9a-fA-F:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9-]{0,62})(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}))*)$/;
+
 const envSchema = z
   .object({
     DATABASE_URL: urlWithProtocols(['postgres:', 'postgresql:'], 'a postgres:// URL (postgres://user:password@host:5432/db)'),
@@ -46,10 +49,14 @@ const envSchema = z
     RULES_FILE: optionalText.transform((v) => v ?? 'rules/guardian.yaml'),
     PORT: optionalText
       .refine((v) => v === undefined || (/^\d{1,5}$/.test(v) && Number(v) <= 65535), {
-        message: 'must be an integer port between 0 and 65535 (0 picks a free port)',
+        error: (iss) => `must be an integer port between 0 and 65535 (0 picks a free port), got ${JSON.stringify(iss.input)}`,
       })
       .transform((v) => (v === undefined ? 8787 : Number(v))),
-    HOST: optionalText.transform((v) => v ?? '0.0.0.0'),
+    HOST: optionalText
+      .refine((v) => v === undefined || HOST_PATTERN.test(v), {
+        error: (iss) => `must be an IP address or host name to listen on (0.0.0.0: every interface, 127.0.0.1: this machine only), got ${JSON.stringify(iss.input)}`,
+      })
+      .transform((v) => v ?? '0.0.0.0'),
     SENTRY_DSN: urlWithProtocols(['http:', 'https:'], 'a Sentry DSN URL (https://<key>@<host>/<project id>)').refine(
       (v) => {
         if (v === undefined || !URL.canParse(v)) return true; // the URL check above already reported it

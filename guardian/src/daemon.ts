@@ -503,7 +503,12 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     await admin?.close();
     await parts.close();
     const code = (err as NodeJS.ErrnoException).code;
-    throw new GuardianError('CONFIG_INVALID', `cannot listen on ${config.host}:${config.port}${code ? ` (${code})` : ''}: set PORT to a free port (0 picks one)`, { cause: err });
+    // Blame the setting that is wrong: an address this machine does not have is HOST's fault, a taken or forbidden port is PORT's.
+    const hostFault = code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND' || code === 'EAI_AGAIN' || code === 'EAI_NONAME';
+    const fix = hostFault
+      ? `HOST=${config.host} is not an address of this machine: set HOST to one (0.0.0.0: every interface, 127.0.0.1: this machine only)`
+      : `PORT=${config.port} cannot be used${code === 'EACCES' ? ' (ports below 1024 need privileges)' : ''}: set PORT to a free port (0 picks one)`;
+    throw new GuardianError('CONFIG_INVALID', `cannot listen on ${config.host}:${config.port}${code ? ` (${code})` : ''}: ${fix}`, { cause: err });
   }
   opts.stdout(await banner(parts, http));
 

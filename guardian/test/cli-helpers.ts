@@ -38,16 +38,16 @@ export async function cli(args: readonly string[], env: Record<string, string> =
 }
 
 /**
- * Runs `node guardian/bin/guardian.ts <args>` as a child process (the Node that runs vitest,
- * which is the project's Node 22), with `env` on top of a minimal environment.
+ * Runs `node guardian/bin/guardian.ts <args>` (or another `script`) as a child process (the Node
+ * that runs vitest, which is the project's Node 22), with `env` on top of a minimal environment.
  *
  * @example
  * const r = await cliProcess(['events', '--database-url', db.url]);
  */
-export function cliProcess(args: readonly string[], env: Record<string, string> = {}, timeoutMs = 20_000): Promise<CliResult & { readonly ms: number }> {
+export function cliProcess(args: readonly string[], env: Record<string, string> = {}, timeoutMs = 20_000, script = join(REPO_ROOT, 'guardian/bin/guardian.ts')): Promise<CliResult & { readonly ms: number }> {
   const started = Date.now();
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [join(REPO_ROOT, 'guardian/bin/guardian.ts'), ...args], {
+    const child = spawn(process.execPath, [script, ...args], {
       cwd: REPO_ROOT,
       env: { PATH: process.env['PATH'] ?? '', HOME: process.env['HOME'] ?? '/tmp', USER: 'proc-tester', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -224,7 +224,8 @@ describe('guardian restore', () => {
     const mark = await lastAuditId(db);
 
     const r = await run('restore', 'booking_agent_enabled', '--reason', 'fixed in 1.4.3', '--actor', 'frank');
-    expect(r.stderr).toBe('');
+    // The edits made while rolled back are dropped, and restore says so.
+    expect(r.stderr).toBe(`guardian restore: note: edits made while the flag was rolled back were dropped: percentage 5% (now 25%); added target(s) late-user; removed target(s) ${QA}.\n`);
     expect(r.code).toBe(0);
     const restore = (await eventRows(db, 'booking_agent_enabled')).at(-1);
     expect(r.stdout).toBe(`Restored booking_agent_enabled (event ${restore?.id}, undoing rollback ${rollback?.id}): enabled, 25%, 1 target(s), watching.\n`);

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 
 import { lockPath, readLock } from '../src/store/lock.ts';
-import { cliProcess, startProcess, until, type RunningProcess } from './cli-helpers.ts';
+import { cliProcess, REPO_ROOT, startProcess, until, type RunningProcess } from './cli-helpers.ts';
 
 const KEY = 'owner-test-ofrep-key-0123456789';
 const dirs: string[] = [];
@@ -34,7 +34,7 @@ async function daemon(data: string): Promise<{ run: RunningProcess; base: string
   const base = await until('the banner', () => {
     if (run.child.exitCode !== null) throw new Error(`guardian start exited ${run.child.exitCode}: ${run.stderr()}`);
     return /http:\s+(http:\/\/127\.0\.0\.1:\d+)\/healthz/.exec(run.stderr())?.[1];
-  }, 90_000);
+  }, 240_000);
   await until('the socket in the lock', async () => ((await readLock(data))?.socket ? true : undefined), 10_000);
   return { run, base };
 }
@@ -86,6 +86,12 @@ describe('one owner for the embedded database', () => {
     expect(restore).toMatchObject({ code: 0, stderr: '' });
     await seen(base, 'ai_beta_users', (f) => f.reason !== 'DISABLED' && f.metadata.guardState === 'watching');
 
+    // db:migrate without DATABASE_URL goes through the daemon too, never opening the files.
+    const migrate = await cliProcess(['--json'], env, 60_000, join(REPO_ROOT, 'scripts/migrate.ts'));
+    expect(migrate.code).toBe(0);
+    expect(migrate.stderr).toContain(`(through the guardian daemon, pid ${run.child.pid})`);
+    expect((JSON.parse(migrate.stdout) as { applied: string[] }).applied).toEqual([]);
+
     const events = await cliProcess(['events', '--json'], env);
     expect(events.code).toBe(0);
     expect((JSON.parse(events.stdout) as { events: { kind: string }[] }).events.map((e) => e.kind)).toEqual(['restore', 'manual_rollback']);
@@ -111,7 +117,7 @@ describe('one owner for the embedded database', () => {
     const after = await cliProcess(['events', '--json'], env, 90_000);
     expect((JSON.parse(after.stdout) as { events: unknown[] }).events).toHaveLength(2);
     expect(existsSync(lockPath(data))).toBe(false);
-  }, 300_000);
+  }, 600_000);
 
   it('a killed owner leaves a stale lock that the next start recovers', async () => {
     const data = dataDir();
@@ -128,5 +134,5 @@ describe('one owner for the embedded database', () => {
     expect((await ofrep(next.base)).get('booking_agent_enabled')).toBeDefined();
     next.run.child.kill('SIGTERM');
     expect((await next.run.exit).code).toBe(0);
-  }, 300_000);
+  }, 600_000);
 });

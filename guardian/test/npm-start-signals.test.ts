@@ -63,7 +63,7 @@ describe('npm start and signals', () => {
       if (npm.exitCode !== null) throw new Error(`npm start exited ${npm.exitCode}: ${err}`);
       const lock = await readLock(data);
       return lock?.socket ? lock : undefined;
-    }, 120_000);
+    }, 240_000);
     expect(owner.pid).not.toBe(npm.pid);
 
     npm.kill(signal);
@@ -71,5 +71,5 @@ describe('npm start and signals', () => {
     await until('every process of the group to be gone', () => (groupAlive(pgid) ? undefined : true), 20_000);
     expect(out).toContain(`"signal":"${signal}"`);
     expect(out).toContain('guardian: stopped');
-  }, 180_000);
+  }, 400_000);
 });

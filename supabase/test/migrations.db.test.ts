@@ -1,6 +1,7 @@
 // The migration runner (guardian/src/store/migrations.ts) and `npm run db:migrate`: ordering,
 // re-runs, concurrent runners, edited and failing migrations, clear errors.
 import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -67,6 +68,15 @@ describe('applyMigrations on PostgreSQL', () => {
     expect({ flags: await count('feature_flags'), changes: await count('flag_changes'), targets: await count('flag_targets') }).toEqual(before);
   });
 
+  test('plain PostgreSQL without the shim: refused before anything is applied, naming --shim', async () => {
+    db = await createTestDatabase({ migrate: false });
+    const err = await applyMigrations(db.sql).catch((e: unknown) => e);
+    expect(isGuardianError(err, 'MIGRATION_FAILED')).toBe(true);
+    expect((err as Error).message).toMatch(/lacks what Supabase provides \(.*auth\.uid\(\).*\): it is plain PostgreSQL\. Run with --shim \(npm run db:migrate -- --shim\).*Nothing was applied\.$/);
+    const { rows } = await db.sql.query<{ t: string | null }>("select to_regclass('public.schema_migrations')::text as t");
+    expect(rows[0]?.t).toBeNull();
+  });
+
   test('concurrent runners apply each migration exactly once', async () => {
     db = await createTestDatabase({ migrate: false });
     const reports = await Promise.all([applyMigrations(db.sql, { shim: true }), applyMigrations(db.sql, { shim: true }), applyMigrations(db.sql, { shim: true })]);
@@ -82,14 +92,14 @@ describe('applyMigrations on PostgreSQL', () => {
     dir = await mkdtemp(join(tmpdir(), 'rg-migrations-'));
     await writeFile(join(dir, '20990101000100_first.sql'), 'create table t_first (id int);');
     await writeFile(join(dir, '20990101000200_broken.sql'), 'create table t_broken (id int);\nselect * from no_such_table;');
-    const err = await applyMigrations(db.sql, { dir }).catch((e: unknown) => e);
+    const err = await applyMigrations(db.sql, { dir, shim: true }).catch((e: unknown) => e);
     expect(isGuardianError(err, 'MIGRATION_FAILED')).toBe(true);
     expect((err as Error).message).toMatch(/migration 20990101000200_broken\.sql failed: relation "no_such_table" does not exist/);
     const tables = await db.sql.query<{ t: string | null; b: string | null }>("select to_regclass('public.t_first')::text as t, to_regclass('public.t_broken')::text as b");
     expect(tables.rows[0]).toEqual({ t: 't_first', b: null });
     await writeFile(join(dir, '20990101000200_broken.sql'), 'create table t_broken (id int);');
     await writeFile(join(dir, '20990101000100_first.sql'), 'create table t_first (id int); -- edited');
-    const report = await applyMigrations(db.sql, { dir });
+    const report = await applyMigrations(db.sql, { dir, shim: true });
     expect(report.applied).toEqual(['20990101000200_broken.sql']);
     expect(report.changed).toEqual(['20990101000100_first.sql']);
   });
@@ -128,13 +138,21 @@ describe('npm run db:migrate (scripts/migrate.ts)', () => {
     }
   });
 
-  test('without DATABASE_URL it says what to set and exits 2', async () => {
-    const env = { ...process.env };
-    delete env['DATABASE_URL'];
-    const err = (await run(node, [script], { env }).catch((e: unknown) => e)) as { code: number; stderr: string };
-    expect(err.code).toBe(2);
-    expect(err.stderr).toMatch(/DATABASE_URL is not set/);
-  });
+  test('without DATABASE_URL it brings the embedded database of GUARDIAN_DATA_DIR up to date (taking its lock)', async () => {
+    const data = await mkdtemp(join(tmpdir(), 'rg-migrate-embedded-'));
+    try {
+      const env: NodeJS.ProcessEnv = { ...process.env, GUARDIAN_DATA_DIR: data };
+      delete env['DATABASE_URL'];
+      const first = await run(node, [script, '--json'], { env });
+      expect(first.stderr).toBe(`db:migrate: no DATABASE_URL, so the embedded database in ${join(data, 'pglite')}\n`);
+      const report = JSON.parse(first.stdout) as { applied: string[]; skipped: string[] };
+      expect(report.applied).toEqual([]); // opening it applied them; the run confirms every one is there
+      expect(report.skipped).toHaveLength((await readMigrations()).length);
+      expect(existsSync(join(data, 'pglite.lock'))).toBe(false);
+    } finally {
+      await rm(data, { recursive: true, force: true });
+    }
+  }, 120_000);
 
   test('an unreachable database is a clear error and exit 1', async () => {
     const env = { ...process.env, DATABASE_URL: 'postgres://postgres@127.0.0.1:1/none' };

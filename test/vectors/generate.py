@@ -129,12 +129,14 @@ def evaluations():
 
     add('disabled flag is off even for a target', flag('eval_disabled', False, 100, None, ['qa-1']), 'qa-1', False, 'DISABLED')
     add('disabled flag at 100% is off', flag('eval_disabled_all', False, 100), 'user-1', False, 'DISABLED')
+    add('empty user id on a disabled flag says DISABLED first', flag('eval_disabled_all', False, 100), '', False, 'DISABLED')
     add('target gets a 0% flag', flag('eval_target_zero', True, 0, None, ['qa-1', 'qa-2']), 'qa-2', True, 'TARGETING_MATCH')
     add('non-target at 0% is off', flag('eval_target_zero', True, 0, None, ['qa-1', 'qa-2']), 'user-1', False, 'SPLIT')
     add('target match wins over a percentage that would exclude the user',
         flag('eval_target_pct', True, 1, None, ['日本語-qa']), '日本語-qa', True, 'TARGETING_MATCH')
     add('100% is on for everyone', flag('eval_full', True, 100), 'user-1', True, 'SPLIT')
-    add('100% is on for the empty id', flag('eval_full', True, 100), '', True, 'SPLIT')
+    # An empty id is no user (else every such caller would share one bucket): an error, off.
+    add('the empty id is an error, off even at 100%', flag('eval_full', True, 100), '', False, 'ERROR')
     add('0% is off for everyone', flag('eval_zero', True, 0), 'user-1', False, 'SPLIT')
     # Boundaries: bucket == percentage is in, bucket == percentage + 1 is out.
     for name, pct, group in [('eval_split_ten', 10, 'ai_rollout'), ('eval_split_half', 50, None), ('eval_split_ninety_nine', 99, 'grp_x')]:
@@ -148,7 +150,7 @@ def evaluations():
     add('null bucket_group buckets by the flag name', flag('eval_group_default', True, 30, None), u, True, 'SPLIT')
     u = find_user('eval_group_default', lambda b: b > 30, 'x')
     add('null bucket_group buckets by the flag name (out)', flag('eval_group_default', True, 30, None), u, False, 'SPLIT')
-    for uid in ['josé', '日本語', 'Привет', '😀', '', 'u' * 1000]:
+    for uid in ['josé', '日本語', 'Привет', '😀', 'u' * 1000]:
         b = bucket('ai_rollout', uid)
         add(f'ai_rollout 50% for {uid[:12]!r} (bucket {b})', flag('eval_unicode_half', True, 50, 'ai_rollout'), uid, b <= 50, 'SPLIT')
     return out

@@ -182,6 +182,27 @@ export async function migrationsUpToDate(sql: SqlClient, dir: string = DEFAULT_M
 export async function applyMigrations(sql: SqlClient, opts: ApplyMigrationsOptions = {}): Promise<MigrationReport> {
   const migrations = await readMigrations(opts.dir);
 
+  // The migrations grant to Supabase's roles: on plain PostgreSQL without the shim they would fail
+  // part-way. Say so before anything is applied.
+  if (!opts.shim) {
+    // Roles are per cluster, auth.uid() and the publication per database: check all three.
+    const { rows } = await sql.query<{ missing: string[] | null }>(
+      `select array_remove(array[
+         case when exists (select 1 from pg_catalog.pg_roles where rolname = 'anon') and exists (select 1 from pg_catalog.pg_roles where rolname = 'authenticated')
+               and exists (select 1 from pg_catalog.pg_roles where rolname = 'service_role') then null else 'the roles anon, authenticated, service_role' end,
+         case when to_regprocedure('auth.uid()') is not null then null else 'auth.uid()' end,
+         case when exists (select 1 from pg_catalog.pg_publication where pubname = 'supabase_realtime') then null else 'the supabase_realtime publication' end
+       ], null) as missing`,
+    );
+    const missing = rows[0]?.missing ?? [];
+    if (missing.length > 0) {
+      throw new GuardianError(
+        'MIGRATION_FAILED',
+        `this database lacks what Supabase provides (${missing.join(', ')}): it is plain PostgreSQL. Run with --shim (npm run db:migrate -- --shim), which creates them first. Nothing was applied.`,
+      );
+    }
+  }
+
   const lock = async (tx: SqlClient): Promise<void> => {
     await tx.query('select pg_advisory_xact_lock($1)', [MIGRATION_LOCK_KEY]);
   };

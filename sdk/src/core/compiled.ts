@@ -98,7 +98,7 @@ export function evaluateCompiled(flag: CompiledFlag | null | undefined, userId: 
   // Same precedence as evaluate(): name, enabled, user id, targets, then the percentage.
   if (!flag.named) return BAD_FLAG;
   if (!flag.enabled) return DISABLED;
-  if (typeof userId !== 'string') return BAD_USER;
+  if (typeof userId !== 'string' || userId === '') return BAD_USER;
   if (flag.targets !== null && flag.targets.has(userId)) return TARGETED;
   if (!flag.valid) return BAD_FLAG;
   const b = compiledBucket(flag, userId);
@@ -113,7 +113,7 @@ export function evaluateCompiled(flag: CompiledFlag | null | undefined, userId: 
  * isCompiledOn(compileFlag(def), 'user-42'); // true | false
  */
 export function isCompiledOn(flag: CompiledFlag | undefined, userId: string): boolean {
-  if (flag === undefined || !flag.enabled || typeof userId !== 'string') return false;
+  if (flag === undefined || !flag.enabled || typeof userId !== 'string' || userId === '') return false;
   if (flag.targets !== null && flag.targets.has(userId)) return true;
   if (!flag.valid || flag.percentage === 0) return false;
   if (flag.percentage === 100) return true;

@@ -73,7 +73,8 @@ function isTargeted(targets: FlagDefinition['targets'], userId: string): boolean
  * missing flag → off (`FLAG_NOT_FOUND`); `enabled = false` → off (`DISABLED`);
  * user in the targets → on (`TARGETING_MATCH`); else on when
  * `rolloutPercentage > 0 && bucket <= rolloutPercentage` (`SPLIT`).
- * Never throws: a non-string user id or a malformed definition gives `false` with reason `ERROR`.
+ * Never throws: a non-string or empty user id (`INVALID_USER_ID`) or a malformed definition
+ * (`INVALID_FLAG`) gives `false` with reason `ERROR`, as SQL's `evaluate_flags` and OFREP do.
  *
  * @example
  * evaluate({ name: 'ai_alpha_users', enabled: true, rolloutPercentage: 10, bucketGroup: 'ai_rollout' }, 'user-42');
@@ -83,7 +84,8 @@ export function evaluate(flag: FlagDefinition | null | undefined, userId: string
   if (flag === null || flag === undefined) return NOT_FOUND;
   if (typeof flag !== 'object' || typeof flag.name !== 'string') return BAD_FLAG;
   if (flag.enabled !== true) return DISABLED;
-  if (typeof userId !== 'string') return BAD_USER;
+  // An empty id is no user: every such caller would share one bucket (DESIGN.md §4).
+  if (typeof userId !== 'string' || userId === '') return BAD_USER;
   if (isTargeted(flag.targets, userId)) return TARGETED;
   const pct = flag.rolloutPercentage;
   if (typeof pct !== 'number' || !Number.isInteger(pct) || pct < 0 || pct > 100) return BAD_FLAG;

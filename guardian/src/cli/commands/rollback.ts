@@ -15,8 +15,7 @@ import { checkText, MAX_REASON_LENGTH, printable } from '../../store/limits.ts';
 import { channelsFromNotify } from '../../cycle/run.ts';
 import type { Channel, Flag, RollbackEvent, Store } from '../../store/types.ts';
 import type { CliCommand, CliIo } from '../io.ts';
-import { cliActor, commandConfig, COMMON_OPTIONS, COMMON_USAGE, explainUnreachable, parseCommandArgs, reportError, requireFlag, when } from '../shared.ts';
-import { createStore } from '../../store/index.ts';
+import { cliActor, commandConfig, COMMON_OPTIONS, COMMON_USAGE, openStore, parseCommandArgs, reportError, requireFlag, when } from '../shared.ts';
 
 const usage = `Usage: guardian rollback <flag> --reason TEXT [--step-back [--stages 10,50,100]] [--force] [--no-notify]
                          [--rules FILE] [--actor NAME] [--json]
@@ -125,12 +124,8 @@ async function run(args: readonly string[], io: CliIo): Promise<number> {
       if (found.warning) warnings.push(found.warning);
     }
     if (!json) for (const w of warnings) io.stderr(`guardian rollback: warning: ${w}\n`);
-    let store: Store;
-    try {
-      store = await createStore(config);
-    } catch (err) {
-      throw explainUnreachable(err, config, values['database-url'] !== undefined);
-    }
+    // The one way commands open the store (embedded: through the daemon, or under the folder's lock).
+    const store = await openStore(io.env, values['database-url']);
     try {
       const current = await requireFlag(store, name, '<flag>');
       if (!current.enabled) return await notChanged(io, store, current, json, warnings);
