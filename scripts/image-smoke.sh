@@ -15,9 +15,12 @@ pid=
 mkdir -p "$app/sdk" "$app/guardian" "$app/supabase"
 cp package.json package-lock.json .npmrc "$app/"
 cp sdk/package.json "$app/sdk/"; cp guardian/package.json "$app/guardian/"
-(cd "$app" && npm ci --omit=dev --no-audit --no-fund --prefer-offline >/dev/null)
+(cd "$app" && npm ci --omit=dev --ignore-scripts --no-audit --no-fund --prefer-offline >/dev/null)
 # Stage 2: the COPY lines (tracked files only, as a clean clone has them).
 git ls-files -z sdk guardian rules supabase/migrations supabase/seed.sql supabase/test-shim.sql | (cd "$root" && xargs -0 cp --parents -t "$app")
+# Stage 1b (sdk-build): sdk/dist, built with the full dev dependencies (here: the repository's).
+node "$root/sdk/scripts/build.ts"
+cp -r "$root/sdk/dist" "$app/sdk/dist"
 if [ -e "$app/node_modules/node" ] || [ -e "$app/node_modules/vitest" ]; then
   echo "image-smoke: FAILED: dev dependencies were installed by npm ci --omit=dev" >&2; exit 1
 fi
