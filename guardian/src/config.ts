@@ -41,6 +41,7 @@ const envSchema = z
     DATABASE_URL: urlWithProtocols(['postgres:', 'postgresql:'], 'a postgres:// URL (postgres://user:password@host:5432/db)'),
     SUPABASE_URL: urlWithProtocols(['http:', 'https:'], 'an http(s):// URL, e.g. https://<project>.supabase.co'),
     SUPABASE_SERVICE_ROLE_KEY: optionalText,
+    SUPABASE_ANON_KEY: optionalText,
     GUARDIAN_DATA_DIR: optionalText.transform((v) => v ?? '.data'),
     RULES_FILE: optionalText.transform((v) => v ?? 'rules/guardian.yaml'),
     PORT: optionalText
@@ -77,6 +78,14 @@ const envSchema = z
     GUARDIAN_OFREP_KEY: optionalText.refine((v) => v === undefined || v.length >= 16, {
       message: 'must be at least 16 characters (generate one with `openssl rand -hex 32`)',
     }),
+    SUPABASE_JWT_SECRET: optionalText.refine((v) => v === undefined || v.length >= 32, {
+      message: "must be the Supabase project's JWT secret (Settings → API → JWT secret, at least 32 characters)",
+    }),
+    GUARDIAN_ALLOWED_ORIGINS: optionalText
+      .transform((v) => (v === undefined ? [] : v.split(',').map((o) => o.trim()).filter((o) => o !== '')))
+      .refine((list) => list.every((o) => URL.canParse(o) && ['http:', 'https:'].includes(new URL(o).protocol) && new URL(o).origin === o), {
+        message: 'must be a comma-separated list of origins like https://admin.example.com,http://localhost:5173 (scheme, host and port; no path, no trailing /)',
+      }),
     GUARDIAN_DRY_RUN: optionalText
       .transform((v) => v?.toLowerCase())
       .refine((v) => v === undefined || TRUE_WORDS.has(v) || FALSE_WORDS.has(v), {
@@ -130,6 +139,11 @@ export interface GuardianConfig {
   readonly emailFrom: string | undefined;
   /** Base URL of the dashboard, for links in alerts. */
   readonly dashboardUrl: string | undefined;
+  /**
+   * Supabase Auth for the dashboard's sign-in: SUPABASE_URL and SUPABASE_ANON_KEY (both public by
+   * design); undefined unless both are set, and then the dashboard offers the admin token only.
+   */
+  readonly supabaseAuth: { readonly url: string; readonly anonKey: string } | undefined;
   /** pino level. Default `info`. */
   readonly logLevel: (typeof LOG_LEVELS)[number];
   /** Bearer token required by the admin API; the admin API is off when undefined. */
@@ -146,6 +160,10 @@ export interface GuardianConfig {
   readonly ofrepKey: string | undefined;
   /** Global dry run: decide and record `dry_run` events, never change a flag. */
   readonly dryRun: boolean;
+  /** HS256 secret that signs the Supabase project's access tokens (admin API auth). Secret. */
+  readonly jwtSecret?: string | undefined;
+  /** Origins allowed to call the admin API from a browser (CORS); empty: none. */
+  readonly allowedOrigins?: readonly string[];
 }
 
 /** The environment keys the guardian reads (all optional). */
@@ -169,6 +187,7 @@ export function configSecrets(config: GuardianConfig): string[] {
   if (config.adminToken !== undefined) out.push(config.adminToken);
   if (config.ingestKey !== undefined) out.push(config.ingestKey);
   if (config.ofrepKey !== undefined) out.push(config.ofrepKey);
+  if (config.jwtSecret !== undefined) out.push(config.jwtSecret);
   if (config.sentryDsn !== undefined) {
     try {
       const key = new URL(config.sentryDsn).username;
@@ -218,10 +237,13 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): G
     smtpUrl: e.SMTP_URL,
     emailFrom: e.EMAIL_FROM,
     dashboardUrl: e.GUARDIAN_DASHBOARD_URL,
+    supabaseAuth: e.SUPABASE_URL !== undefined && e.SUPABASE_ANON_KEY !== undefined ? { url: e.SUPABASE_URL, anonKey: e.SUPABASE_ANON_KEY } : undefined,
     logLevel: e.LOG_LEVEL,
     adminToken: e.GUARDIAN_ADMIN_TOKEN,
     ingestKey: e.GUARDIAN_INGEST_KEY,
     ofrepKey: e.GUARDIAN_OFREP_KEY,
     dryRun: e.GUARDIAN_DRY_RUN,
+    ...(e.SUPABASE_JWT_SECRET !== undefined ? { jwtSecret: e.SUPABASE_JWT_SECRET } : {}),
+    ...(e.GUARDIAN_ALLOWED_ORIGINS.length > 0 ? { allowedOrigins: e.GUARDIAN_ALLOWED_ORIGINS } : {}),
   };
 }
