@@ -12,12 +12,18 @@ trap 'kill "$pid" 2>/dev/null || true; rm -rf "$app"' EXIT
 pid=
 
 # Stage 1 (deps): the manifests, then npm ci --omit=dev.
-mkdir -p "$app/sdk" "$app/guardian" "$app/supabase"
+mkdir -p "$app/sdk" "$app/guardian" "$app/supabase" "$app/dashboard"
 cp package.json package-lock.json .npmrc "$app/"
-cp sdk/package.json "$app/sdk/"; cp guardian/package.json "$app/guardian/"
-(cd "$app" && npm ci --omit=dev --no-audit --no-fund --prefer-offline >/dev/null)
+cp sdk/package.json "$app/sdk/"; cp guardian/package.json "$app/guardian/"; cp dashboard/package.json "$app/dashboard/"
+(cd "$app" && npm ci --omit=dev --ignore-scripts --no-audit --no-fund --prefer-offline >/dev/null)
 # Stage 2: the COPY lines (tracked files only, as a clean clone has them).
 git ls-files -z sdk guardian rules supabase/migrations supabase/seed.sql supabase/test-shim.sql scripts/migrate.ts | (cd "$root" && xargs -0 cp --parents -t "$app")
+# Stage 1b (sdk-build): sdk/dist, built with the full dev dependencies (here: the repository's).
+node "$root/sdk/scripts/build.ts"
+cp -r "$root/sdk/dist" "$app/sdk/dist"
+# Stage 2 (dashboard): dashboard/dist, built by Vite (here: the repository's build, made by npm ci's prepare).
+[ -f "$root/dashboard/dist/index.html" ] || (cd "$root" && npm run -s build -w dashboard)
+cp -r "$root/dashboard/dist" "$app/dashboard/dist"
 if [ -e "$app/node_modules/node" ] || [ -e "$app/node_modules/vitest" ]; then
   echo "image-smoke: FAILED: dev dependencies were installed by npm ci --omit=dev" >&2; exit 1
 fi

@@ -16,7 +16,7 @@ describe('the guardian image', () => {
   it('Dockerfile: multi-stage, non-root, HEALTHCHECK on /healthz, the same command as npm start', () => {
     const docker = readFileSync(`${root}Dockerfile`, 'utf8');
     const pkg = JSON.parse(readFileSync(`${root}package.json`, 'utf8')) as { scripts: Record<string, string> };
-    expect(docker.match(/^FROM /gm)).toHaveLength(2);
+    expect(docker.match(/^FROM /gm)).toHaveLength(4); // deps, sdk-build (sdk/dist), dashboard build, runtime
     expect(docker).toMatch(/^USER node$/m);
     expect(docker).toMatch(/^HEALTHCHECK .*\n.*\/healthz/m);
     const cmd = /^CMD (\[.*\])$/m.exec(docker)?.[1];

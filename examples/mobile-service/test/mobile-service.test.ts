@@ -80,7 +80,9 @@ describe('examples/mobile-service (from the tarball, in-memory AsyncStorage)', (
     // QA is a target of booking_agent_enabled and followup_agent_enabled in the seed.
     expect(out['online']).toEqual({ status: 'READY', source: 'network', booking: true, followup: true });
     expect(out['offline']).toEqual({ status: 'READY', source: 'storage', booking: true, followup: true });
-    expect(out['coldOffline']).toEqual({ status: 'ERROR', source: 'none', booking: false });
+    // No network and nothing stored: defaults (ERROR once the fetch failed, NOT_READY if ready(5000) ran out first).
+    expect(out['coldOffline']).toMatchObject({ source: 'none', booking: false });
+    expect(['ERROR', 'NOT_READY']).toContain(out['coldOffline']!['status']);
     expect(out['stored']).toContain('featureFlags.v1');
   }, 60_000);
 });
