@@ -71,7 +71,7 @@ async function run(args: readonly string[], io: CliIo): Promise<number> {
     if (target === undefined) throw new GuardianError('BAD_ARGUMENT', 'missing <flag|event-id>: guardian restore booking_agent_enabled (or an event id from "guardian events")');
     const actor = cliActor(io.env, values.actor);
     const reason = values.reason?.trim();
-    const store = await openStore(io.env, values['database-url']);
+    const store = await openStore(io.env, values['database-url'], values.api);
     try {
       await checkTarget(store, target);
       let event: RollbackEvent;

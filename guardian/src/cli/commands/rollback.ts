@@ -13,7 +13,7 @@ import { loadRulesFile } from '../../rules/parse.ts';
 import { channelsFromNotify } from '../../cycle/run.ts';
 import type { Channel, Flag, RollbackEvent, Store } from '../../store/types.ts';
 import type { CliCommand, CliIo } from '../io.ts';
-import { cliActor, commandConfig, COMMON_OPTIONS, COMMON_USAGE, explainUnreachable, parseCommandArgs, reportError, requireFlag, when } from '../shared.ts';
+import { apiStoreFor, cliActor, commandConfig, COMMON_OPTIONS, COMMON_USAGE, explainUnreachable, parseCommandArgs, reportError, requireFlag, when } from '../shared.ts';
 import { createStore } from '../../store/index.ts';
 
 const usage = `Usage: guardian rollback <flag> --reason TEXT [--step-back [--stages 10,50,100]] [--force] [--no-notify]
@@ -112,7 +112,7 @@ async function run(args: readonly string[], io: CliIo): Promise<number> {
     if (!json) for (const w of warnings) io.stderr(`guardian rollback: warning: ${w}\n`);
     let store: Store;
     try {
-      store = await createStore(config);
+      store = apiStoreFor(io.env, values.api) ?? (await createStore(config));
     } catch (err) {
       throw explainUnreachable(err, config, values['database-url'] !== undefined);
     }
