@@ -1,4 +1,5 @@
-# The guardian image. Runs the same command as README's `npm start`:
+# The guardian image. Runs the same command as README's `npm start` (whose script `exec`s it), but
+# node itself, never npm, as PID 1, so SIGTERM reaches the guardian directly:
 #   node guardian/bin/guardian.ts start
 # With no DATABASE_URL / SUPABASE_URL it uses the embedded database in /app/.data (a volume).
 # Node 22.18+ runs the TypeScript sources directly (type stripping), so there is no build step.

@@ -20,7 +20,9 @@ describe('the guardian image', () => {
     expect(docker).toMatch(/^USER node$/m);
     expect(docker).toMatch(/^HEALTHCHECK .*\n.*\/healthz/m);
     const cmd = /^CMD (\[.*\])$/m.exec(docker)?.[1];
-    expect(JSON.parse(cmd ?? '[]').join(' ')).toBe(pkg.scripts['start']);
+    // npm's script `exec`s node (so signals reach it); the image runs node itself, never npm, as PID 1.
+    expect(`exec ${(JSON.parse(cmd ?? '[]') as string[]).join(' ')}`).toBe(pkg.scripts['start']);
+    expect(docker).not.toMatch(/^(CMD|ENTRYPOINT) .*npm/m);
   });
 
   it('what the image runs: production dependencies only, HEALTHCHECK passes, SIGTERM exits 0', async () => {

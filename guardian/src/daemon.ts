@@ -13,6 +13,7 @@ import { hostname } from 'node:os';
 import { basename, dirname, resolve } from 'node:path';
 
 import { configSecrets, loadConfig, type GuardianConfig } from './config.ts';
+import { confirmationFocus } from './cycle/confirm.ts';
 import { runLeasedCycle } from './cycle/leased.ts';
 import { channelsFromNotify, runCycle } from './cycle/run.ts';
 import { Scheduler } from './cycle/scheduler.ts';
@@ -26,7 +27,7 @@ import { BlindnessTracker } from './notify/blindness.ts';
 import type { Channel, Notifier } from './notify/types.ts';
 import { OutboxWorker } from './notify/worker.ts';
 import { formatDuration } from './rules/duration.ts';
-import { loadRulesFile, loadRulesFileOrThrow, type RulesProblem } from './rules/parse.ts';
+import { loadRulesFile, loadRulesFileOrThrow, type ParseRulesResult, type RulesProblem } from './rules/parse.ts';
 import { CyclePriority } from './http/admission.ts';
 import { createGuardianMetrics, recordCycleReport, type GuardianMetrics } from './http/metrics.ts';
 import { startAdminApi, type AdminApiRunning } from './api/mount.ts';
@@ -34,7 +35,7 @@ import { createExposureIngestRoute, EXPOSURES_PATH } from './http/ingest.ts';
 import { createOfrepRoute, OFREP_CONFIGURATION_PATH, OFREP_EVALUATE_PATH } from './http/ofrep.ts';
 import { startHttpServer, type HealthState, type HttpMount, type RunningHttpServer } from './http/server.ts';
 import { initTelemetry, noTelemetry, type Telemetry } from './telemetry.ts';
-import type { RulesConfig } from './rules/schema.ts';
+import { DEFAULT_CONFIRM_AFTER_MS, type RulesConfig } from './rules/schema.ts';
 import { createBuiltinSource } from './sources/builtin.ts';
 import { createPosthogSource } from './sources/posthog.ts';
 import { createSentrySource } from './sources/sentry.ts';
@@ -131,6 +132,11 @@ export interface DaemonOptions {
   readonly watchRules?: boolean;
   /** Outbox poll period (default 2 s). */
   readonly outboxIntervalMs?: number;
+  /**
+   * Embedded database: own the data folder and serve it to the CLI and other local processes on
+   * a socket (store/embedded.ts). `startDaemon` defaults it to true; `check` leaves it off.
+   */
+  readonly serveEmbedded?: boolean;
 }
 
 /** What the rules file gives, swapped as a whole on every successful reload. */
@@ -209,7 +215,7 @@ export async function assemble(opts: DaemonOptions): Promise<GuardianParts> {
   const fetchFn = opts.fetch ?? globalThis.fetch;
   const sourceDeps: SourceDeps = { fetch: fetchFn, now, sleep: (ms) => new Promise((r) => setTimeout(r, ms)), logger: logger.child({ part: 'source' }) };
 
-  const store: Store = opts.store ?? (await createStore(config));
+  const store: Store = opts.store ?? (await createStore(config, { serve: opts.serveEmbedded === true }));
   const build = (rules: RulesConfig): LiveRules => {
     if (rules.notify.slack?.webhook_url) secrets.add(rules.notify.slack.webhook_url);
     for (const s of [rules.sources.posthog?.api_key, rules.sources.sentry?.token]) if (s) secrets.add(s);
@@ -253,7 +259,10 @@ export async function assemble(opts: DaemonOptions): Promise<GuardianParts> {
 
   const rulesLog = logger.child({ part: 'rules', file: rulesPath });
   const reloadRules = async (): Promise<ReloadResult> => {
-    const result = await loadRulesFile(rulesPath, opts.env);
+    // loadRulesFile never throws; a throw here would be a bug, and a bug must not end the daemon.
+    const result = await loadRulesFile(rulesPath, opts.env).catch(
+      (err: unknown): ParseRulesResult => ({ ok: false, problems: [{ path: '(file)', message: `could not be loaded: ${(err as Error).message}` }] }),
+    );
     // Editors write a file in several steps (several watch events): the same rules change nothing.
     if (result.ok && JSON.stringify(result.rules) === live.key && lastReloadError === undefined) return { ok: true, changed: false, rules: live.rules };
     let problems: readonly RulesProblem[] | undefined = result.ok ? undefined : result.problems;
@@ -435,7 +444,7 @@ function watchRulesFile(path: string, onChange: () => void, log: Logger): FSWatc
  * const daemon = await startDaemon({ env: process.env, stdout: (t) => process.stdout.write(t) });
  */
 export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
-  const parts = await assemble(opts);
+  const parts = await assemble({ serveEmbedded: true, ...opts });
   const { logger, store, outbox, blindness, metrics, config } = parts;
   let lastCycleAt: Date | null = null;
   let lastCycle: { at: Date; durationMs: number; ok: boolean } | null = null;
@@ -493,10 +502,13 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   opts.stdout(await banner(parts, http));
 
   const shutdown = new AbortController();
-  const runOnce = async (): Promise<CycleReport> => {
+  const runOnce = async (focus?: ReadonlyMap<string, ReadonlySet<string>>): Promise<CycleReport> => {
     const rules = parts.rules;
     const signal = AbortSignal.any([shutdown.signal, AbortSignal.timeout(Math.max(rules.interval * 3, 30_000))]);
-    const report = await priority.during(() => runLeasedCycle({ ...cycleDeps(parts), signal, holder: parts.holder, leaseTtlMs: rules.interval }));
+    const report = await priority.during(() =>
+      runLeasedCycle({ ...cycleDeps(parts), signal, holder: parts.holder, leaseTtlMs: rules.interval, ...(focus ? { focus } : {}) }),
+    );
+    scheduleConfirmation(report);
     recordCycleReport(metrics, report);
     lastCycleAt = parts.now();
     if (report.ran) lastCycle = { at: lastCycleAt, durationMs: report.durationMs, ok: report.errors.length === 0 };
@@ -520,6 +532,16 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
       },
     });
   let scheduler = makeScheduler(parts.rules.interval);
+  /** A first breaching poll is confirmed `confirm_after` later, not a whole interval later (confirm.ts). */
+  function scheduleConfirmation(report: CycleReport): void {
+    const focus = confirmationFocus(report);
+    const delay = parts.rules.confirm_after ?? DEFAULT_CONFIRM_AFTER_MS;
+    if (focus === undefined || delay >= parts.rules.interval || stopping !== undefined) return;
+    logger.info({ delayMs: delay, flags: [...focus].map(([source, flags]) => `${source}:${[...flags].join(',')}`) }, 'cycle: condition met once; confirming soon');
+    scheduler.soon(delay, async () => {
+      await runOnce(focus);
+    });
+  }
   let stopping: Promise<void> | undefined;
 
   const reloadRules = async (): Promise<ReloadResult> => {
@@ -535,8 +557,10 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     }
     return result;
   };
-  const watcher = opts.watchRules === false ? undefined : watchRulesFile(config.rulesFile, () => void reloadRules(), logger);
-  const onHup = () => void reloadRules();
+  // A watched edit or SIGHUP never ends the daemon: whatever a reload throws is logged, the last good rules keep running.
+  const reloadSafely = () => void reloadRules().catch((err: unknown) => logger.error({ err }, 'rules reload failed; keeping the last good rules'));
+  const watcher = opts.watchRules === false ? undefined : watchRulesFile(config.rulesFile, reloadSafely, logger);
+  const onHup = reloadSafely;
   process.on('SIGHUP', onHup);
 
   outbox.start();

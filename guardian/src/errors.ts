@@ -14,6 +14,7 @@
  * - `SOURCE_BAD_RESPONSE`: the provider's body was not the documented shape; no data.
  * - `SOURCE_BAD_QUERY`: the provider refused the query (400); a configuration or code problem.
  * - `STORE_UNREACHABLE`: the database could not be reached.
+ * - `STORE_LOCKED`: the embedded database's folder is owned by another live process (it is named).
  * - `MIGRATION_FAILED`: a migration, the test shim or the seed could not be read or applied (the file is named).
  * - `STORE_CONFLICT`: the database refused the change (for example a locked or rolled-back flag).
  * - `VERSION_CONFLICT`: the flag changed since the caller read it (its `version` is not the one named); nothing was written.
@@ -32,6 +33,7 @@ export type GuardianErrorCode =
   | 'SOURCE_BAD_RESPONSE'
   | 'SOURCE_BAD_QUERY'
   | 'STORE_UNREACHABLE'
+  | 'STORE_LOCKED'
   | 'MIGRATION_FAILED'
   | 'STORE_CONFLICT'
   | 'VERSION_CONFLICT'
@@ -78,4 +80,15 @@ export class GuardianError extends Error {
  */
 export function isGuardianError(err: unknown, code?: GuardianErrorCode): err is GuardianError {
   return err instanceof GuardianError && (code === undefined || err.code === code);
+}
+
+/**
+ * Cuts `text` to at most `max` characters, ending with `…` when cut (messages never echo a
+ * 10 MB value whole).
+ *
+ * @example
+ * cutText('a'.repeat(500), 10); // 'aaaaaaaaa…'
+ */
+export function cutText(text: string, max: number): string {
+  return text.length <= max ? text : `${text.slice(0, Math.max(0, max - 1))}…`;
 }

@@ -2,7 +2,7 @@
  * Shared by the `cli-*.db.test.ts` files: run the CLI in-process through its `CliIo`, or as a
  * real child process, and read what it left in the database.
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -69,6 +69,48 @@ export function cliProcess(args: readonly string[], env: Record<string, string> 
       resolve({ code: code ?? (signal ? 128 : -1), stdout, stderr, ms: Date.now() - started });
     });
   });
+}
+
+/** A long-running `guardian` child process (start, …): its output so far, and its exit. */
+export interface RunningProcess {
+  readonly child: ChildProcess;
+  stdout(): string;
+  stderr(): string;
+  readonly exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/**
+ * Starts `node guardian/bin/guardian.ts <args>` in a clean environment (nothing from the test
+ * runner's: no DATABASE_URL, no SUPABASE_URL) plus `env`, and returns at once.
+ *
+ * @example
+ * const run = startProcess(['start'], { GUARDIAN_DATA_DIR: dir, PORT: '0' });
+ */
+export function startProcess(args: readonly string[], env: Record<string, string>, command: readonly string[] = [process.execPath, join(REPO_ROOT, 'guardian/bin/guardian.ts')]): RunningProcess {
+  const [file, ...pre] = command as [string, ...string[]];
+  const child = spawn(file, [...pre, ...args], { cwd: REPO_ROOT, env: { PATH: process.env['PATH'] ?? '', HOME: tmpdir(), ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout!.on('data', (b: Buffer) => (out += b.toString('utf8')));
+  child.stderr!.on('data', (b: Buffer) => (err += b.toString('utf8')));
+  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.once('exit', (code, signal) => r({ code, signal })));
+  return { child, stdout: () => out, stderr: () => err, exit };
+}
+
+/**
+ * Polls `fn` until it returns something other than undefined (a condition, never a fixed sleep).
+ *
+ * @example
+ * const url = await until('the banner', () => /http:\s+(\S+)\/healthz/.exec(run.stderr())?.[1], 60_000);
+ */
+export async function until<T>(what: string, fn: () => T | undefined | Promise<T | undefined>, timeoutMs: number): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }
 
 /** A temporary folder with files in it; `cleanup()` removes it. */

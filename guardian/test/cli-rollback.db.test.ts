@@ -37,7 +37,9 @@ afterAll(async () => {
   await files.cleanup();
 });
 
-const run = (...args: string[]) => cli([...args, '--database-url', db.url]);
+/** Email can be delivered (recipient in the rules, SMTP_URL and sender in the environment). */
+const MAIL_ENV = { SMTP_URL: 'smtp://127.0.0.1:2525', EMAIL_FROM: 'guardian@example.com' };
+const run = (...args: string[]) => cli([...args, '--database-url', db.url], MAIL_ENV);
 const countEvents = async (flag: string) => (await eventRows(db, flag)).length;
 
 describe('guardian rollback', () => {
@@ -127,8 +129,15 @@ describe('guardian rollback', () => {
     expect(out.event.newState).toEqual({ enabled: true, rolloutPercentage: 10, targets: [], guardState: 'rolled_back' });
     expect(await flagRow(db, 'ai_beta_users')).toMatchObject({ enabled: true, rollout_percentage: 10, guard_state: 'rolled_back' });
     expect(await outboxRows(db, out.event.id)).toEqual([]);
-    // Text output of a step back says where the flag is now.
-    const text = await run('rollback', 'ai_beta_users', '--reason', 'still bad', '--step-back', '--stages', '10,50,100', '--no-notify');
+    // No stage below 10%: refused, nothing changed (never a silent disable)...
+    const refused = await run('rollback', 'ai_beta_users', '--reason', 'still bad', '--step-back', '--stages', '10,50,100', '--no-notify');
+    expect(refused).toMatchObject({ code: 1, stdout: '' });
+    expect(refused.stderr).toBe(
+      'guardian rollback: --step-back: ai_beta_users has no earlier rollout stage (none of --stages 10,50,100 is below 10%), so stepping back would disable it. Nothing was changed. Roll back without --step-back to disable it, or add --force to let --step-back disable it.\n',
+    );
+    expect(await flagRow(db, 'ai_beta_users')).toMatchObject({ enabled: true, rollout_percentage: 10 });
+    // ... unless --force; the text output of a step back says where the flag is now.
+    const text = await run('rollback', 'ai_beta_users', '--reason', 'still bad', '--step-back', '--stages', '10,50,100', '--no-notify', '--force');
     expect(text.code).toBe(0);
     expect(text.stdout).toMatch(/^Rolled back ai_beta_users \(event \d+\): now disabled, rolled_back\. Notified: nobody\.\n/);
   });

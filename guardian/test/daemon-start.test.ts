@@ -4,14 +4,13 @@
  * what it watches and where, serves /healthz and /readyz, and on SIGTERM finishes and exits 0.
  * Bad configuration exits 1 with every problem named.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 
-const ROOT = resolve(import.meta.dirname, '../..');
-const BIN = join(ROOT, 'guardian/bin/guardian.ts');
+import { startProcess as start, until } from './cli-helpers.ts';
+
 const dirs: string[] = [];
 
 function tempDir(): string {
@@ -24,41 +23,13 @@ afterAll(() => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 
-interface Run {
-  readonly child: ChildProcess;
-  stdout(): string;
-  stderr(): string;
-  readonly exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
-function start(args: readonly string[], env: Record<string, string>): Run {
-  // A clean environment: nothing from the test runner's (no DATABASE_URL, no SUPABASE_URL).
-  const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, env: { PATH: process.env['PATH'] ?? '', HOME: tmpdir(), ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  child.stdout!.on('data', (b: Buffer) => (out += b.toString('utf8')));
-  child.stderr!.on('data', (b: Buffer) => (err += b.toString('utf8')));
-  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.once('exit', (code, signal) => r({ code, signal })));
-  return { child, stdout: () => out, stderr: () => err, exit };
-}
-
-async function until<T>(what: string, fn: () => T | undefined | Promise<T | undefined>, timeoutMs: number): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 describe('guardian start (README run command) on the embedded database', () => {
   it('starts on PGlite, says what it watches and where, serves health, exits 0 on SIGTERM; a restart reuses the data', async () => {
     const data = tempDir();
     const env = { GUARDIAN_DATA_DIR: data, PORT: '0', HOST: '127.0.0.1' };
     const run = start(['start'], env);
-    const base = await until('the banner', () => /http:\s+(http:\/\/127\.0\.0\.1:\d+)\/healthz/.exec(run.stdout())?.[1], 60_000);
-    const banner = run.stdout();
+    const base = await until('the banner', () => /http:\s+(http:\/\/127\.0\.0\.1:\d+)\/healthz/.exec(run.stderr())?.[1], 60_000);
+    const banner = run.stderr();
     expect(banner).toMatch(/^Rollback Guardian — 3 rule\(s\), polling every 1m/);
     expect(banner).toContain(`state:   embedded database in ${join(data, 'pglite')}`);
     expect(banner).toContain('rules:   rules/guardian.yaml');
@@ -76,12 +47,15 @@ describe('guardian start (README run command) on the embedded database', () => {
     run.child.kill('SIGTERM');
     expect(await run.exit).toEqual({ code: 0, signal: null });
     expect(run.stdout()).toContain('guardian: stopped');
-    expect(run.stderr()).toBe('');
+    // stdout is the JSON log only (the banner went to stderr), one object per line.
+    for (const line of run.stdout().trimEnd().split('\n')) expect(() => JSON.parse(line) as unknown).not.toThrow();
+    expect(run.stderr()).toMatch(/^Rollback Guardian — /);
+    expect(run.stderr()).not.toContain('"level"');
 
     // Second start on the same folder: migrations and seed are not applied again, flags kept.
     const again = start(['start'], env);
-    await until('the second banner', () => (again.stdout().includes('http:') ? true : undefined), 60_000);
-    expect(again.stdout()).toContain('booking_agent_enabled (on 25%, watching)');
+    await until('the second banner', () => (again.stderr().includes('http:') ? true : undefined), 60_000);
+    expect(again.stderr()).toContain('booking_agent_enabled (on 25%, watching)');
     again.child.kill('SIGINT');
     expect((await again.exit).code).toBe(0);
   }, 120_000);

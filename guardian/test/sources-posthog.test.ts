@@ -1,8 +1,9 @@
 import { readFileSync } from 'node:fs';
 import nock from 'nock';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { buildPosthogQuery, createPosthogSource, hogqlString, MAX_EXCLUDED_USERS } from '../src/sources/posthog.ts';
+import { buildPosthogQuery, chunkFlags, createPosthogSource, hogqlString, indexRows, MAX_EXCLUDED_USERS, MAX_QUERY_BYTES } from '../src/sources/posthog.ts';
 import type { FlagObservation, SourceDeps, SourceLogger } from '../src/sources/types.ts';
+import { posthogQueryAnswer } from './posthog-answer.ts';
 
 const fixture = (name: string): unknown => JSON.parse(readFileSync(new URL(`fixtures/posthog/${name}`, import.meta.url), 'utf8')) as unknown;
 const HOST = 'https://us.posthog.com';
@@ -220,12 +221,34 @@ describe('PostHog source', () => {
     const { source } = setup();
     scope().reply(200, '{"columns": ["flag", ', { 'Content-Type': 'application/json' });
     expect(reasons((await source.query(FLAGS, new AbortController().signal)).observations)).toEqual(['bad_response', 'bad_response']);
-    scope().reply(200, { columns: ['flag', 'variant', 'users', 'error_users'], results: [['booking_agent_enabled', 'true', '812', 9]], hasMore: false });
-    expect(reasons((await source.query(FLAGS, new AbortController().signal)).observations)).toEqual(['bad_response', 'bad_response']);
     scope().reply(200, fixture('posthog-test-hogql-200-breakdown.json') as nock.Body); // someone else's columns
     expect(reasons((await source.query(FLAGS, new AbortController().signal)).observations)).toEqual(['bad_response', 'bad_response']);
-    scope().reply(200, { columns: ['flag', 'variant', 'users', 'error_users'], results: [['booking_agent_enabled', 'true', 5, 9]], hasMore: false });
-    expect(reasons((await source.query(FLAGS, new AbortController().signal)).observations)).toEqual(['bad_response', 'bad_response']);
+    // A bad row is that flag's problem only: the other flag keeps its data.
+    scope().reply(200, posthogQueryAnswer([['booking_agent_enabled', 'true', '812' as unknown as number, 9], ['ai_beta_users', 'true', 400, 4]]));
+    expect(reasons((await source.query(FLAGS, new AbortController().signal)).observations)).toEqual(['bad_count', 'ok']);
+    scope().reply(200, posthogQueryAnswer([['booking_agent_enabled', 'true', 5, 9], ['ai_beta_users', 'true', 400, 4]]));
+    expect(reasons((await source.query(FLAGS, new AbortController().signal)).observations)).toEqual(['errors_above_total', 'ok']);
+  });
+
+  it('a null count is no data (bad_count), never read as 0', async () => {
+    const { source } = setup();
+    scope().reply(200, posthogQueryAnswer([['booking_agent_enabled', 'true', 812, null as unknown as number], ['ai_beta_users', 'true', 400, 4]]));
+    expect(reasons((await source.query(FLAGS, new AbortController().signal)).observations)).toEqual(['bad_count', 'ok']);
+  });
+
+  it('duplicate (flag, variant) rows are no data for that flag (duplicate_rows), never "first row wins"', async () => {
+    const { source } = setup();
+    scope().reply(
+      200,
+      posthogQueryAnswer([
+        ['booking_agent_enabled', 'true', 812, 9],
+        ['booking_agent_enabled', 'true', 20, 19],
+        ['booking_agent_enabled', 'false', 800, 8],
+        ['ai_beta_users', 'true', 400, 4],
+      ]),
+    );
+    const r = await source.query(FLAGS, new AbortController().signal);
+    expect(reasons(r.observations)).toEqual(['duplicate_rows', 'ok']);
   });
 
   it('not configured (empty key) → no_data "not_configured", no request, no crash', async () => {
@@ -244,3 +267,55 @@ describe('PostHog source', () => {
     expect(reasons(r.observations)).toEqual(['ok', 'bad_query']);
   });
 });
+
+describe('PostHog at scale: linear row indexing and bounded query size', () => {
+  const many = (n: number) => Array.from({ length: n }, (_, i) => ({ flag: `flag_${String(i).padStart(5, '0')}`, since: new Date('2026-01-01T11:50:00Z') }));
+
+  it('indexes every row by flag in one pass, keeping per-flag problems to that flag', () => {
+    const index = indexRows([
+      { flag: 'a_flag', variant: 'true', users: 10, errorUsers: 1 },
+      { flag: 'a_flag', variant: 'false', users: 12, errorUsers: 0 },
+      { flag: 'a_flag', variant: 'blue', users: 3, errorUsers: 0 },
+      { flag: 'b_flag', variant: 'true', users: 1, errorUsers: 0 },
+      { flag: 'b_flag', variant: 'true', users: 2, errorUsers: 0 },
+    ]);
+    expect(index.get('a_flag')).toEqual({ on: { users: 10, errorUsers: 1 }, off: { users: 12, errorUsers: 0 }, rows: 3 });
+    expect(index.get('b_flag')?.problem?.reason).toBe('duplicate_rows');
+  });
+
+  it(`splits the flags into queries of at most ${MAX_QUERY_BYTES / 1024} KiB of HogQL`, () => {
+    for (const n of [10, 1000, 10_000]) {
+      const chunks = chunkFlags(many(n), MAX_QUERY_BYTES);
+      expect(chunks.flat()).toHaveLength(n);
+      for (const c of chunks) expect(Buffer.byteLength(buildPosthogQuery(c), 'utf8')).toBeLessThanOrEqual(MAX_QUERY_BYTES);
+    }
+    expect(chunkFlags(many(10), MAX_QUERY_BYTES)).toHaveLength(1);
+  });
+
+  it('asks a few queries per cycle, each within the size, and rotates the rest (deferred, never a breach)', async () => {
+    const { source } = createSplitSource({ maxQueryBytes: 8_192, maxQueriesPerCycle: 2 });
+    const flags = many(120);
+    const chunks = chunkFlags(flags, 8_192);
+    expect(chunks.length).toBeGreaterThan(2);
+    const sizes: number[] = [];
+    nock(HOST)
+      .post('/api/projects/12345/query/', (body: { query: { query: string } }) => {
+        sizes.push(Buffer.byteLength(body.query.query, 'utf8'));
+        return true;
+      })
+      .times(2)
+      // every answer holds rows for all 120 flags: each query reads only its own flags' rows
+      .reply(200, posthogQueryAnswer(flags.map((f) => [f.flag, 'true', 100, 1] as const)));
+    const r = await source.query(flags, new AbortController().signal);
+    expect(r.requests).toBe(2);
+    expect(sizes.every((s) => s <= 8_192)).toBe(true);
+    const ok = r.observations.filter((o) => o.status === 'ok').length;
+    expect(ok).toBe(chunks[0]!.length + chunks[1]!.length);
+    expect(reasons(r.observations).filter((x) => x !== 'ok').every((x) => x === 'deferred')).toBe(true);
+  });
+});
+
+function createSplitSource(extra: { maxQueryBytes: number; maxQueriesPerCycle: number }) {
+  const deps: SourceDeps = { fetch, now: () => NOW, sleep: async () => {}, logger: { debug() {}, info() {}, warn() {}, error() {} } };
+  return { source: createPosthogSource({ host: HOST, project_id: '12345', api_key: 'phx_test_key', retry: { retries: 0, backoffMs: 1, timeoutMs: 5_000 }, ...extra }, deps) };
+}

@@ -126,6 +126,9 @@ describe('Sentry adapter (real @sentry/node, events captured in-process)', () =>
     expect(errors[0]?.contexts?.['flags']).toEqual({ values: [{ flag: 'on_flag', result: true }, { flag: 'vip', result: false }] });
     expect(transactions).toHaveLength(1);
     expect(transactions[0]?.tags).toMatchObject({ 'flag.on_flag': 'true', 'flag.vip': 'false' });
+    // The evaluated user rides on both, so the guardian can count users on both sides.
+    expect(errors[0]?.user).toMatchObject({ id: 'u2' });
+    expect(transactions[0]?.user).toMatchObject({ id: 'u2' });
     await Sentry.close();
   });
 });

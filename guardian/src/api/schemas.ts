@@ -6,6 +6,7 @@
 import { z } from 'zod';
 
 import { FLAG_NAME_PATTERN } from '../rules/schema.ts';
+import { EVENT_KINDS } from '../store/types.ts';
 
 /** Most ids one targets request may add (and, separately, remove). */
 export const MAX_TARGET_BATCH = 10_000;
@@ -83,8 +84,6 @@ export const RestoreBody = z.strictObject({
   eventId: z.string().regex(/^\d{1,19}$/, { error: 'must be an event id (digits)' }).optional(),
   reason: Text(2000).optional(),
 });
-
-const EVENT_KINDS = ['auto_rollback', 'manual_rollback', 'restore', 'dry_run', 'promote'] as const;
 
 export const EventsQuery = z.object({
   flag: FlagName.optional(),

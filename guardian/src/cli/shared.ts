@@ -11,6 +11,7 @@ import { GuardianError, isGuardianError } from '../errors.ts';
 import { parseDuration } from '../rules/duration.ts';
 import { apiStore } from '../api/client.ts';
 import { createStore, safeUrl } from '../store/index.ts';
+import { checkText, MAX_ACTOR_LENGTH, printable } from '../store/limits.ts';
 import type { Flag, Store } from '../store/types.ts';
 import type { CliIo } from './io.ts';
 
@@ -191,6 +192,7 @@ export async function requireFlag(store: Store, name: string, argument: string):
 export function cliActor(env: CliIo['env'], actor: string | undefined): string {
   if (actor !== undefined) {
     if (actor.trim() === '') throw new GuardianError('BAD_ARGUMENT', '--actor: must not be empty');
+    checkText('--actor', 'actor', actor.trim(), MAX_ACTOR_LENGTH);
     return actor.trim();
   }
   return `cli:${env['USER'] ?? env['LOGNAME'] ?? 'unknown'}`;
@@ -222,12 +224,14 @@ export function intOption(name: string, text: string, min: number, max: number):
 }
 
 /**
- * Renders rows as an aligned plain-text table.
+ * Renders rows as an aligned plain-text table (control characters in cells shown escaped).
  *
  * @example
  * renderTable(['flag', 'enabled'], [['booking_agent_enabled', 'yes']]);
  */
-export function renderTable(headers: readonly string[], rows: readonly (readonly string[])[]): string {
+export function renderTable(headers: readonly string[], cells: readonly (readonly string[])[]): string {
+  // Cells hold data (reasons, actors, ids): never let their control characters reach the terminal.
+  const rows = cells.map((r) => r.map(printable));
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (cells: readonly string[]) =>
     cells

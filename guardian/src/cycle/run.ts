@@ -6,9 +6,12 @@
 import { decide as defaultDecide } from '../decide/decide.ts';
 import type { HistoryPoint, Verdict } from '../decide/types.ts';
 import { isGuardianError } from '../errors.ts';
+import { advancePlans, planReportJson, type GuardVerdict, type PlanReport } from '../plans/advance.ts';
+import type { Plan } from '../plans/schema.ts';
 import type { Rule, RulesConfig } from '../rules/schema.ts';
 import { DEFAULT_STAGES } from '../rules/schema.ts';
 import type { FlagObservation, FlagQuery, MetricSource, SourceReport } from '../sources/types.ts';
+import { checkAgainstPrevious, checkObservation, type PreviousCounts } from '../sources/validate.ts';
 import type { Channel, Flag, Observation, RuleState } from '../store/types.ts';
 import type { CycleDeps, CycleReport, RuleFlagResult, SourceSummary } from './types.ts';
 
@@ -17,15 +20,20 @@ const DEFAULT_RETENTION_MS = 7 * 86_400_000;
 
 /**
  * The channels a rules file's `notify` section configures (a Slack webhook URL that is set, an
- * email recipient list).
+ * email recipient that is not empty). With the environment's settings (`env`), email counts only
+ * when it can be delivered: a recipient, a sender (`notify.email.from` or EMAIL_FROM) and
+ * SMTP_URL all set, as the notifier factory requires, so no outbox row is written for a channel
+ * nobody will ever send.
  *
  * @example
  * channelsFromNotify(rules.notify); // ['slack', 'email']
+ * channelsFromNotify(rules.notify, { smtpUrl: undefined, emailFrom: undefined }); // ['slack']
  */
-export function channelsFromNotify(notify: RulesConfig['notify']): Channel[] {
+export function channelsFromNotify(notify: RulesConfig['notify'], env?: { readonly smtpUrl?: string | undefined; readonly emailFrom?: string | undefined }): Channel[] {
   const out: Channel[] = [];
   if (notify.slack && notify.slack.webhook_url !== '') out.push('slack');
-  if (notify.email && notify.email.to.length > 0) out.push('email');
+  const email = notify.email;
+  if (email && email.to.some((a) => a !== '') && (env === undefined || (env.smtpUrl !== undefined && (email.from ?? env.emailFrom) !== undefined))) out.push('email');
   return out;
 }
 
@@ -70,10 +78,11 @@ export async function runCycle(deps: CycleDeps): Promise<CycleReport> {
   const summaries: SourceSummary[] = [];
   const sourceReports: SourceReport[] = [];
   const errors: { code: string; message: string }[] = [];
+  let plans: PlanReport[] = [];
   const finish = (): CycleReport => {
     const durationMs = Date.now() - started;
     deps.metrics?.cycle(durationMs, errors.length === 0);
-    return { at, durationMs, ran: true, dryRun: globalDryRun, results, sources: summaries, sourceReports, errors };
+    return { at, durationMs, ran: true, dryRun: globalDryRun, results, sources: summaries, sourceReports, errors, ...(plans.length > 0 ? { plans } : {}) };
   };
 
   let flags: Flag[];
@@ -92,7 +101,10 @@ export async function runCycle(deps: CycleDeps): Promise<CycleReport> {
   // Which (rule, flag) pairs are judged; the rest are reported as skipped.
   const watches: Watch[] = [];
   for (const rule of deps.rules.rules) {
+    const focused = deps.focus?.get(rule.source);
+    if (deps.focus !== undefined && focused === undefined) continue;
     for (const name of rule.flags) {
+      if (focused !== undefined && !focused.has(name)) continue;
       const flag = flagByName.get(name);
       const skip = (why: string): void => {
         results.push({ ruleId: rule.id, flag: name, source: rule.source, action: 'skipped', skipped: why });
@@ -106,8 +118,7 @@ export async function runCycle(deps: CycleDeps): Promise<CycleReport> {
   }
 
   // Poll each source ONCE for all of its flags, in parallel.
-  const watchesBySource = new Map<string, Watch[]>();
-  for (const w of watches) watchesBySource.set(w.rule.source, [...(watchesBySource.get(w.rule.source) ?? []), w]);
+  const watchesBySource = groupBySource(watches);
   const polls = await Promise.all(
     [...watchesBySource].map(async ([sourceId, list]) => {
       const source = deps.sources.get(sourceId) as MetricSource;
@@ -118,6 +129,20 @@ export async function runCycle(deps: CycleDeps): Promise<CycleReport> {
     }),
   );
 
+  // What decide needs of each flag's current stage (one query per source): every poll of the
+  // current segment and the last poll of each earlier one. Read before this poll is stored, so
+  // the poll can be checked against the last stored poll of its segment (sources/validate.ts).
+  const histories = new Map<string, Map<string, HistoryPoint[]>>();
+  for (const { sourceId, segments } of polls) {
+    const queries = [...segments.values()].map((s) => ({ flag: s.flag.name, stageStartedAt: s.flag.stageStartedAt, segmentSince: s.since }));
+    try {
+      histories.set(sourceId, await deps.store.observationHistory(sourceId, queries));
+    } catch (err) {
+      deps.logger.error({ err, source: sourceId }, 'cycle: could not read observation history');
+      histories.set(sourceId, new Map());
+    }
+  }
+
   const observations: Observation[] = [];
   const latestBySource = new Map<string, Map<string, FlagObservation>>();
   for (const { sourceId, segments, queries, report } of polls) {
@@ -125,7 +150,10 @@ export async function runCycle(deps: CycleDeps): Promise<CycleReport> {
     const latest = new Map<string, FlagObservation>();
     const noDataReasons: Record<string, string> = {};
     let ok = 0;
-    for (const obs of report.observations) {
+    for (const raw of report.observations) {
+      const segment = segments.get(raw.flag);
+      const obs = checkAgainstPrevious(checkObservation(raw), segment && lastOfSegment(histories.get(sourceId)?.get(raw.flag), segment.since));
+      if (obs !== raw && obs.status === 'no_data') deps.logger.warn({ source: sourceId, flag: obs.flag, reason: obs.reason }, `cycle: ${sourceId} answer for ${obs.flag} rejected: ${obs.detail ?? obs.reason}`);
       latest.set(obs.flag, obs);
       const flag = flagByName.get(obs.flag);
       if (obs.status === 'ok' && flag) {
@@ -134,7 +162,7 @@ export async function runCycle(deps: CycleDeps): Promise<CycleReport> {
           source: sourceId,
           flag: obs.flag,
           stageStartedAt: flag.stageStartedAt,
-          since: segments.get(obs.flag)?.since ?? flag.stageStartedAt,
+          since: segment?.since ?? flag.stageStartedAt,
           at,
           unit: obs.unit,
           treatment: obs.treatment,
@@ -163,42 +191,38 @@ export async function runCycle(deps: CycleDeps): Promise<CycleReport> {
     });
   }
   const record = deps.record !== false;
+  let stored = !record;
   try {
     if (record) await deps.store.appendObservations(observations);
+    stored = true;
   } catch (err) {
     const info = errorInfo(err);
     errors.push(info);
     deps.logger.error({ err, code: info.code }, 'cycle: could not store observations; judging on what is stored');
   }
 
-  // Read back what decide needs of each flag's current stage (one query per source): every poll
-  // of the current segment and the last poll of each earlier one, each tagged with its segment.
-  const histories = new Map<string, Map<string, HistoryPoint[]>>();
+  // This poll joins the history it was checked against (stored, or not recorded: a one-off look
+  // judges on the stored history plus what it sees now); each point is tagged with its segment.
   for (const { sourceId, segments } of polls) {
-    const queries = [...segments.values()].map((s) => ({ flag: s.flag.name, stageStartedAt: s.flag.stageStartedAt, segmentSince: s.since }));
-    let found: Map<string, HistoryPoint[]>;
-    try {
-      found = await deps.store.observationHistory(sourceId, queries);
-    } catch (err) {
-      deps.logger.error({ err, source: sourceId }, 'cycle: could not read observation history');
-      found = new Map();
-    }
-    if (!record) {
-      // Not stored: judge on the stored history plus this poll, in memory.
+    const found = histories.get(sourceId)!;
+    if (stored) {
       for (const o of observations) {
         if (o.source !== sourceId) continue;
         const point: HistoryPoint = { at: o.at, unit: o.unit, treatment: o.treatment, ...(o.control ? { control: o.control } : {}), ...(o.since ? { since: o.since } : {}) };
-        found.set(o.flag, [...(found.get(o.flag) ?? []), point]);
+        const list = found.get(o.flag);
+        if (list) list.push(point);
+        else found.set(o.flag, [point]);
       }
     }
     for (const { flag, window } of segments.values()) {
       const points = found.get(flag.name);
       if (points) found.set(flag.name, points.map((p) => ({ ...p, segment: segmentIndex(flag.stageStartedAt, window, p.since) })));
     }
-    histories.set(sourceId, found);
   }
 
   const segmentsBySource = new Map(polls.map((p) => [p.sourceId, p.segments]));
+
+  const planByFlag = new Map<string, Plan>((deps.rules.plans ?? []).map((p) => [p.flag, p]));
 
   // Decide and act, one (rule, flag) pair at a time; a failure stays with its pair.
   const newStates: Omit<RuleState, 'updatedAt'>[] = [];
@@ -251,10 +275,15 @@ export async function runCycle(deps: CycleDeps): Promise<CycleReport> {
     }
 
     const dryRun = globalDryRun || rule.dry_run;
+    // A guard rule of the flag's release plan acts as the plan says (its stages for step_back).
+    const plan = planByFlag.get(flag.name);
+    const guarded = plan !== undefined && plan.guard.includes(rule.id);
+    const ruleAction = guarded ? plan.onBreach : rule.action;
+    const stages = guarded ? plan.stages.map((st) => st.percentage) : (rule.stages ?? DEFAULT_STAGES);
     try {
       const event = await deps.store.rollback({
         flag: flag.name,
-        action: rule.action,
+        action: ruleAction,
         ruleId: rule.id,
         source: rule.source,
         evidence: { ...(verdict.evidence ?? {}), rule: rule.id, consecutive: verdict.consecutive, flag_version: flag.version },
@@ -264,15 +293,15 @@ export async function runCycle(deps: CycleDeps): Promise<CycleReport> {
         dryRun,
         reason: verdict.reason,
         kind: 'auto_rollback',
-        ...(rule.action === 'step_back' ? { stages: rule.stages ?? DEFAULT_STAGES } : {}),
+        ...(ruleAction === 'step_back' ? { stages } : {}),
       });
-      deps.metrics?.action(rule.id, rule.action, dryRun);
-      if (!dryRun && rule.action !== 'notify_only') actedOn.set(flag.name, rule.id);
+      deps.metrics?.action(rule.id, ruleAction, dryRun);
+      if (!dryRun && ruleAction !== 'notify_only') actedOn.set(flag.name, rule.id);
       deps.logger.warn(
-        { ...log, action: rule.action, dryRun, eventId: event.id, previous: event.previousState, next: event.newState },
-        dryRun ? `dry run: would ${rule.action} ${flag.name}` : `${rule.action} of ${flag.name}: ${verdict.reason}`,
+        { ...log, action: ruleAction, dryRun, eventId: event.id, previous: event.previousState, next: event.newState },
+        dryRun ? `dry run: would ${ruleAction} ${flag.name}` : `${ruleAction} of ${flag.name}: ${verdict.reason}`,
       );
-      results.push({ ...base, verdict: summary, action: dryRun ? 'dry_run' : 'acted', ruleAction: rule.action, eventId: event.id });
+      results.push({ ...base, verdict: summary, action: dryRun ? 'dry_run' : 'acted', ruleAction, eventId: event.id });
     } catch (err) {
       const info = errorInfo(err);
       if (isGuardianError(err, 'STORE_CONFLICT')) {
@@ -281,8 +310,31 @@ export async function runCycle(deps: CycleDeps): Promise<CycleReport> {
         results.push({ ...base, verdict: summary, action: 'skipped', skipped: info.message });
       } else {
         deps.logger.error({ ...log, err }, 'cycle: breach, but the rollback failed; it is retried next cycle with the same idempotency key');
-        results.push({ ...base, verdict: summary, action: 'failed', ruleAction: rule.action, error: info });
+        results.push({ ...base, verdict: summary, action: 'failed', ruleAction, error: info });
       }
+    }
+  }
+
+  // Release plans: promote, wait, pause or stop, on what the rules just saw.
+  if (planByFlag.size > 0) {
+    plans = await advancePlans({
+      at,
+      plans: [...planByFlag.values()],
+      rules: deps.rules.rules,
+      flags: flagByName,
+      verdicts: guardVerdicts(results),
+      histories,
+      actedOn,
+      store: deps.store,
+      channels,
+      actor,
+      dryRun: globalDryRun || deps.record === false,
+      logger: deps.logger,
+    });
+    try {
+      if (deps.record !== false) await deps.store.savePlanReports(plans.map((p) => ({ flag: p.flag, report: planReportJson(p) })), at);
+    } catch (err) {
+      deps.logger.warn({ err }, 'cycle: could not save the plans\' assessments');
     }
   }
 
@@ -294,11 +346,22 @@ export async function runCycle(deps: CycleDeps): Promise<CycleReport> {
     deps.logger.error({ err }, 'cycle: could not save rule state');
   }
   try {
-    await deps.store.pruneObservations(new Date(at.getTime() - (deps.observationRetentionMs ?? DEFAULT_RETENTION_MS)));
+    if (deps.focus === undefined) await deps.store.pruneObservations(new Date(at.getTime() - (deps.observationRetentionMs ?? DEFAULT_RETENTION_MS)));
   } catch (err) {
     deps.logger.warn({ err }, 'cycle: could not prune old observations');
   }
   return finish();
+}
+
+/** The watches of each source, in order: one pass, appended in place (linear in the watches). */
+function groupBySource(watches: readonly Watch[]): Map<string, Watch[]> {
+  const bySource = new Map<string, Watch[]>();
+  for (const w of watches) {
+    const list = bySource.get(w.rule.source);
+    if (list) list.push(w);
+    else bySource.set(w.rule.source, [w]);
+  }
+  return bySource;
 }
 
 /**
@@ -313,8 +376,23 @@ export function segmentStart(stageStartedAt: Date, window: number, at: Date): Da
   return new Date(stageStartedAt.getTime() + Math.floor(age / window) * window);
 }
 
-/** Which segment a span starting at `since` is (0 when unknown: rows from before segments). */
-function segmentIndex(stageStartedAt: Date, window: number, since: Date | undefined): number {
+/** The last stored poll of the segment that starts at `since` (undefined when there is none). */
+function lastOfSegment(points: readonly HistoryPoint[] | undefined, since: Date): PreviousCounts | undefined {
+  if (!points) return undefined;
+  for (let i = points.length - 1; i >= 0; i--) {
+    const p = points[i]!;
+    if (p.since !== undefined && p.since.getTime() === since.getTime()) return p;
+  }
+  return undefined;
+}
+
+/**
+ * Which segment a span starting at `since` is (0 when unknown: rows from before segments).
+ *
+ * @example
+ * segmentIndex(new Date('2026-01-01T10:00Z'), 3_600_000, new Date('2026-01-01T12:00Z')); // 2
+ */
+export function segmentIndex(stageStartedAt: Date, window: number, since: Date | undefined): number {
   if (since === undefined || !(window > 0)) return 0;
   return Math.max(0, Math.round((since.getTime() - stageStartedAt.getTime()) / window));
 }
@@ -371,3 +449,21 @@ async function pollSource(source: MetricSource, queries: readonly FlagQuery[], d
   }
 }
 
+/** This cycle's verdict of every (rule, flag) pair, as the plan step reads them. */
+function guardVerdicts(results: readonly RuleFlagResult[]): Map<string, GuardVerdict> {
+  const out = new Map<string, GuardVerdict>();
+  for (const r of results) {
+    const v = r.verdict;
+    const alpha = v?.evidence?.alpha;
+    out.set(`${r.ruleId}\u0000${r.flag}`, {
+      ruleId: r.ruleId,
+      source: r.source,
+      kind: v?.kind ?? (r.action === 'failed' ? 'failed' : 'skipped'),
+      consecutive: v?.consecutive ?? 0,
+      reason: v?.reason ?? r.skipped ?? r.error?.message ?? '',
+      ...(v?.evidence?.log_e_value === undefined ? {} : { logE: v.evidence.log_e_value }),
+      ...(alpha === undefined ? {} : { threshold: Math.log(1 / alpha) }),
+    });
+  }
+  return out;
+}

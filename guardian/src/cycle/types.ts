@@ -3,6 +3,7 @@
  * report it returns of what it saw and did.
  */
 import type { Evidence, HistoryPoint, Verdict, VerdictKind } from '../decide/types.ts';
+import type { PlanReport } from '../plans/advance.ts';
 import type { Rule, RulesConfig } from '../rules/schema.ts';
 import type { MetricSource, SourceReport } from '../sources/types.ts';
 import type { Channel, Store } from '../store/types.ts';
@@ -65,6 +66,12 @@ export interface CycleDeps {
   readonly actor?: string;
   /** Per-source poll deadline. Default 20 s. */
   readonly sourceTimeoutMs?: number;
+  /**
+   * A confirmation cycle: judge only these flags of these sources (source id → flag names), the
+   * pairs whose condition held at fewer than `consecutive` polls in a row (see `confirm.ts`).
+   * Other pairs are neither polled nor reported. Default: every watched pair.
+   */
+  readonly focus?: ReadonlyMap<string, ReadonlySet<string>>;
   /** Observations older than this are pruned each cycle. Default 7 days. */
   readonly observationRetentionMs?: number;
   /**
@@ -146,4 +153,6 @@ export interface CycleReport {
   readonly sourceReports: readonly SourceReport[];
   /** Cycle-wide failures (store unreachable, …); per-pair errors are in `results`. */
   readonly errors: readonly { readonly code: string; readonly message: string }[];
+  /** What each release plan did this cycle (absent when the rules file has none). */
+  readonly plans?: readonly PlanReport[];
 }

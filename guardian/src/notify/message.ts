@@ -5,6 +5,7 @@
  * its line out, it never fails a delivery.
  */
 import { z } from 'zod';
+import { parseFlagHealthKey } from './blindness.ts';
 import type { MessageFact, NotificationMessage, OutboxRow } from './types.ts';
 
 const num = z.number().finite();
@@ -19,6 +20,7 @@ const EvidenceSchema = z.looseObject({
   condition: text.optional(),
   threshold: num.optional(),
   max_increase: num.optional(),
+  margin: num.optional(),
   alpha: num.optional(),
   statistic: text.optional(),
   lower_bound: num.optional(),
@@ -98,6 +100,10 @@ export function formatDuration(ms: number): string {
   return rest > 0 ? `${m} min ${rest} s` : `${m} min`;
 }
 
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
 function formatCount(n: number): string {
   return Math.round(n).toLocaleString('en-US');
 }
@@ -158,6 +164,10 @@ export function evidenceFacts(evidence: unknown): MessageFact[] {
   cohort('Flag off', e.control);
   if (e.threshold !== undefined) out.push({ label: 'Threshold', value: `${formatRate(e.threshold)} error rate` });
   if (e.max_increase !== undefined) out.push({ label: 'Allowed increase', value: `+${formatRate(e.max_increase)} over flag off` });
+  if (e.margin !== undefined) {
+    const shown = e.log_e_value === undefined || e.alpha === undefined ? '' : ` (evidence ${Math.exp(e.log_e_value).toPrecision(3)}, needed ${(1 / e.alpha).toPrecision(3)})`;
+    out.push({ label: 'Safety', value: `flag on not worse than flag off by more than +${formatRate(e.margin)}${shown}` });
+  }
   if (e.lower_bound !== undefined) {
     const relative = e.condition === 'relative' || (e.max_increase !== undefined && e.threshold === undefined);
     out.push({
@@ -211,6 +221,24 @@ function rollbackMessage(row: OutboxRow, options: MessageOptions): NotificationM
       title = `${flag} restored by ${actor ?? 'someone'}`;
       summary = `${flag} is back as it was before its rollback${e.restores_event_id != null ? ` (event ${e.restores_event_id})` : ''}; the guardian watches it again.${e.reason ? ` ${e.reason}` : ''}`;
       break;
+    case 'promote': {
+      const final = isRecord(e.evidence) && e.evidence['final'] === true;
+      severity = 'info';
+      title = final ? `${flag} release complete: promoted to ${stepTo ?? 100}%` : `${flag} promoted to ${stepTo === undefined ? 'its next stage' : `${stepTo}%`}`;
+      summary = e.reason ?? `The guardian promoted ${flag} on evidence of safety.`;
+      break;
+    }
+    case 'plan_paused':
+      severity = 'warning';
+      title = `${flag} release paused`;
+      summary = e.reason ?? `The release plan of ${flag} is paused.`;
+      break;
+    case 'plan_resumed':
+    case 'plan_aborted':
+      severity = 'info';
+      title = `${flag} release ${kind === 'plan_resumed' ? 'resumed' : 'aborted'} by ${actor ?? 'someone'}`;
+      summary = e.reason ?? title;
+      break;
     default:
       severity = action === 'notify_only' ? 'warning' : 'critical';
       title = action === 'notify_only' ? `${flag} is breaching ${e.rule_id ?? 'its rule'} (notify only)` : `Guardian ${actionText}`;
@@ -251,23 +279,32 @@ function withLink(l: NotificationMessage['link']): { link?: NonNullable<Notifica
 function sourceMessage(row: OutboxRow, options: MessageOptions): NotificationMessage {
   const p = SourcePayloadSchema.safeParse(row.payload);
   const s = p.success ? p.data : {};
-  const source = s.source ?? '(unknown source)';
-  const facts: MessageFact[] = [{ label: 'Source', value: source }];
+  const key = s.source ?? '(unknown source)';
+  // A per-flag health key (`flag:<flag>@<source>`): the alert names the flag.
+  const perFlag = parseFlagHealthKey(key);
+  const source = perFlag?.source ?? key;
+  const flag = perFlag?.flag;
+  const facts: MessageFact[] = [...(flag ? [{ label: 'Flag', value: flag }] : []), { label: 'Source', value: source }];
   if (s.blind_since) facts.push({ label: 'No data since', value: dateOr(s.blind_since, row.createdAt).toISOString() });
   if (s.last_ok_at) facts.push({ label: 'Last good poll', value: dateOr(s.last_ok_at, row.createdAt).toISOString() });
-  const l = link(options.dashboardUrl, { source }, 'Open the dashboard');
+  const l = flag ? link(options.dashboardUrl, { flag }, `Open ${flag} in the dashboard`) : link(options.dashboardUrl, { source }, 'Open the dashboard');
   if (row.topic === 'blindness') {
     const at = dateOr(s.detected_at, row.createdAt);
     const blindFor = s.blind_since ? at.getTime() - dateOr(s.blind_since, at).getTime() : undefined;
-    if (s.last_error) facts.push({ label: 'Last error', value: s.last_error });
+    if (s.last_error) facts.push({ label: flag ? 'Reason' : 'Last error', value: s.last_error });
     if (s.blind_after_seconds !== undefined) facts.push({ label: 'Alert after', value: formatDuration(s.blind_after_seconds * 1000) });
     return {
       id: row.id,
       topic: 'blindness',
       severity: 'warning',
       source,
-      title: `Guardian is blind: no data from ${source}${blindFor !== undefined ? ` for ${formatDuration(blindFor)}` : ''}`,
-      summary: `The guardian cannot see error rates from ${source}, so flags it watches will NOT be rolled back automatically until data returns. Check the source's credentials, rate limits and status.`,
+      ...(flag ? { flag } : {}),
+      title: flag
+        ? `Guardian is blind on ${flag}: no usable data from ${source}${blindFor !== undefined ? ` for ${formatDuration(blindFor)}` : ''}`
+        : `Guardian is blind: no data from ${source}${blindFor !== undefined ? ` for ${formatDuration(blindFor)}` : ''}`,
+      summary: flag
+        ? `${source} answers for other flags, but not usably for ${flag}${s.last_error ? ` (${s.last_error})` : ''}, so ${flag} will NOT be rolled back automatically until its data returns. Check that its events carry the flag, and the query's errors.`
+        : `The guardian cannot see error rates from ${source}, so flags it watches will NOT be rolled back automatically until data returns. Check the source's credentials, rate limits and status.`,
       facts,
       evidence: [],
       ...withLink(l),
@@ -281,8 +318,9 @@ function sourceMessage(row: OutboxRow, options: MessageOptions): NotificationMes
     topic: 'recovery',
     severity: 'resolved',
     source,
-    title: `Guardian sees ${source} again`,
-    summary: `Data from ${source} is back${s.blind_for_seconds !== undefined ? ` after ${formatDuration(s.blind_for_seconds * 1000)}` : ''}; automatic rollbacks are protected again.`,
+    ...(flag ? { flag } : {}),
+    title: flag ? `Guardian sees ${flag} again on ${source}` : `Guardian sees ${source} again`,
+    summary: `Data ${flag ? `for ${flag} ` : ''}from ${source} is back${s.blind_for_seconds !== undefined ? ` after ${formatDuration(s.blind_for_seconds * 1000)}` : ''}; automatic rollbacks are protected again.`,
     facts,
     evidence: [],
     ...withLink(l),

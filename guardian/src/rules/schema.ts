@@ -9,21 +9,27 @@
  *   merged into every rule, durations in milliseconds, every field present.
  */
 import { z } from 'zod';
-import { parseDuration } from './duration.ts';
+import { cutText } from '../errors.ts';
+import type { Plan } from '../plans/schema.ts';
+import { formatDuration, parseDuration } from './duration.ts';
 
 /** Flag names, as in the database (`feature_flags.name`). */
 export const FLAG_NAME_PATTERN = /^[a-z][a-z0-9_]{1,63}$/;
 /** Rule ids: lower-case slugs. */
 export const RULE_ID_PATTERN = /^[a-z0-9][a-z0-9-]{0,63}$/;
 
+/** Longest shown value in a message: a 10 MB value is never echoed whole. */
+const SHOW_MAX = 80;
+
 function show(value: unknown): string {
-  if (typeof value === 'string') return JSON.stringify(value);
   if (value === undefined) return 'nothing';
+  let text: string;
   try {
-    return JSON.stringify(value) ?? String(value);
+    text = typeof value === 'string' ? JSON.stringify(value) : (JSON.stringify(value) ?? String(value));
   } catch {
-    return String(value);
+    text = String(value);
   }
+  return cutText(text, SHOW_MAX);
 }
 
 /** A number strictly between `lo` and `hi`. */
@@ -52,6 +58,22 @@ export const DurationSchema = z
     }
     return ms;
   });
+
+/**
+ * A duration between `min` and `max` (inclusive): what the guardian can actually run (a poll
+ * interval below 1 s cannot hold a lease; one above 1 h overflows the cycle's timers).
+ */
+function boundedDuration(min: number, max: number) {
+  const msg = (ms: number) => `must be between ${formatDuration(min)} and ${formatDuration(max)}, got ${formatDuration(ms)}`;
+  return DurationSchema.refine((ms) => ms >= min && ms <= max, { error: (iss) => msg(iss.input as number) });
+}
+
+/** Bounds of the rules file's durations (validate refuses what start cannot run). */
+export const DURATION_BOUNDS = {
+  interval: { min: 1_000, max: 3_600_000 },
+  window: { min: 60_000, max: 7 * 86_400_000 },
+  blindness_after: { min: 1_000, max: 7 * 86_400_000 },
+} as const;
 
 /** A flag name (`^[a-z][a-z0-9_]{1,63}$`). */
 export const FlagNameSchema = z
@@ -109,14 +131,17 @@ export const ConditionSchema = z
   })
   .transform((c): Condition => (c.absolute ? { kind: 'absolute', ...c.absolute } : { kind: 'relative', ...c.relative! }));
 
+/** One rollout stage: a whole percentage 1..100. */
+export const StagePercentageSchema = z
+  .number({ error: (iss) => `must be a whole percentage 1..100, got ${show(iss.input)}` })
+  .int({ error: (iss) => `must be a whole percentage 1..100, got ${show(iss.input)}` })
+  .min(1, { error: (iss) => `must be a whole percentage 1..100, got ${show(iss.input)}` })
+  .max(100, { error: (iss) => `must be a whole percentage 1..100, got ${show(iss.input)}` });
+
 /** Rollout stages (percentages) for `step_back`, strictly increasing, each 1..100. */
 export const StagesSchema = z
   .array(
-    z
-      .number({ error: (iss) => `must be a whole percentage 1..100, got ${show(iss.input)}` })
-      .int({ error: (iss) => `must be a whole percentage 1..100, got ${show(iss.input)}` })
-      .min(1, { error: (iss) => `must be a whole percentage 1..100, got ${show(iss.input)}` })
-      .max(100, { error: (iss) => `must be a whole percentage 1..100, got ${show(iss.input)}` }),
+    StagePercentageSchema,
     { error: (iss) => `must be a list of percentages like [10, 50, 100], got ${show(iss.input)}` },
   )
   .min(2, { error: 'must list at least two stages, like [10, 50, 100]' })
@@ -127,9 +152,9 @@ const ruleFieldShape = {
   source: SourceKindSchema.meta({ description: 'Where the counts come from: posthog, sentry or builtin.' }),
   condition: ConditionSchema.meta({ description: 'Exactly one of absolute or relative.' }),
   action: ActionSchema.meta({ description: 'What to do on a breach: disable, step_back (previous stage) or notify_only.' }),
-  window: DurationSchema.meta({
+  window: boundedDuration(DURATION_BOUNDS.window.min, DURATION_BOUNDS.window.max).meta({
     description:
-      'Segment length (default 1h): the most history a source is asked for at once. A stage longer than this is counted in segments of one window, which the test combines; the longest window of a flag\'s rules on one source sets its segments.',
+      'Segment length (default 1h): the most history a source is asked for at once. A stage longer than this is counted in segments of one window, which the test combines; the longest window of a flag\'s rules on one source sets its segments. Between 1m and 7d, and at least the interval.',
   }),
   min_users: count(1, 'flag-on users').meta({ description: 'Below this many flag-on users (sources that count users) the verdict is insufficient_data (default 100).' }),
   min_samples: count(1, 'flag-on events').meta({
@@ -144,6 +169,8 @@ const ruleFieldShape = {
 
 /** Built-in values for rule fields set neither on the rule nor in `defaults`. */
 export const BUILTIN_RULE_DEFAULTS = { window: '1h', min_users: 100, min_samples: 500, consecutive: 2, dry_run: false } as const;
+/** The confirmation poll's delay when the configuration sets none (the rules file's default `confirm_after`). */
+export const DEFAULT_CONFIRM_AFTER_MS = 20_000;
 /** Stages used by `step_back` rules that set none. */
 export const DEFAULT_STAGES: readonly number[] = [10, 50, 100];
 
@@ -216,8 +243,14 @@ export const SentrySourceConfigSchema = z.strictObject({
     .meta({ description: 'Sentry project ids to query (empty = all projects the token can see).' }),
   environment: z.string().min(1).optional(),
   token: z.string({ error: (iss) => `must be text (usually \${SENTRY_AUTH_TOKEN}), got ${show(iss.input)}` }).meta({ description: 'Auth token with org:read, usually ${SENTRY_AUTH_TOKEN}; empty = not configured.' }),
-  max_requests_per_cycle: count(2, 'requests').max(1000).default(40).meta({ description: 'Upper bound of HTTP requests per cycle; flags beyond it rotate to the next cycles (default 40).' }),
-  concurrency: count(1, 'requests at once').max(16).default(3).meta({ description: 'Requests in flight at once (default 3).' }),
+  max_requests_per_cycle: count(2, 'requests').max(1000).default(600).meta({ description: 'Upper bound of HTTP requests started per cycle (2 per flag); the flags polled longest ago go first, the rest rotate to the next cycles (default 600).' }),
+  concurrency: count(1, 'requests at once').max(15).default(3).meta({ description: 'Requests in flight at once (default 3; Sentry allows 15 per organization).' }),
+  max_requests_per_second: count(1, 'requests per second').max(30).default(10).meta({ description: 'Requests per second at most (default 10: a third of the 30/s Sentry allows per organization on /events/).' }),
+  unit: z
+    .enum(['users', 'events'], { error: (iss) => `must be users or events, got ${show(iss.input)}` })
+    .default('users')
+    .meta({ description: 'What is counted on both sides: users (default, count_unique(user); the SDK sets the user) or events (per-user capped; evidence says events).' }),
+  max_errors_per_user: count(1, 'error events per user').max(1000).default(10).meta({ description: 'unit events: at most this many error events count per erroring user (default 10).' }),
 });
 
 /** `sources`: provider settings. */
@@ -226,16 +259,84 @@ export const SourcesSchema = z.strictObject({
   sentry: SentrySourceConfigSchema.optional(),
 });
 
+/** One stage: a percentage, optionally with its own minimum/maximum time and users. */
+export const PlanStageInputSchema = z.union(
+  [
+    StagePercentageSchema,
+    z.strictObject({
+      percentage: StagePercentageSchema.meta({ description: 'Rollout percentage of this stage.' }),
+      min_time: DurationSchema.optional().meta({ description: 'Minimum time in this stage before it may be promoted (overrides the plan\'s).' }),
+      max_time: DurationSchema.optional().meta({ description: 'After this long in the stage without evidence either way, the plan pauses (overrides the plan\'s).' }),
+      min_users: count(1, 'flag-on users').optional().meta({ description: 'Minimum flag-on users seen in this stage before it may be promoted (overrides the plan\'s).' }),
+    }),
+  ],
+  { error: (iss) => `must be a percentage like 10 or {percentage: 10, min_time: 1h}, got ${show(iss.input)}` },
+);
+
+/** A release plan as written in the rules file. */
+export const PlanInputSchema = z.strictObject({
+  flag: FlagNameSchema.meta({ description: 'The flag this plan walks through its stages (one plan per flag).' }),
+  stages: z
+    .array(PlanStageInputSchema, { error: (iss) => `must be a list of stages like [10, 50, 100], got ${show(iss.input)}` })
+    .min(2, { error: 'must list at least two stages, like [10, 50, 100]' })
+    .meta({ description: 'Stages, strictly increasing percentages (e.g. [10, 50, 100]); the flag starts at the first.' }),
+  min_time: DurationSchema.prefault('1h').meta({ description: 'Minimum time in each stage before promotion (default 1h).' }),
+  max_time: DurationSchema.prefault('24h').meta({
+    description: 'If neither safety nor harm is shown after this long in a stage, the plan pauses and tells the team (default 24h).',
+  }),
+  min_users: count(1, 'flag-on users').default(200).meta({ description: 'Minimum flag-on users seen in a stage before promotion (default 200).' }),
+  guard: z
+    .array(z.string().regex(RULE_ID_PATTERN, { error: (iss) => `must be a rule id, got ${show(iss.input)}` }), {
+      error: (iss) => `must be a list of rule ids like [ai-stage-regression], got ${show(iss.input)}`,
+    })
+    .min(1, { error: 'must name at least one rule that guards the flag (a relative rule: the safety test compares flag-on with flag-off)' })
+    .meta({ description: 'Rules (ids) that guard the plan: their breach acts as on_breach, and the relative one\'s counts are the evidence of safety.' }),
+  on_breach: z
+    .enum(['disable', 'step_back'], { error: (iss) => `must be disable or step_back, got ${show(iss.input)}` })
+    .default('step_back')
+    .meta({ description: 'What a breach of a guard rule does to the flag (default step_back: to the previous stage of the plan).' }),
+  margin: z
+    .number({ error: (iss) => `must be a number between 0 (inclusive) and 1, got ${show(iss.input)}` })
+    .min(0, { error: (iss) => `must be between 0 (inclusive) and 1, got ${show(iss.input)}` })
+    .lt(1, { error: (iss) => `must be between 0 (inclusive) and 1, got ${show(iss.input)}` })
+    .default(0.005)
+    .meta({
+      description:
+        'Non-inferiority margin, as an error-rate difference (default 0.005 = half a percentage point): a stage is promoted only when flag-on is shown not worse than flag-off by more than this.',
+    }),
+  confidence: openRange(0.5, 1)
+    .default(0.95)
+    .meta({ description: 'Confidence of the safety test (default 0.95): a flag worse than the margin is promoted with probability at most 1 - confidence per stage.' }),
+  expected_users_per_minute: z
+    .number({ error: (iss) => `must be a positive number, got ${show(iss.input)}` })
+    .positive({ error: (iss) => `must be a positive number, got ${show(iss.input)}` })
+    .optional()
+    .meta({ description: 'Users per minute exposed to the flag at 100% (optional): validate warns when a stage cannot reach min_users in its min_time.' }),
+});
+
 /** The whole file as written. */
 export const RulesFileSchema = z
   .strictObject({
     defaults: RuleDefaultsSchema.optional(),
     notify: NotifySchema.optional(),
     sources: SourcesSchema.optional(),
-    interval: DurationSchema.prefault('1m').meta({ description: 'Poll interval (default 1m).' }),
-    blindness_after: DurationSchema.prefault('10m').meta({ description: 'Raise a blindness alert after this long without data for a watched flag (default 10m).' }),
+    interval: boundedDuration(DURATION_BOUNDS.interval.min, DURATION_BOUNDS.interval.max).prefault('30s').meta({
+      description:
+        'Poll interval (default 30s: with the 20s confirmation, a clear regression is rolled back within about 50 s of the first poll that can see it; see bench/rollback-time.bench.ts), between 1s and 1h.',
+    }),
+    confirm_after: DurationSchema.prefault('20s').meta({
+      description:
+        'After a poll where a rule\'s condition holds but fewer than `consecutive` polls in a row did, that flag is polled again this long after (default 20s) instead of a whole interval later. At or above the interval: no extra poll, the next one confirms.',
+    }),
+    blindness_after: boundedDuration(DURATION_BOUNDS.blindness_after.min, DURATION_BOUNDS.blindness_after.max)
+      .prefault('10m')
+      .meta({ description: 'Raise a blindness alert after this long without data for a watched flag (default 10m), between 1s and 7d, and at least the interval.' }),
     dry_run: z.boolean({ error: (iss) => `must be true or false, got ${show(iss.input)}` }).default(false).meta({ description: 'Global dry run: no rule changes anything.' }),
     rules: z.array(RuleInputSchema, { error: (iss) => `must be a list of rules, got ${show(iss.input)}` }).min(1, { error: 'must list at least one rule' }),
+    plans: z
+      .array(PlanInputSchema, { error: (iss) => `must be a list of release plans, got ${show(iss.input)}` })
+      .optional()
+      .meta({ description: 'Release plans: the guardian promotes each flag through its stages on evidence of safety (one plan per flag).' }),
   })
   .meta({ title: 'Rollback Guardian rules file', description: 'Rules that watch per-flag error rates and roll a flag back on a breach.' });
 
@@ -264,8 +365,12 @@ export const RulesConfigSchema = z.strictObject({
   interval: z.number(),
   /** Blindness alert delay in ms. */
   blindness_after: z.number(),
+  /** Delay of the confirmation poll after a first breaching poll, in ms (absent: {@link DEFAULT_CONFIRM_AFTER_MS}). */
+  confirm_after: z.number().optional(),
   dry_run: z.boolean(),
   rules: z.array(RuleSchema),
+  /** Release plans, resolved (absent = none). */
+  plans: z.array(z.custom<Plan>()).optional(),
 });
 
 /** The resolved configuration: `rules` with defaults merged, durations in ms. */

@@ -1,11 +1,15 @@
 /**
- * PostHog metric source: ONE HogQL query per cycle for all watched flags, counting per
+ * PostHog metric source: one HogQL query per cycle for all watched flags (split into a few
+ * queries when it would be larger than {@link MAX_QUERY_BYTES}), counting per
  * (flag, `$feature/<flag>` value) the distinct users and the distinct users with an `$exception`
- * since each flag's stage start.
+ * since each flag's segment start. Rows are indexed by flag in one pass; every row is checked
+ * as data: two rows for one (flag, cohort), counts that are not whole numbers ≥ 0 and more
+ * error users than users make THAT flag `no_data` with the reason (sources/validate.ts).
  */
 import { FLAG_NAME_PATTERN } from '../rules/schema.ts';
 import { DEFAULT_RETRY, RequestBudget, requestJson, retryAfterMs, SourceFailure, type RetryPolicy } from './http.ts';
 import type { CohortCounts, FlagObservation, FlagQuery, MetricSource, SourceDeps, SourceReport } from './types.ts';
+import { isCount } from './validate.ts';
 
 /** Settings of the PostHog source (from `sources.posthog` in the rules file). */
 export interface PosthogSourceOptions {
@@ -19,7 +23,25 @@ export interface PosthogSourceOptions {
   readonly retry?: RetryPolicy;
   /** After a 401/403 the source stops; it tries again after this long (default 15 min). */
   readonly authRetryMs?: number;
+  /** Largest HogQL text of one query in bytes (default {@link MAX_QUERY_BYTES}); more flags are split into several queries. */
+  readonly maxQueryBytes?: number;
+  /** Queries per cycle at most (default {@link MAX_QUERIES_PER_CYCLE}); flags beyond them rotate to the next cycles (`deferred`). */
+  readonly maxQueriesPerCycle?: number;
 }
+
+/**
+ * Largest HogQL text of one query: 64 KiB. PostHog documents no query-size limit; ClickHouse
+ * refuses SQL above its `max_query_size` (default 262,144 bytes), and HogQL compiles to SQL a few
+ * times longer (each `properties['$feature/x']` becomes a JSON extraction), so 64 KiB of HogQL
+ * (about 400 flags) stays well under it.
+ */
+export const MAX_QUERY_BYTES = 65_536;
+
+/**
+ * Queries per cycle at most: 10 (PostHog allows 240/min, 2,400/h and 3 at once per project; 10 a
+ * cycle at a 1-minute interval is 600/h; queries run 2 at a time).
+ */
+export const MAX_QUERIES_PER_CYCLE = 10;
 
 /** PostHog's documented limits per project: 240 queries/minute, 2,400/hour. */
 export const POSTHOG_BUDGET = [
@@ -80,15 +102,23 @@ export function buildPosthogQuery(flags: readonly FlagQuery[]): string {
 interface Row {
   readonly flag: string;
   readonly variant: string | null;
-  readonly users: number;
-  readonly errorUsers: number;
+  readonly users: unknown;
+  readonly errorUsers: unknown;
 }
 
-function isCount(v: unknown): v is number {
-  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+/** The rows of one flag in an answer, by cohort; `problem` is why the flag has no data. */
+export interface FlagRows {
+  on?: { users: number; errorUsers: number };
+  off?: { users: number; errorUsers: number };
+  problem?: { reason: string; detail: string };
+  rows: number;
 }
 
-/** Parses a HogQLQueryResponse by its `columns` names; throws SourceFailure('bad_response') on any shape or type problem. */
+/**
+ * Parses a HogQLQueryResponse by its `columns` names; throws SourceFailure('bad_response') on a
+ * shape problem that cannot be pinned to one flag (no `results`, a missing column, a row that is
+ * not a list or has no flag name). Counts are checked per flag later ({@link indexRows}).
+ */
 export function parsePosthogResponse(body: unknown): { rows: Row[]; hasMore: boolean } {
   const bad = (why: string) => new SourceFailure('SOURCE_BAD_RESPONSE', 'bad_response', `posthog: unexpected response: ${why}`);
   if (typeof body !== 'object' || body === null || Array.isArray(body)) throw bad('not a JSON object');
@@ -108,15 +138,77 @@ export function parsePosthogResponse(body: unknown): { rows: Row[]; hasMore: boo
     if (!Array.isArray(raw)) throw bad(`results[${n}] is not a row`);
     const flag: unknown = raw[fi];
     const variant: unknown = raw[vi];
-    const users: unknown = raw[ui];
-    const errorUsers: unknown = raw[ei];
     if (typeof flag !== 'string') throw bad(`results[${n}].flag is ${typeof flag}, expected text`);
     if (variant !== null && typeof variant !== 'string' && typeof variant !== 'boolean') throw bad(`results[${n}].variant is ${typeof variant}, expected text or null`);
-    if (!isCount(users) || !isCount(errorUsers)) throw bad(`results[${n}] counts are not whole numbers ≥ 0 (users ${JSON.stringify(users)}, error_users ${JSON.stringify(errorUsers)})`);
-    if (errorUsers > users) throw bad(`results[${n}] has more error users (${errorUsers}) than users (${users})`);
-    rows.push({ flag, variant: variant === null ? null : String(variant), users, errorUsers });
+    rows.push({ flag, variant: variant === null ? null : String(variant), users: raw[ui], errorUsers: raw[ei] });
   }
   return { rows, hasMore: b.hasMore === true };
+}
+
+/**
+ * Indexes an answer's rows by flag in ONE pass (linear in rows), checking each cohort row as
+ * data: a count that is not a whole number ≥ 0 (`null` included) is `bad_count`, more error users
+ * than users is `errors_above_total`, a second row for the same (flag, cohort) is
+ * `duplicate_rows` (neither row is used). Rows of other variants (multivariate) are counted, not used.
+ *
+ * @example
+ * indexRows(parsePosthogResponse(body).rows).get('ai_beta_users'); // { on: { users: 812, errorUsers: 9 }, rows: 2 }
+ */
+export function indexRows(rows: readonly Row[]): Map<string, FlagRows> {
+  const out = new Map<string, FlagRows>();
+  for (const r of rows) {
+    let entry = out.get(r.flag);
+    if (!entry) {
+      entry = { rows: 0 };
+      out.set(r.flag, entry);
+    }
+    entry.rows++;
+    if (entry.problem || (r.variant !== 'true' && r.variant !== 'false')) continue;
+    const cohort = r.variant === 'true' ? 'on' : 'off';
+    const name = r.variant === 'true' ? 'flag-on' : 'flag-off';
+    if (entry[cohort]) {
+      entry.problem = { reason: 'duplicate_rows', detail: `two rows for (${r.flag}, ${r.variant}); neither is used` };
+    } else if (!isCount(r.users) || !isCount(r.errorUsers)) {
+      entry.problem = { reason: 'bad_count', detail: `${name} counts are not whole numbers ≥ 0 (users ${JSON.stringify(r.users) ?? 'missing'}, error_users ${JSON.stringify(r.errorUsers) ?? 'missing'}); a missing count is not 0` };
+    } else if (r.errorUsers > r.users) {
+      entry.problem = { reason: 'errors_above_total', detail: `${name}: ${r.errorUsers} error users out of ${r.users} users` };
+    } else entry[cohort] = { users: r.users, errorUsers: r.errorUsers };
+  }
+  return out;
+}
+
+/**
+ * Splits flags into query chunks whose HogQL text stays within `maxBytes` (a flag larger than
+ * that alone gets its own chunk), in the given order.
+ *
+ * @example
+ * chunkFlags(flags, MAX_QUERY_BYTES).length; // 1 up to about 400 flags
+ */
+export function chunkFlags(flags: readonly FlagQuery[], maxBytes: number): FlagQuery[][] {
+  const chunks: FlagQuery[][] = [];
+  let current: FlagQuery[] = [];
+  let size = QUERY_OVERHEAD_BYTES;
+  for (const f of flags) {
+    const cost = flagQueryBytes(f);
+    if (current.length > 0 && size + cost > maxBytes) {
+      chunks.push(current);
+      current = [];
+      size = QUERY_OVERHEAD_BYTES;
+    }
+    current.push(f);
+    size += cost;
+  }
+  if (current.length > 0) chunks.push(current);
+  return chunks;
+}
+
+/** Bytes of the query text that do not depend on the flags (SELECT, FROM, GROUP BY, LIMIT). */
+const QUERY_OVERHEAD_BYTES = 320;
+
+/** Bytes one flag adds to the query text (its key, property, start and target list). */
+function flagQueryBytes(f: FlagQuery): number {
+  const key = hogqlString(f.flag).length;
+  return key * 4 + f.flag.length + 100 + Buffer.byteLength(excluded(f), 'utf8');
 }
 
 function detailOf(body: unknown): { code?: string; detail?: string } {
@@ -139,6 +231,7 @@ export function createPosthogSource(options: PosthogSourceOptions, deps: SourceD
   let blockedUntil = 0;
   let authStoppedAt: number | undefined;
   let authMessage = '';
+  let chunkCursor = 0;
   const log = deps.logger;
 
   async function query(flags: readonly FlagQuery[], signal: AbortSignal): Promise<SourceReport> {
@@ -167,6 +260,8 @@ export function createPosthogSource(options: PosthogSourceOptions, deps: SourceD
         const r = all('rate_limited', 'client-side budget of 240 queries/minute, 2,400/hour reached');
         return { ...r, observations: [...r.observations.filter((o) => !invalid.some((f) => f.flag === o.flag)), ...rejected] };
       }
+      const url = `${options.host.replace(/\/+$/, '')}/api/projects/${encodeURIComponent(options.project_id)}/query/`;
+      const headers = { Authorization: `Bearer ${options.api_key}`, 'Content-Type': 'application/json', Accept: 'application/json' };
       const lookback = options.lookbackMs;
       const bounded = valid.map((f) => ({
         flag: f.flag,
@@ -178,25 +273,58 @@ export function createPosthogSource(options: PosthogSourceOptions, deps: SourceD
           deps.logger.warn({ flag: f.flag, targets: f.excludeUsers!.length }, `posthog: ${f.flag} has more than ${MAX_EXCLUDED_USERS} target-list users; only the first ${MAX_EXCLUDED_USERS} are left out of its counts`);
         }
       }
-      const hogql = buildPosthogQuery(bounded);
-      const url = `${options.host.replace(/\/+$/, '')}/api/projects/${encodeURIComponent(options.project_id)}/query/`;
-      const body = JSON.stringify({ query: { kind: 'HogQLQuery', query: hogql }, name: 'guardian-flag-errors', refresh: 'force_blocking' });
-      const res = await requestJson(
-        deps,
-        url,
-        { method: 'POST', headers: { Authorization: `Bearer ${options.api_key}`, 'Content-Type': 'application/json', Accept: 'application/json' }, body },
-        signal,
-        retry,
-        'posthog',
-      );
-      const observations = [...interpret(res.status, res.headers, res.body, res.text, valid, nowMs), ...rejected];
-      const failed = observations.find((o) => o.status === 'no_data' && ['auth', 'rate_limited', 'bad_query', 'bad_response', 'unavailable'].includes(o.reason));
+      // One query when it is small enough, else a few (at most maxQueriesPerCycle, rotating).
+      const chunks = chunkFlags(bounded, options.maxQueryBytes ?? MAX_QUERY_BYTES);
+      const maxQueries = Math.max(1, options.maxQueriesPerCycle ?? MAX_QUERIES_PER_CYCLE);
+      const first = chunks.length <= maxQueries ? 0 : chunkCursor % chunks.length;
+      const picked = chunks.length <= maxQueries ? chunks : Array.from({ length: maxQueries }, (_, i) => chunks[(first + i) % chunks.length]!);
+      chunkCursor = chunks.length <= maxQueries ? 0 : (first + maxQueries) % chunks.length;
+      const out = new Map<string, FlagObservation>();
+      let requests = 0;
+      let firstFailure: SourceFailure | undefined;
+      let next = 0;
+      const runChunk = async (): Promise<void> => {
+        while (next < picked.length) {
+          const chunk = picked[next++]!;
+          const noData = (reason: string, detail: string) => {
+            for (const f of chunk) out.set(f.flag, { flag: f.flag, status: 'no_data', reason, detail });
+          };
+          if (deps.now().getTime() < blockedUntil) {
+            noData('rate_limited', `PostHog asked to wait until ${new Date(blockedUntil).toISOString()}`);
+            continue;
+          }
+          if (requests > 0 && !budget.take(deps.now().getTime())) {
+            noData('rate_limited', 'client-side budget of 240 queries/minute, 2,400/hour reached');
+            continue;
+          }
+          requests++;
+          try {
+            const res = await requestJson(deps, url, { method: 'POST', headers, body: JSON.stringify({ query: { kind: 'HogQLQuery', query: buildPosthogQuery(chunk) }, name: 'guardian-flag-errors', refresh: 'force_blocking' }) }, signal, retry, 'posthog');
+            for (const o of interpret(res.status, res.headers, res.body, res.text, chunk, nowMs)) out.set(o.flag, o);
+          } catch (err) {
+            const failure = err instanceof SourceFailure ? err : new SourceFailure('SOURCE_UNAVAILABLE', 'unavailable', `posthog: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+            log.warn({ source: 'posthog', err: { code: failure.code, message: failure.message } }, 'posthog: no data this cycle');
+            firstFailure ??= failure;
+            noData(failure.reason, failure.message);
+          }
+        }
+      };
+      await Promise.all(Array.from({ length: Math.min(2, picked.length) }, runChunk));
+      for (const f of valid) {
+        if (!out.has(f.flag)) {
+          out.set(f.flag, { flag: f.flag, status: 'no_data', reason: 'deferred', detail: `queried in a later cycle (${chunks.length} queries of at most ${Math.round((options.maxQueryBytes ?? MAX_QUERY_BYTES) / 1024)} KiB needed, ${maxQueries} a cycle)` });
+        }
+      }
+      const observations = [...valid.map((f) => out.get(f.flag)!), ...rejected];
+      const failed = observations.find((o) => o.status === 'no_data' && ['auth', 'rate_limited', 'bad_query', 'bad_response', 'unavailable', 'timeout'].includes(o.reason));
       return {
         source: 'posthog',
         at: started,
-        requests: 1,
+        requests,
         observations,
-        ...(failed && failed.status === 'no_data' && observations.every((o) => o.status === 'no_data') ? { error: { code: codeOf(failed.reason), message: failed.detail ?? failed.reason } } : {}),
+        ...(failed && failed.status === 'no_data' && observations.every((o) => o.status === 'no_data' && o.reason !== 'deferred')
+          ? { error: { code: firstFailure?.code ?? codeOf(failed.reason), message: failed.detail ?? failed.reason } }
+          : {}),
       };
     } catch (err) {
       const failure = err instanceof SourceFailure ? err : new SourceFailure('SOURCE_UNAVAILABLE', 'unavailable', `posthog: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
@@ -252,12 +380,18 @@ export function createPosthogSource(options: PosthogSourceOptions, deps: SourceD
       return noData('bad_response', msg);
     }
     if (parsed.hasMore) log.warn({ source: 'posthog', rows: parsed.rows.length }, 'posthog: the result was truncated (hasMore); flags without rows report no data');
+    const byFlag = indexRows(parsed.rows);
     return flags.map((f): FlagObservation => {
-      const rows = parsed.rows.filter((r) => r.flag === f.flag);
-      const on = rows.find((r) => r.variant === 'true');
-      const off = rows.find((r) => r.variant === 'false');
+      const rows = byFlag.get(f.flag);
+      if (rows?.problem) {
+        log.warn({ source: 'posthog', flag: f.flag, reason: rows.problem.reason }, `posthog: no data for ${f.flag}: ${rows.problem.detail}`);
+        return { flag: f.flag, status: 'no_data', reason: rows.problem.reason, detail: rows.problem.detail };
+      }
+      const on = rows?.on;
+      const off = rows?.off;
       if (!on || on.users === 0) {
-        return { flag: f.flag, status: 'no_data', reason: parsed.hasMore && rows.length === 0 ? 'bad_response' : 'empty', detail: parsed.hasMore && rows.length === 0 ? 'result truncated (hasMore)' : 'no flag-on users seen since the stage start' };
+        const truncated = parsed.hasMore && rows === undefined;
+        return { flag: f.flag, status: 'no_data', reason: truncated ? 'bad_response' : 'empty', detail: truncated ? 'result truncated (hasMore)' : 'no flag-on users seen since the segment start' };
       }
       const treatment: CohortCounts = { total: on.users, errors: on.errorUsers };
       return off && off.users > 0

@@ -2,21 +2,21 @@
  * The store folder: one {@link Store} interface, one file per backend, and the factory that
  * picks the backend from validated configuration (`loadConfig`): `DATABASE_URL` → PostgreSQL,
  * `SUPABASE_URL` + `SUPABASE_SERVICE_ROLE_KEY` → Supabase, neither → embedded PGlite in
- * `<GUARDIAN_DATA_DIR>/pglite` (migrations, shim and seed applied on first start).
+ * `<GUARDIAN_DATA_DIR>/pglite` (migrations, shim and seed applied on first start), owned by one
+ * process at a time and reached through the daemon when one runs (embedded.ts).
  */
-import { mkdir } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
-
 import type { GuardianConfig } from '../config.ts';
-import { GuardianError } from '../errors.ts';
+import { openEmbedded } from './embedded.ts';
 import { applyMigrations } from './migrations.ts';
 import { SqlStore } from './sql-store.ts';
-import { pgliteSqlClient, pgSqlClient } from './sql.ts';
+import { pgSqlClient } from './sql.ts';
 import type { Store } from './types.ts';
 
 export * from './types.ts';
+export { pgliteDir } from './embedded.ts';
 export { SqlStore, type SqlStoreOptions } from './sql-store.ts';
-export { SupabaseStore, type SupabaseStoreOptions } from './supabase-store.ts';
+// Type-only: the Supabase client is loaded only when a Supabase store is opened (CLI start-up time).
+export type { SupabaseStore, SupabaseStoreOptions } from './supabase-store.ts';
 
 /**
  * Options of {@link createStore}.
@@ -31,6 +31,12 @@ export interface CreateStoreOptions {
   readonly fetch?: typeof fetch;
   /** pg pool size. Default 5. */
   readonly poolSize?: number;
+  /**
+   * Embedded only: own the data folder and serve it to other local processes on a socket (the
+   * daemon). Default false: reach a running daemon's database through its socket, else take the
+   * folder's lock for as long as the store is open.
+   */
+  readonly serve?: boolean;
 }
 
 /**
@@ -47,11 +53,6 @@ export function safeUrl(raw: string): string {
   } catch {
     return '(unparseable URL)';
   }
-}
-
-/** The folder of the embedded database for a data folder. */
-export function pgliteDir(dataDir: string): string {
-  return resolve(join(dataDir, 'pglite'));
 }
 
 /**
@@ -85,27 +86,6 @@ export async function createStore(config: GuardianConfig, opts: CreateStoreOptio
     await store.ping();
     return store;
   }
-  const dir = pgliteDir(config.dataDir);
-  try {
-    await mkdir(dir, { recursive: true });
-  } catch (err) {
-    throw new GuardianError('STORE_UNREACHABLE', `GUARDIAN_DATA_DIR: cannot create the embedded database folder ${dir}: ${(err as Error).message}`, { cause: err });
-  }
-  const { PGlite } = await import('@electric-sql/pglite');
-  let db;
-  try {
-    db = await PGlite.create(dir);
-  } catch (err) {
-    throw new GuardianError('STORE_UNREACHABLE', `embedded database in ${dir} cannot be opened (${(err as Error).message}); is another guardian using this data folder?`, { cause: err });
-  }
-  const sql = pgliteSqlClient(db);
-  try {
-    const { rows } = await sql.query<{ fresh: boolean }>("select to_regclass('public.feature_flags') is null as fresh");
-    const fresh = rows[0]?.fresh === true;
-    await applyMigrations(sql, { shim: true, seed: fresh });
-  } catch (err) {
-    await sql.close().catch(() => {});
-    throw err;
-  }
-  return new SqlStore({ sql, kind: 'pglite', location: dir });
+  const embedded = await openEmbedded(config.dataDir, { serve: opts.serve === true });
+  return new SqlStore({ sql: embedded.sql, kind: 'pglite', location: embedded.location });
 }

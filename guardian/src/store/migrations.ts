@@ -153,6 +153,23 @@ function failure(what: string, err: unknown): GuardianError {
 }
 
 /**
+ * Whether every migration file has run on this database (one query; false when the bookkeeping
+ * table does not exist yet). Lets an embedded database that is up to date skip
+ * {@link applyMigrations}' per-file transactions on every open.
+ *
+ * @example
+ * if (!(await migrationsUpToDate(sql))) await applyMigrations(sql, { shim: true });
+ */
+export async function migrationsUpToDate(sql: SqlClient, dir: string = DEFAULT_MIGRATIONS_DIR): Promise<boolean> {
+  const migrations = await readMigrations(dir);
+  const { rows: has } = await sql.query<{ present: boolean }>("select to_regclass('public.schema_migrations') is not null as present");
+  if (has[0]?.present !== true) return false;
+  const { rows } = await sql.query<{ version: string }>('select version from public.schema_migrations');
+  const done = new Set(rows.map((r) => r.version));
+  return migrations.every((m) => done.has(m.version));
+}
+
+/**
  * Brings a database up to date: optionally the test shim, then every migration not yet recorded
  * in `public.schema_migrations` (each file in its own transaction, recorded in the same one),
  * then optionally the seed. Safe to run again and from several processes at once (an advisory

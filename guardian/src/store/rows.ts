@@ -3,7 +3,8 @@
  * to the store's types, and database errors to GuardianError codes. Shared by both backends.
  */
 import { GuardianError } from '../errors.ts';
-import type { Channel, EventKind, EventNotification, Flag, FlagChange, FlagEdit, FlagPatch, FlagState, GuardState, RollbackAction, RollbackEvent, RuleState, SourceHealth } from './types.ts';
+import { MAX_USER_ID_LENGTH } from './limits.ts';
+import type { Channel, EventKind, EventNotification, Flag, FlagChange, FlagEdit, FlagPatch, FlagState, GuardState, PlanState, PlanStatus, PlanStatusRequest, PromoteRequest, RollbackAction, RollbackEvent, RuleState, SourceHealth } from './types.ts';
 
 type Row = Record<string, unknown>;
 
@@ -164,6 +165,10 @@ export function storeError(err: unknown, what: string): GuardianError {
   if (code === 'P0002') return new GuardianError('NOT_FOUND', message, { cause: err });
   if (code === 'RG412') return new GuardianError('VERSION_CONFLICT', message, { cause: err });
   if (code === '55000' || code === '23505' || code === '40001' || code === '40P01') return new GuardianError('STORE_CONFLICT', `${what}: ${message}`, { cause: err });
+  const constraint = (err as { constraint?: unknown }).constraint;
+  if (code === '23514' && (constraint === 'flag_targets_user_id_not_empty' || message.includes('flag_targets_user_id_not_empty'))) {
+    return new GuardianError('BAD_ARGUMENT', `${what}: a target user id must be 1 to ${MAX_USER_ID_LENGTH} characters`, { cause: err });
+  }
   if (code === '22023' || code === '23514' || code === '22P02' || code === '23503' || code === '22003') {
     return new GuardianError('BAD_ARGUMENT', `${what}: ${message}`, { cause: err });
   }
@@ -176,4 +181,58 @@ export function storeError(err: unknown, what: string): GuardianError {
     return new GuardianError('STORE_FAILED', `${what}: ${message}. The database schema is missing or old: apply the migrations (npm run db:migrate).`, { cause: err });
   }
   return new GuardianError('STORE_FAILED', `${what}: ${message}`, { cause: err });
+}
+
+/** A guardian_release_plans row (also the `plan` of guardian_plan_set_status's JSON). */
+export function toPlanState(row: Row): PlanState {
+  return {
+    flag: str(row['flag_name']),
+    status: str(row['status']) as PlanStatus,
+    reason: strOrNull(row['reason']),
+    flagVersion: Number(row['flag_version']),
+    running: row['running'] === true,
+    lastReport: row['last_report'] === null || row['last_report'] === undefined ? null : obj(row['last_report']),
+    assessedAt: row['assessed_at'] === null || row['assessed_at'] === undefined ? null : date(row['assessed_at']),
+    updatedAt: date(row['updated_at']),
+    updatedBy: str(row['updated_by']),
+  };
+}
+
+/** guardian_plan_set_status's JSON answer: the plan row and the event (null when none). */
+export function toPlanStatusResult(v: unknown): { plan: PlanState; event?: RollbackEvent } {
+  const o = obj(v);
+  const event = o['event'];
+  return { plan: toPlanState(obj(o['plan'])), ...(event === null || event === undefined ? {} : { event: toEvent(obj(event)) }) };
+}
+
+/** The named arguments of `guardian_promote` for a {@link PromoteRequest}. */
+export function promoteArgs(req: PromoteRequest): Record<string, unknown> {
+  return {
+    p_flag: req.flag,
+    p_from: req.from,
+    p_to: req.to,
+    p_expected_version: req.expectedVersion,
+    p_final: req.final,
+    p_evidence: req.evidence,
+    p_reason: req.reason ?? null,
+    p_actor: req.actor,
+    p_idempotency_key: req.idempotencyKey,
+    p_channels: [...req.channels],
+  };
+}
+
+/** The named arguments of `guardian_plan_set_status` for a {@link PlanStatusRequest}. */
+export function planStatusArgs(req: PlanStatusRequest): Record<string, unknown> {
+  return {
+    p_flag: req.flag,
+    p_status: req.status,
+    p_reason: req.reason ?? null,
+    p_actor: req.actor,
+    p_expected_status: req.expectedStatus ? [...req.expectedStatus] : null,
+    p_event_kind: req.event?.kind ?? null,
+    p_idempotency_key: req.event?.idempotencyKey ?? null,
+    p_channels: req.event ? [...req.event.channels] : null,
+    p_evidence: req.event?.evidence ?? {},
+    p_expected_flag_version: req.expectedFlagVersion ?? null,
+  };
 }

@@ -6,7 +6,7 @@
  */
 import type { HistoryPoint } from '../decide/types.ts';
 import type { SqlClient } from './sql.ts';
-import { editToJson, notificationsByEvent, patchToJson, storeError, toChange, toEvent, toFlag, toRuleState, toSourceHealth } from './rows.ts';
+import { editToJson, notificationsByEvent, patchToJson, planStatusArgs, promoteArgs, storeError, toChange, toEvent, toFlag, toPlanState, toPlanStatusResult, toRuleState, toSourceHealth } from './rows.ts';
 import type {
   ChangeQuery,
   EventNotification,
@@ -26,6 +26,9 @@ import type {
   FlagPatch,
   HistoryQuery,
   Observation,
+  PlanState,
+  PlanStatusRequest,
+  PromoteRequest,
   RestoreRequest,
   RollbackEvent,
   RollbackRequest,
@@ -175,6 +178,12 @@ export class SqlStore implements Store {
       ],
     );
     return toEvent(rows[0] ?? {});
+  }
+
+  async previousStage(flag: string, current: number, stages?: readonly number[]): Promise<number | undefined> {
+    const rows = await this.#q(`previous stage of flag "${flag}"`, 'select public.guardian_previous_stage($1, $2, $3::integer[]) as stage', [flag, current, stages ? [...stages] : null]);
+    const stage = rows[0]?.['stage'];
+    return stage === null || stage === undefined ? undefined : Number(stage);
   }
 
   async restore(req: RestoreRequest): Promise<RollbackEvent> {
@@ -411,6 +420,50 @@ export class SqlStore implements Store {
 
   async releaseLease(name: string, holder: string): Promise<void> {
     await this.#q('release lease', 'select public.guardian_release_lease($1, $2)', [name, holder]);
+  }
+
+  async listPlanStates(): Promise<PlanState[]> {
+    return (await this.#q('list release plans', 'select * from public.guardian_release_plans order by flag_name')).map(toPlanState);
+  }
+
+  async syncPlan(flag: string, actor: string): Promise<PlanState> {
+    const rows = await this.#q(`release plan of "${flag}"`, 'select * from public.guardian_plan_sync(p_flag => $1, p_actor => $2)', [flag, actor]);
+    return toPlanState(rows[0] ?? {});
+  }
+
+  async setPlanStatus(req: PlanStatusRequest): Promise<{ plan: PlanState; event?: RollbackEvent }> {
+    const a = planStatusArgs(req);
+    const rows = await this.#q(
+      `${req.status} release plan of "${req.flag}"`,
+      `select public.guardian_plan_set_status(
+         p_flag => $1, p_status => $2, p_reason => $3, p_actor => $4, p_expected_status => $5::text[],
+         p_event_kind => $6, p_idempotency_key => $7, p_channels => $8::text[], p_evidence => $9::jsonb,
+         p_expected_flag_version => $10) as result`,
+      [a['p_flag'], a['p_status'], a['p_reason'], a['p_actor'], a['p_expected_status'], a['p_event_kind'], a['p_idempotency_key'], a['p_channels'], JSON.stringify(a['p_evidence']), a['p_expected_flag_version']],
+    );
+    return toPlanStatusResult(rows[0]?.['result']);
+  }
+
+  async savePlanReports(reports: readonly { readonly flag: string; readonly report: Readonly<Record<string, unknown>> }[], at: Date): Promise<void> {
+    if (reports.length === 0) return;
+    await this.#q(
+      'save plan reports',
+      `update public.guardian_release_plans p set last_report = r.report, assessed_at = $2
+         from jsonb_to_recordset($1::jsonb) as r(flag text, report jsonb) where p.flag_name = r.flag`,
+      [JSON.stringify(reports), at],
+    );
+  }
+
+  async promote(req: PromoteRequest): Promise<RollbackEvent> {
+    const a = promoteArgs(req);
+    const rows = await this.#q(
+      `promotion of flag "${req.flag}"`,
+      `select * from public.guardian_promote(
+         p_flag => $1, p_from => $2, p_to => $3, p_expected_version => $4, p_final => $5, p_evidence => $6::jsonb,
+         p_reason => $7, p_actor => $8, p_idempotency_key => $9, p_channels => $10::text[])`,
+      [a['p_flag'], a['p_from'], a['p_to'], a['p_expected_version'], a['p_final'], JSON.stringify(a['p_evidence']), a['p_reason'], a['p_actor'], a['p_idempotency_key'], a['p_channels']],
+    );
+    return toEvent(rows[0] ?? {});
   }
 
   close(): Promise<void> {

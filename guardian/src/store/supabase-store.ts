@@ -14,7 +14,7 @@ import { createClient, type SupabaseClient } from '@supabase/supabase-js';
 
 import type { HistoryPoint } from '../decide/types.ts';
 import { GuardianError } from '../errors.ts';
-import { editToJson, notificationsByEvent, patchToJson, storeError, toChange, toEvent, toFlag, toRuleState, toSourceHealth } from './rows.ts';
+import { editToJson, notificationsByEvent, patchToJson, planStatusArgs, promoteArgs, storeError, toChange, toEvent, toFlag, toPlanState, toPlanStatusResult, toRuleState, toSourceHealth } from './rows.ts';
 import { DEFAULT_EVENT_LIMIT, DEFAULT_TARGET_LIMIT, MAX_EVENT_LIMIT, MAX_TARGET_LIMIT, exposureArgs, idCursor, likePattern, pageLimit, usageFrom, exposureCountsFrom, exposureQueryArgs, historyArgs, toHistoryPoint } from './sql-store.ts';
 import type {
   ChangeQuery,
@@ -35,6 +35,9 @@ import type {
   FlagPatch,
   HistoryQuery,
   Observation,
+  PlanState,
+  PlanStatusRequest,
+  PromoteRequest,
   RestoreRequest,
   RollbackEvent,
   RollbackRequest,
@@ -210,6 +213,14 @@ export class SupabaseStore implements Store {
 
   unlock(flag: string, actor: string): Promise<Flag> {
     return this.setFlag(flag, { lock: false }, actor);
+  }
+
+  async previousStage(flag: string, current: number, stages?: readonly number[]): Promise<number | undefined> {
+    const data = await this.#run<unknown>(
+      `previous stage of flag "${flag}"`,
+      this.#client.rpc('guardian_previous_stage', { p_flag: flag, p_current: current, p_stages: stages ? [...stages] : null }),
+    );
+    return data === null || data === undefined ? undefined : Number(data);
   }
 
   async rollback(req: RollbackRequest): Promise<RollbackEvent> {
@@ -422,6 +433,29 @@ export class SupabaseStore implements Store {
 
   async releaseLease(name: string, holder: string): Promise<void> {
     await this.#run('release lease', this.#client.rpc('guardian_release_lease', { p_name: name, p_holder: holder }));
+  }
+
+  async listPlanStates(): Promise<PlanState[]> {
+    const rows = await this.#pages('list release plans', (from, to) => this.#client.from('guardian_release_plans').select('*').order('flag_name').range(from, to));
+    return rows.map(toPlanState);
+  }
+
+  async syncPlan(flag: string, actor: string): Promise<PlanState> {
+    return toPlanState(await this.#rpcRow(`release plan of "${flag}"`, 'guardian_plan_sync', { p_flag: flag, p_actor: actor }));
+  }
+
+  async setPlanStatus(req: PlanStatusRequest): Promise<{ plan: PlanState; event?: RollbackEvent }> {
+    return toPlanStatusResult(await this.#run<unknown>(`${req.status} release plan of "${req.flag}"`, this.#client.rpc('guardian_plan_set_status', planStatusArgs(req))));
+  }
+
+  async savePlanReports(reports: readonly { readonly flag: string; readonly report: Readonly<Record<string, unknown>> }[], at: Date): Promise<void> {
+    for (const r of reports) {
+      await this.#run('save plan report', this.#client.from('guardian_release_plans').update({ last_report: r.report, assessed_at: at.toISOString() }).eq('flag_name', r.flag));
+    }
+  }
+
+  async promote(req: PromoteRequest): Promise<RollbackEvent> {
+    return toEvent(await this.#rpcRow(`promotion of flag "${req.flag}"`, 'guardian_promote', promoteArgs(req)));
   }
 
   async close(): Promise<void> {

@@ -14,10 +14,10 @@ export type GuardState = 'watching' | 'rolled_back' | 'locked';
 export type RollbackAction = 'disable' | 'step_back' | 'notify_only';
 
 /** Kinds of rollback events (the `rollback_events.kind` column). */
-export type EventKind = 'auto_rollback' | 'manual_rollback' | 'restore' | 'dry_run';
+export type EventKind = (typeof EVENT_KINDS)[number];
 
 /** Every event kind, for argument validation. */
-export const EVENT_KINDS: readonly EventKind[] = ['auto_rollback', 'manual_rollback', 'restore', 'dry_run'];
+export const EVENT_KINDS = ['auto_rollback', 'manual_rollback', 'restore', 'dry_run', 'promote', 'plan_paused', 'plan_resumed', 'plan_aborted'] as const;
 
 /** Notification channels an event can be sent to. */
 export type Channel = 'slack' | 'email';
@@ -99,6 +99,79 @@ export interface RollbackEvent {
   readonly idempotencyKey: string;
   readonly restoresEventId: string | null;
   readonly createdAt: Date;
+}
+
+/** Status of a flag's release plan (`guardian_release_plans.status`). */
+export type PlanStatus = 'active' | 'paused' | 'completed' | 'aborted' | 'stopped';
+
+/**
+ * The stored state of a release plan: the plan itself is in the rules file; whether it runs, and
+ * the flag version it last saw or made, live in the database.
+ *
+ * @example
+ * const [state] = await store.listPlanStates();
+ * if (state?.status === 'paused') console.log(state.reason);
+ */
+export interface PlanState {
+  readonly flag: string;
+  readonly status: PlanStatus;
+  readonly reason: string | null;
+  /** The flag version the plan last saw or made: another one while `running` means a person changed the flag. */
+  readonly flagVersion: number;
+  /** The flag was enabled and watched at that version. */
+  readonly running: boolean;
+  /** The guardian's last assessment of the stage (a `PlanReport` as JSON), and when. */
+  readonly lastReport: Readonly<Record<string, unknown>> | null;
+  readonly assessedAt: Date | null;
+  readonly updatedAt: Date;
+  readonly updatedBy: string;
+}
+
+/**
+ * Arguments of {@link Store.promote} (the SQL function `guardian_promote`).
+ *
+ * @example
+ * await store.promote({ flag: 'ai_beta_users', from: 10, to: 50, expectedVersion: 7, final: false,
+ *   evidence: { log_e_value: 4.1 }, actor: 'guardian', idempotencyKey: 'promote:ai_beta_users:7', channels: ['slack'] });
+ */
+export interface PromoteRequest {
+  readonly flag: string;
+  readonly from: number;
+  readonly to: number;
+  /** The flag version the decision was made on: another one refuses (STORE_CONFLICT). */
+  readonly expectedVersion: number;
+  /** The last stage of the plan: the plan completes. */
+  readonly final: boolean;
+  readonly evidence: Readonly<Record<string, unknown>>;
+  readonly reason?: string;
+  readonly actor: string;
+  readonly idempotencyKey: string;
+  readonly channels: readonly Channel[];
+}
+
+/**
+ * Arguments of {@link Store.setPlanStatus} (`guardian_plan_set_status`): the plan takes the new
+ * status at the flag's current version; with `event`, an event and its notifications are written.
+ *
+ * @example
+ * await store.setPlanStatus({ flag: 'ai_beta_users', status: 'paused', reason: 'changed by alice', actor: 'guardian',
+ *   event: { kind: 'plan_paused', idempotencyKey: 'plan_paused:ai_beta_users:8', channels: ['slack'] } });
+ */
+export interface PlanStatusRequest {
+  readonly flag: string;
+  readonly status: PlanStatus;
+  readonly reason?: string;
+  readonly actor: string;
+  /** Refuse (STORE_CONFLICT) unless the plan is in one of these. */
+  readonly expectedStatus?: readonly PlanStatus[];
+  /** Refuse (STORE_CONFLICT) unless the plan still records this flag version (nobody moved it meanwhile). */
+  readonly expectedFlagVersion?: number;
+  readonly event?: {
+    readonly kind: 'plan_paused' | 'plan_resumed' | 'plan_aborted';
+    readonly idempotencyKey: string;
+    readonly channels: readonly Channel[];
+    readonly evidence?: Readonly<Record<string, unknown>>;
+  };
 }
 
 /**
@@ -440,6 +513,12 @@ export interface Store extends AdminStore {
   unlock(flag: string, actor: string): Promise<Flag>;
   /** The atomic, idempotent rollback (`guardian_rollback`). */
   rollback(req: RollbackRequest): Promise<RollbackEvent>;
+  /**
+   * The stage `step_back` would move the flag to (`guardian_previous_stage`): the highest of
+   * `stages` below `current`, else of the flag's own history; undefined when there is none (a
+   * step back would then disable the flag).
+   */
+  previousStage(flag: string, current: number, stages?: readonly number[]): Promise<number | undefined>;
   /** Puts a flag back as before its latest (or the given) rollback (`restore_flag`). */
   restore(req: RestoreRequest): Promise<RollbackEvent>;
   listEvents(query?: EventQuery): Promise<RollbackEvent[]>;
@@ -463,5 +542,15 @@ export interface Store extends AdminStore {
   /** Takes or renews a lease for `ttlMs` (`guardian_try_lease`); true when held. */
   tryLease(name: string, holder: string, ttlMs: number): Promise<boolean>;
   releaseLease(name: string, holder: string): Promise<void>;
+  /** Every stored release-plan state (`guardian_release_plans`). */
+  listPlanStates(): Promise<PlanState[]>;
+  /** The plan state of a flag, created (active, at the flag's version) when missing (`guardian_plan_sync`). */
+  syncPlan(flag: string, actor: string): Promise<PlanState>;
+  /** Sets a plan's status, with an event and notifications when asked (`guardian_plan_set_status`). */
+  setPlanStatus(req: PlanStatusRequest): Promise<{ plan: PlanState; event?: RollbackEvent }>;
+  /** Keeps each plan's latest assessment (what `guardian plans` shows); plans without a row are skipped. */
+  savePlanReports(reports: readonly { readonly flag: string; readonly report: Readonly<Record<string, unknown>> }[], at: Date): Promise<void>;
+  /** The atomic, idempotent promotion to the next stage (`guardian_promote`). */
+  promote(req: PromoteRequest): Promise<RollbackEvent>;
   close(): Promise<void>;
 }

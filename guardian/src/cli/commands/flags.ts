@@ -4,6 +4,7 @@
  * hand. Each `set` is one audited change (the audit log names the person).
  */
 import { GuardianError } from '../../errors.ts';
+import { checkText, MAX_MESSAGE_LENGTH, MAX_USER_ID_LENGTH, printable } from '../../store/limits.ts';
 import type { Flag, FlagPatch } from '../../store/types.ts';
 import type { CliCommand, CliIo } from '../io.ts';
 import { FLAG_NAME_PATTERN } from '../../rules/schema.ts';
@@ -24,10 +25,11 @@ create a new flag, disabled at 0%. delete: a disabled flag (its history stays).
 Options (set):
   --enable / --disable     turn the flag on or off
   --percentage N           rollout percentage 0..100
-  --add-target USER        always on for this user id (repeatable)
+  --add-target USER        always on for this user id, 1..1024 characters (repeatable)
   --remove-target USER     remove a target (repeatable)
   --lock / --unlock        lock the flag against the guardian / watch it again
-  --message TEXT           text shown to users after a rollback (--clear-message removes it)
+  --message TEXT           text shown to users after a rollback, at most 500 characters, no control
+                           characters (--clear-message removes it)
   --actor NAME             who changes it (default cli:$USER)
 ${COMMON_USAGE}
 
@@ -114,7 +116,9 @@ async function run(args: readonly string[], io: CliIo): Promise<number> {
       };
       for (const option of ['add-target', 'remove-target'] as const) {
         if ((values[option] ?? []).some((u) => u.trim() === '')) throw new GuardianError('BAD_ARGUMENT', `--${option}: the user id must not be empty`);
+        for (const u of values[option] ?? []) checkText(`--${option}`, 'user id', u, MAX_USER_ID_LENGTH);
       }
+      if (values.message !== undefined) checkText('--message', 'message', values.message, MAX_MESSAGE_LENGTH);
       const both = (values['add-target'] ?? []).find((u) => (values['remove-target'] ?? []).includes(u));
       if (both !== undefined) throw new GuardianError('BAD_ARGUMENT', `--add-target and --remove-target: both name "${both}"; choose one`);
       if (Object.keys(patch).length === 0) {
@@ -137,7 +141,13 @@ async function run(args: readonly string[], io: CliIo): Promise<number> {
         return 0;
       }
       const before = await requireFlag(store, name as string, '<flag>');
+      const editsState = patch.rolloutPercentage !== undefined || patch.addTargets !== undefined || patch.removeTargets !== undefined;
       const notes = [
+        ...(editsState && before.guardState === 'rolled_back'
+          ? [
+              `${before.name} is rolled back: "guardian restore ${before.name}" puts back the percentage and targets from before the rollback and drops this edit (it says so when it does). To keep the edit, restore first, then change the flag.`,
+            ]
+          : []),
         ...(values['add-target'] ?? []).filter((u) => before.targets.includes(u)).map((u) => `--add-target ${u}: already a target, left as is`),
         ...(values['remove-target'] ?? []).filter((u) => !before.targets.includes(u)).map((u) => `--remove-target ${u}: not a target of ${before.name}, nothing removed`),
       ];
@@ -146,7 +156,7 @@ async function run(args: readonly string[], io: CliIo): Promise<number> {
       if (json) io.stdout(`${JSON.stringify({ flag: flagJson(flag), notes }, null, 2)}\n`);
       else
         io.stdout(
-          `${flag.name}: ${flag.enabled ? 'enabled' : 'disabled'}, ${flag.rolloutPercentage}%, ${flag.guardState}, ${flag.targets.length} target(s), version ${flag.version}${flag.rollbackMessage ? `, message "${flag.rollbackMessage}"` : ''}\n`,
+          `${flag.name}: ${flag.enabled ? 'enabled' : 'disabled'}, ${flag.rolloutPercentage}%, ${flag.guardState}, ${flag.targets.length} target(s), version ${flag.version}${flag.rollbackMessage ? `, message "${printable(flag.rollbackMessage)}"` : ''}\n`,
         );
       return 0;
     } finally {

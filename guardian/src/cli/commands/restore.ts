@@ -9,6 +9,7 @@
 import { randomUUID } from 'node:crypto';
 
 import { GuardianError, isGuardianError } from '../../errors.ts';
+import { checkText, MAX_REASON_LENGTH, printable } from '../../store/limits.ts';
 import type { RollbackEvent, Store } from '../../store/types.ts';
 import type { CliCommand, CliIo } from '../io.ts';
 import { cliActor, COMMON_OPTIONS, COMMON_USAGE, openStore, parseCommandArgs, reportError, requireFlag, when } from '../shared.ts';
@@ -20,7 +21,7 @@ rollback (or before the rollback event given by id). The flag is watched again (
 stay locked). Writes a "restore" event and notifies the channels the rollback notified.
 
 Options:
-  --reason TEXT        why (stored with the event)
+  --reason TEXT        why (stored with the event; at most 1000 characters, no control characters)
   --actor NAME         who restores (default cli:$USER)
 ${COMMON_USAGE}
 
@@ -58,9 +59,26 @@ async function nothingToRestore(store: Store, target: string, err: GuardianError
     latest === undefined
       ? 'it has never been rolled back'
       : latest.kind === 'restore'
-        ? `its latest rollback (event ${latest.restoresEventId ?? '?'}) was already restored by event ${latest.id} (${latest.actor} at ${when(latest.createdAt)})`
+        ? `its latest rollback (event ${latest.restoresEventId ?? '?'}) was already restored by event ${latest.id} (${printable(latest.actor)} at ${when(latest.createdAt)})`
         : err.message;
   return new GuardianError(err.code, `nothing to restore for ${target}: ${why}. The flag is ${state}; change it with "guardian flags set ${target} …".`, { cause: err });
+}
+
+/**
+ * What a restore dropped: the percentage and targets the flag was given after its rollback, which
+ * the restore replaced with the state from before the rollback.
+ */
+async function droppedEdits(store: Store, restore: RollbackEvent): Promise<string[]> {
+  const rollback = restore.restoresEventId === null || restore.restoresEventId === undefined ? undefined : await store.getEvent(restore.restoresEventId);
+  if (!rollback) return [];
+  const edited = restore.previousState;
+  const out: string[] = [];
+  if (edited.rolloutPercentage !== rollback.newState.rolloutPercentage) out.push(`percentage ${edited.rolloutPercentage}% (now ${restore.newState.rolloutPercentage}%)`);
+  const added = edited.targets.filter((t) => !rollback.newState.targets.includes(t));
+  const removed = rollback.newState.targets.filter((t) => !edited.targets.includes(t));
+  if (added.length > 0) out.push(`added target(s) ${added.join(', ')}`);
+  if (removed.length > 0) out.push(`removed target(s) ${removed.join(', ')}`);
+  return out;
 }
 
 async function run(args: readonly string[], io: CliIo): Promise<number> {
@@ -71,6 +89,7 @@ async function run(args: readonly string[], io: CliIo): Promise<number> {
     if (target === undefined) throw new GuardianError('BAD_ARGUMENT', 'missing <flag|event-id>: guardian restore booking_agent_enabled (or an event id from "guardian events")');
     const actor = cliActor(io.env, values.actor);
     const reason = values.reason?.trim();
+    if (reason !== undefined) checkText('--reason', 'reason', reason, MAX_REASON_LENGTH);
     const store = await openStore(io.env, values['database-url'], values.api);
     try {
       await checkTarget(store, target);
@@ -81,12 +100,14 @@ async function run(args: readonly string[], io: CliIo): Promise<number> {
         if (isGuardianError(err, 'NOT_FOUND') || isGuardianError(err, 'STORE_CONFLICT')) throw await nothingToRestore(store, target, err);
         throw err;
       }
-      if (json) io.stdout(`${JSON.stringify({ event }, null, 2)}\n`);
+      const dropped = await droppedEdits(store, event);
+      if (json) io.stdout(`${JSON.stringify({ event, dropped }, null, 2)}\n`);
       else {
         const s = event.newState;
         io.stdout(
           `Restored ${event.flag} (event ${event.id}, undoing rollback ${event.restoresEventId ?? '?'}): ${s.enabled ? 'enabled' : 'disabled'}, ${s.rolloutPercentage}%, ${s.targets.length} target(s), ${s.guardState}.\n`,
         );
+        if (dropped.length > 0) io.stderr(`guardian restore: note: edits made while the flag was rolled back were dropped: ${dropped.join('; ')}.\n`);
       }
       return 0;
     } finally {

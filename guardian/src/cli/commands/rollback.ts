@@ -8,8 +8,10 @@
  * incident must not get an error for agreeing). A locked flag is refused unless `--force`: a lock
  * says someone chose to keep hands off this flag, so overriding it must be deliberate.
  */
+import type { GuardianConfig } from '../../config.ts';
 import { GuardianError, isGuardianError } from '../../errors.ts';
 import { loadRulesFile } from '../../rules/parse.ts';
+import { checkText, MAX_REASON_LENGTH, printable } from '../../store/limits.ts';
 import { channelsFromNotify } from '../../cycle/run.ts';
 import type { Channel, Flag, RollbackEvent, Store } from '../../store/types.ts';
 import type { CliCommand, CliIo } from '../io.ts';
@@ -24,12 +26,15 @@ Rolls a flag back now, by hand: disables it (percentage and targets kept for res
 notifies the channels of the rules file (--rules, else RULES_FILE, else rules/guardian.yaml)
 unless --no-notify. A flag that is already off is left alone (exit 0, nothing recorded).
 A locked flag is refused unless --force (it stays locked; a restore puts it back locked).
+--step-back on a flag with no earlier stage is refused unless --force (which disables it).
 
 Options:
-  --reason TEXT        why (required; stored with the event and shown in alerts)
+  --reason TEXT        why (required; stored with the event and shown in alerts; at most 1000
+                       characters, no control characters)
   --step-back          previous stage instead of disabling
   --stages LIST        stages for --step-back (default: the flag's own history)
-  --force              roll back even a locked flag
+  --force              roll back even a locked flag; with --step-back, disable a flag that has
+                       no earlier stage (refused without it)
   --no-notify          write no notifications
   --rules FILE         rules file whose notify section names the channels
   --actor NAME         who rolls back (default cli:$USER)
@@ -50,10 +55,19 @@ const OPTIONS = {
   actor: { type: 'string' },
 } as const;
 
-/** The channels the rules file configures; a file that cannot be used gives none, with a warning. */
-async function channelsFor(io: CliIo, rulesFile: string): Promise<{ channels: Channel[]; warning?: string }> {
+/**
+ * The channels the rules file configures and the environment can deliver (email needs SMTP_URL
+ * and a sender too); a file that cannot be used gives none, with a warning.
+ */
+async function channelsFor(io: CliIo, rulesFile: string, config: GuardianConfig): Promise<{ channels: Channel[]; warning?: string }> {
   const result = await loadRulesFile(rulesFile, io.env);
-  if (result.ok) return { channels: channelsFromNotify(result.rules.notify) };
+  if (result.ok) {
+    const channels = channelsFromNotify(result.rules.notify, config);
+    if (!channels.includes('email') && channelsFromNotify(result.rules.notify).includes('email')) {
+      return { channels, warning: 'notify.email names a recipient but SMTP_URL or a sender (notify.email.from or EMAIL_FROM) is not set, so nobody is notified by email.' };
+    }
+    return { channels };
+  }
   const problems = result.problems.map((p) => `${p.path}: ${p.message}`).join('; ');
   return {
     channels: [],
@@ -79,8 +93,8 @@ async function notChanged(io: CliIo, store: Store, flag: Flag, json: boolean, wa
     return 0;
   }
   const how = byRollback
-    ? `already rolled back by event ${byRollback.id} (${byRollback.kind} by ${byRollback.actor} at ${when(byRollback.createdAt)}${byRollback.reason ? `: "${byRollback.reason}"` : ''})`
-    : `already disabled (by ${flag.updatedBy ?? 'someone'} at ${when(flag.updatedAt)}, not by a rollback)`;
+    ? `already rolled back by event ${byRollback.id} (${byRollback.kind} by ${printable(byRollback.actor)} at ${when(byRollback.createdAt)}${byRollback.reason ? `: "${printable(byRollback.reason)}"` : ''})`
+    : `already disabled (by ${printable(flag.updatedBy ?? 'someone')} at ${when(flag.updatedAt)}, not by a rollback)`;
   io.stdout(`${flag.name} is ${how}. Nothing changed, nothing recorded, nobody notified.\n${byRollback ? `Restore with: guardian restore ${flag.name}\n` : ''}`);
   return 0;
 }
@@ -93,6 +107,7 @@ async function run(args: readonly string[], io: CliIo): Promise<number> {
     if (name === undefined) throw new GuardianError('BAD_ARGUMENT', 'missing <flag>: guardian rollback booking_agent_enabled --reason "checkout errors"');
     const reason = values.reason?.trim() ?? '';
     if (reason === '') throw new GuardianError('BAD_ARGUMENT', '--reason: required, say why (it is stored with the event and shown in alerts)');
+    checkText('--reason', 'reason', reason, MAX_REASON_LENGTH);
     let stages: number[] | undefined;
     if (values.stages !== undefined) {
       if (!values['step-back']) throw new GuardianError('BAD_ARGUMENT', '--stages: only with --step-back');
@@ -105,7 +120,7 @@ async function run(args: readonly string[], io: CliIo): Promise<number> {
     const warnings: string[] = [];
     let channels: Channel[] = [];
     if (!values['no-notify']) {
-      const found = await channelsFor(io, values.rules ?? config.rulesFile);
+      const found = await channelsFor(io, values.rules ?? config.rulesFile, config);
       channels = found.channels;
       if (found.warning) warnings.push(found.warning);
     }
@@ -123,6 +138,13 @@ async function run(args: readonly string[], io: CliIo): Promise<number> {
         throw new GuardianError(
           'STORE_CONFLICT',
           `flag "${name}" is locked (last changed by ${current.updatedBy ?? 'someone'} at ${when(current.updatedAt)}): nothing was changed. Pass --force to roll it back anyway (it stays locked), or unlock it first with "guardian flags set ${name} --unlock".`,
+        );
+      }
+      if (values['step-back'] && !values.force && (await store.previousStage(name, current.rolloutPercentage, stages)) === undefined) {
+        const why = stages ? `none of --stages ${values.stages} is below ${current.rolloutPercentage}%` : `its history has no percentage below ${current.rolloutPercentage}%; name the stages with --stages 10,50,100`;
+        throw new GuardianError(
+          'STORE_CONFLICT',
+          `--step-back: ${name} has no earlier rollout stage (${why}), so stepping back would disable it. Nothing was changed. Roll back without --step-back to disable it, or add --force to let --step-back disable it.`,
         );
       }
       let event: RollbackEvent;

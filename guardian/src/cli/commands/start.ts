@@ -50,7 +50,8 @@ async function run(args: readonly string[], io: CliIo): Promise<number> {
     process.on('SIGINT', int);
     try {
       try {
-        daemon = await startDaemon({ env, stdout: (t) => io.stdout(t) });
+        // The banner is for people: stderr, so stdout stays pure JSON log lines.
+        daemon = await startDaemon({ env, stdout: (t) => io.stderr(t) });
       } catch (err) {
         throw explainUnreachable(err, config, values['database-url'] !== undefined);
       }
