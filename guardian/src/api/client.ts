@@ -243,6 +243,12 @@ export function apiStore(opts: { url: string; token: string; fetch?: typeof fetc
     pruneExposures: unsupported('exposures'),
     tryLease: unsupported('leases'),
     releaseLease: unsupported('leases'),
+    previousStage: unsupported('rollout stages'),
+    listPlanStates: unsupported('release plans'),
+    syncPlan: unsupported('release plans'),
+    setPlanStatus: unsupported('release plans'),
+    savePlanReports: unsupported('release plans'),
+    promote: unsupported('promotion'),
     async close() {},
   };
 }
