@@ -2,7 +2,8 @@
 # node itself, never npm, as PID 1, so SIGTERM reaches the guardian directly:
 #   node guardian/bin/guardian.ts start
 # With no DATABASE_URL / SUPABASE_URL it uses the embedded database in /app/.data (a volume).
-# Node 22.18+ runs the TypeScript sources directly (type stripping), so there is no build step.
+# Node 22.18+ runs the guardian's TypeScript sources directly (type stripping); the SDK it imports
+# is resolved through its exports map to sdk/dist, built by tsc in stage 1b.
 
 # 1. Production dependencies only (the `node` dev dependency, test tools and peers stay out).
 FROM node:22.23.3-bookworm-slim AS deps
@@ -10,7 +11,19 @@ WORKDIR /app
 COPY package.json package-lock.json .npmrc ./
 COPY sdk/package.json sdk/package.json
 COPY guardian/package.json guardian/package.json
-RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
+# --ignore-scripts: the root `prepare` (the SDK build) needs TypeScript, a dev dependency; 1b builds it.
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
+
+# 1b. The SDK's dist/ (what its exports map points Node at), built by tsc, which needs the dev
+# dependencies (TypeScript and the peers' types); only dist/ leaves this stage.
+FROM node:22.23.3-bookworm-slim AS sdk-build
+WORKDIR /app
+COPY package.json package-lock.json .npmrc tsconfig.json ./
+COPY sdk/package.json sdk/package.json
+COPY guardian/package.json guardian/package.json
+RUN npm ci --ignore-scripts --no-audit --no-fund
+COPY sdk ./sdk
+RUN node sdk/scripts/build.ts
 
 # 2. Runtime: sources, migrations, rules; non-root.
 FROM node:22.23.3-bookworm-slim
@@ -23,6 +36,7 @@ WORKDIR /app
 COPY --from=deps /app/node_modules ./node_modules
 COPY package.json package-lock.json ./
 COPY sdk ./sdk
+COPY --from=sdk-build /app/sdk/dist ./sdk/dist
 COPY guardian ./guardian
 COPY supabase/migrations ./supabase/migrations
 COPY supabase/seed.sql supabase/test-shim.sql ./supabase/

@@ -134,6 +134,12 @@ describe('release plans with the real daemon (real PostgreSQL, SMTP and webhook;
     expect(titles.filter((t) => t.includes('plan_good release complete'))).toHaveLength(1);
     expect(titles.filter((t) => t.includes('plan_bad promoted to 50%'))).toHaveLength(1);
     expect(titles.filter((t) => t.includes('plan_bad') && t.includes('stepped'))).toHaveLength(1);
+    // Metrics saw the plans' actions and stages.
+    const metrics = await (await fetch(`${daemon.http.url}/metrics`)).text();
+    expect(metrics).toMatch(/guardian_plan_actions_total\{flag="plan_good",action="promoted"\} 1/);
+    expect(metrics).toMatch(/guardian_plan_actions_total\{flag="plan_good",action="completed"\} 1/);
+    expect(metrics).toMatch(/guardian_plan_actions_total\{flag="plan_bad",action="stopped"\} 1/);
+    expect(metrics).toMatch(/guardian_plan_stage_percentage\{flag="plan_good",status="completed"\} 100/);
     const cycles = daemon.lastCycleAt!.getTime();
     await waitFor(() => (daemon!.lastCycleAt?.getTime() ?? 0) > cycles, 10_000, 'one more cycle');
     expect(hook.requests).toHaveLength(4);

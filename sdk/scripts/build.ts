@@ -1,26 +1,37 @@
-// `npm run build -w sdk`: bundles each entry point to dist/<entry>.js (ESM, minified, peers
-// external) for publishing. Tests and in-repo use need no build: the exports map points at src.
-import { build } from 'esbuild';
-import { readFileSync } from 'node:fs';
+// `npm run build -w sdk` (also run by `prepack` and by the repository's `prepare`, so `npm ci`
+// leaves a built SDK): compiles sdk/src with tsc into dist/ — one ES module per source file, each
+// with its declaration file and the source maps of both — so the published exports map points at
+// plain JavaScript that Node 20+, Deno, Bun, browsers and bundlers load without type stripping.
+// Unbundled on purpose: entries share modules (one SdkError class, one client base) instead of
+// each carrying its own copy, and bundlers tree-shake per module. Consumers minify.
+import { execFileSync } from 'node:child_process';
+import { readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
-const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
-  exports: Record<string, string>;
-  peerDependencies: Record<string, string>;
-};
-const peers = Object.keys(pkg.peerDependencies).flatMap((p) => [p, `${p}/*`]);
-const entries = Object.entries(pkg.exports).filter(([key]) => key !== './package.json');
-for (const [key, src] of entries) {
-  const out = key === '.' ? 'index' : key.slice(2).replaceAll('/', '-');
-  await build({
-    entryPoints: [new URL(`../${src}`, import.meta.url).pathname],
-    outfile: new URL(`../dist/${out}.js`, import.meta.url).pathname,
-    bundle: true,
-    format: 'esm',
-    minify: true,
-    sourcemap: true,
-    platform: key === './postgres' || key === './openfeature/server' ? 'node' : 'neutral',
-    external: peers,
-    target: 'es2022',
+const sdk = fileURLToPath(new URL('..', import.meta.url));
+const dist = join(sdk, 'dist');
+const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
+
+rmSync(dist, { recursive: true, force: true });
+execFileSync(process.execPath, [tsc, '-p', join(sdk, 'tsconfig.build.json')], { stdio: ['ignore', process.stderr, process.stderr] });
+
+// tsc rewrites `./x.ts` to `./x.js` in the JavaScript it emits but not in declaration files;
+// resolvers of .d.ts files (TypeScript under node16/bundler, attw) want the `.js` name.
+const RELATIVE_TS = /((?:from|import)\s*\(?\s*['"])(\.{1,2}\/[^'"]+?)\.ts(['"])/g;
+function walk(dir: string): string[] {
+  return readdirSync(dir).flatMap((name) => {
+    const path = join(dir, name);
+    return statSync(path).isDirectory() ? walk(path) : [path];
   });
-  console.log(`dist/${out}.js ← ${src}`);
 }
+let files = 0;
+for (const file of walk(dist)) {
+  if (!file.endsWith('.d.ts')) continue;
+  const text = readFileSync(file, 'utf8');
+  const next = text.replace(RELATIVE_TS, '$1$2.js$3');
+  if (next !== text) writeFileSync(file, next);
+  files++;
+}
+console.error(`sdk: built dist/ (${files} declaration files)`);

@@ -55,6 +55,7 @@ describe('OpenFeature web provider', () => {
     expect(of.getBooleanDetails('beta', true)).toMatchObject({ value: false, reason: 'SPLIT' });
     expect(of.getNumberDetails('beta', 3)).toMatchObject({ value: 3, errorCode: 'TYPE_MISMATCH' });
     transport.mine = [{ name: 'beta', value: true, reason: 'TARGETING_MATCH', version: 1, guardState: 'watching', rollbackMessage: null }];
+    transport.userId = 'someone-else'; // the sign-in that comes with the new context
     await WebOpenFeature.setContext({ targetingKey: 'someone-else' });
     expect(of.getBooleanDetails('beta', false)).toMatchObject({ value: true, reason: 'TARGETING_MATCH' });
   });
@@ -72,6 +73,8 @@ describe('React', () => {
     await client.ready();
     expect(renderToString(createElement(FlagsProvider, { client }, createElement(Badge)))).toContain('beta-off');
     expect(renderToString(createElement(Badge))).toContain('beta-off');
+    // With the server's snapshot handed to the provider, the server render shows the real value.
+    expect(renderToString(createElement(FlagsProvider, { client: null, snapshot: { beta: true } }, createElement(Badge)))).toContain('beta-on');
   });
 
   test('the store contract useFeatureFlag subscribes to notifies on a rollback', async () => {

@@ -21,7 +21,7 @@ describe('client mode', () => {
   test('loads the user\'s evaluated flags and answers from memory', async () => {
     const transport = new MemoryTransport();
     transport.mine = [mine('a', true), mine('b', false, { reason: 'DISABLED' })];
-    const client = createBrowserClient({ transport, timers: new ManualTimers() });
+    const client = createBrowserClient({ transport, timers: new ManualTimers(), refetchJitterMs: 0 });
     expect(client.isEnabled('a')).toBe(false);
     expect(await client.ready()).toBe('READY');
     expect(client.evaluate('a')).toEqual({ flag: 'a', value: true, reason: 'SPLIT', version: 1 });
@@ -62,7 +62,7 @@ describe('client mode', () => {
   test('re-fetches on a newer change event and on auth change; drops stale events', async () => {
     const transport = new MemoryTransport();
     transport.mine = [mine('a', false, { version: 2 })];
-    const client = createBrowserClient({ transport, timers: new ManualTimers() });
+    const client = createBrowserClient({ transport, timers: new ManualTimers(), refetchJitterMs: 0 });
     await client.ready();
     const loads = transport.loads;
     transport.push({ type: 'UPDATE', name: 'a', version: 2, record: null });
@@ -82,14 +82,14 @@ describe('client mode', () => {
   test('onRollback fires when a flag the user had on goes off with guard_state rolled_back', async () => {
     const transport = new MemoryTransport();
     transport.mine = [mine('a', true), mine('b', false)];
-    const client = createBrowserClient({ transport, timers: new ManualTimers() });
+    const client = createBrowserClient({ transport, timers: new ManualTimers(), refetchJitterMs: 0 });
     await client.ready();
     const got: unknown[] = [];
     client.onRollback((e) => got.push(e));
     transport.mine = [mine('a', false, { version: 2, guardState: 'rolled_back', rollbackMessage: 'Back soon' }), mine('b', false, { version: 2, guardState: 'rolled_back' })];
     transport.push({ type: 'UPDATE', name: 'a', version: 2, record: null });
     await flush();
-    expect(got).toEqual([{ flag: 'a', message: 'Back soon', version: 2 }]);
+    expect(got).toMatchObject([{ flag: 'a', message: 'Back soon', version: 2, urgent: false }]);
   });
 
   test('bad options name the option', () => {

@@ -6,7 +6,7 @@ function setup(rows = [flag('a', { rolloutPercentage: 50, bucketGroup: 'grp' }),
   const transport = new MemoryTransport();
   transport.rows = rows;
   const timers = new ManualTimers();
-  const client = createServerClient({ transport, timers, pollIntervalMs: 1000, ttlMs: 60_000 });
+  const client = createServerClient({ transport, timers, pollIntervalMs: 1000, ttlMs: 60_000, refetchJitterMs: 0 });
   return { transport, timers, client };
 }
 
@@ -44,7 +44,7 @@ describe('server mode', () => {
       return [flag('a')];
     };
     const timers = new ManualTimers();
-    const client = createServerClient({ transport, timers, pollIntervalMs: 1000, ttlMs: 60_000 });
+    const client = createServerClient({ transport, timers, pollIntervalMs: 1000, ttlMs: 60_000, refetchJitterMs: 0 });
     let settled: string | undefined;
     void client.ready(500).then((s) => (settled = s));
     await timers.advance(499);
@@ -97,7 +97,7 @@ describe('server mode', () => {
     const got: unknown[] = [];
     client.onRollback((e) => got.push(e));
     transport.push({ type: 'UPDATE', name: 'a', version: 2, record: pub(flag('a', { enabled: false, version: 2, guardState: 'rolled_back', rollbackMessage: 'Sorry!' })) });
-    expect(got).toEqual([{ flag: 'a', message: 'Sorry!', version: 2 }]);
+    expect(got).toMatchObject([{ flag: 'a', message: 'Sorry!', version: 2, urgent: false }]);
   });
 
   test('polls while the subscription is down, re-fetches on every live, TTL while live', async () => {

@@ -1,7 +1,7 @@
 import { describe, expectTypeOf, test } from 'vitest';
 import { createBrowserClient, createServerClient, evaluate } from '../src/index.ts';
 import type { BrowserFlagClient, ClientStatus, EvaluationResult, FlagEvaluation, FlagTransport, ServerFlagClient } from '../src/index.ts';
-import type { FlagChangeEvent } from '../src/index.ts';
+import type { FlagChangeEvent, RollbackEvent } from '../src/index.ts';
 import { useFeatureFlag } from '../src/react/index.ts';
 import { supabaseTransport } from '../src/supabase/index.ts';
 import { createEdgeFlags } from '../src/edge/index.ts';
@@ -20,7 +20,7 @@ describe('public API types', () => {
     expectTypeOf(evaluate).returns.toEqualTypeOf<EvaluationResult>();
     expectTypeOf<FlagEvaluation['value']>().toEqualTypeOf<boolean>();
     expectTypeOf<ServerFlagClient['onChange']>().toBeCallableWith('flag', (e: FlagChangeEvent) => void e.flag);
-    expectTypeOf<ServerFlagClient['onRollback']>().parameter(0).parameter(0).toEqualTypeOf<{ readonly flag: string; readonly message: string | null; readonly version: number }>();
+    expectTypeOf<ServerFlagClient['onRollback']>().parameter(0).parameter(0).toEqualTypeOf<RollbackEvent>();
   });
 
   test('adapters', () => {

@@ -7,6 +7,7 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 
 import type { CycleReport } from '../cycle/types.ts';
+import type { PlanStatus } from '../store/types.ts';
 
 /**
  * The guardian's metrics, registered on one registry.
@@ -29,6 +30,10 @@ export interface GuardianMetrics {
   readonly verdicts: Counter<'rule' | 'kind'>;
   /** `guardian_rollbacks_total{flag,action}` (dry runs have action `dry_run:<action>`). */
   readonly rollbacks: Counter<'flag' | 'action'>;
+  /** `guardian_plan_actions_total{flag,action}`: what release plans did (`promoted`, `completed`, `paused`, `stopped`, `would_promote`, `failed`). */
+  readonly planActions: Counter<'flag' | 'action'>;
+  /** `guardian_plan_stage_percentage{flag,status}`: each release plan's flag percentage, labelled with the plan's status. */
+  readonly planStage: Gauge<'flag' | 'status'>;
   /**
    * `guardian_source_errors_total{source,error,reason}`: polls without data. A source-wide
    * failure counts once with `error` = its error code (`SOURCE_UNAVAILABLE`, …) and `reason=""`;
@@ -103,6 +108,8 @@ export function createGuardianMetrics(options: GuardianMetricsOptions = {}): Gua
     cycleDuration: new Histogram({ name: 'guardian_cycle_duration_seconds', help: 'Duration of one guardian cycle (poll, decide, act).', buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60], registers }),
     verdicts: new Counter({ name: 'guardian_verdicts_total', help: 'Verdicts per rule and kind (breach, healthy, insufficient_data, no_data).', labelNames: ['rule', 'kind'] as const, registers }),
     rollbacks: new Counter({ name: 'guardian_rollbacks_total', help: 'Rollbacks per flag and action (dry runs: dry_run:<action>).', labelNames: ['flag', 'action'] as const, registers }),
+    planActions: new Counter({ name: 'guardian_plan_actions_total', help: 'Release plan actions per flag (promoted, completed, paused, stopped, would_promote, failed).', labelNames: ['flag', 'action'] as const, registers }),
+    planStage: new Gauge({ name: 'guardian_plan_stage_percentage', help: 'Rollout percentage of each release plan\'s flag, labelled with the plan\'s status.', labelNames: ['flag', 'status'] as const, registers }),
     sourceErrors: new Counter({
       name: 'guardian_source_errors_total',
       help: 'Source polls that gave no data, per source: a source-wide failure by its error code (error), else each per-flag no-data reason (reason).',
@@ -131,9 +138,13 @@ export function createGuardianMetrics(options: GuardianMetricsOptions = {}): Gua
   return m;
 }
 
+/** Release plan statuses: a plan's stage gauge carries one at a time. */
+const PLAN_STATUSES: readonly PlanStatus[] = ['active', 'paused', 'completed', 'aborted', 'stopped'];
+
 /**
  * Records one cycle's report: `guardian_cycles_total`, `guardian_cycle_duration_seconds`,
- * `guardian_verdicts_total`, `guardian_rollbacks_total`, `guardian_source_errors_total` and
+ * `guardian_verdicts_total`, `guardian_rollbacks_total`, `guardian_source_errors_total`,
+ * `guardian_plan_actions_total`, `guardian_plan_stage_percentage` and
  * `guardian_last_cycle_timestamp_seconds`. Call it once per cycle (the daemon does, after
  * `runCycle`); a cycle that did not run (lease held elsewhere) only counts as `skipped`.
  *
@@ -153,6 +164,13 @@ export function recordCycleReport(m: GuardianMetrics, report: CycleReport): void
     if (r.verdict) m.verdicts.inc({ rule: r.ruleId, kind: r.verdict.kind });
     if ((r.action === 'acted' || r.action === 'dry_run') && r.ruleAction !== undefined) {
       m.rollbacks.inc({ flag: r.flag, action: r.action === 'dry_run' ? `dry_run:${r.ruleAction}` : r.ruleAction });
+    }
+  }
+  for (const p of report.plans ?? []) {
+    if (p.action !== 'waiting' && p.action !== 'inactive') m.planActions.inc({ flag: p.flag, action: p.action });
+    if (p.percentage !== undefined) {
+      for (const status of PLAN_STATUSES) if (status !== p.status) m.planStage.remove({ flag: p.flag, status });
+      m.planStage.set({ flag: p.flag, status: p.status }, p.percentage);
     }
   }
   for (const s of report.sources) {

@@ -1,6 +1,6 @@
 import { checkMs, SdkError } from './errors.ts';
-import { ListenerHub, safeString } from './internal/base.ts';
-import type { FlagChangeEvent } from './internal/base.ts';
+import { checkBehaviour, ListenerHub, plainText, safeString } from './internal/base.ts';
+import type { ClientBehaviourOptions, FlagChangeEvent } from './internal/base.ts';
 import { defaultTimers, silentLogger, Sync } from './internal/sync.ts';
 import type { EvaluatedFlagRecord, FlagChange, FlagEvaluation, FlagTransport, SdkLogger, StorageAdapter, Timers } from './types.ts';
 
@@ -10,7 +10,7 @@ import type { EvaluatedFlagRecord, FlagChange, FlagEvaluation, FlagTransport, Sd
  * @example
  * const options: BrowserClientOptions = { transport: supabaseTransport(supabase), storage: localStorage };
  */
-export interface BrowserClientOptions {
+export interface BrowserClientOptions extends ClientBehaviourOptions {
   /** Where the flags come from; needs `loadMine` (`get_my_flags()` for the signed-in user). */
   readonly transport: FlagTransport;
   /** Keeps the last-known flags so the app starts with them offline (localStorage, AsyncStorage…). */
@@ -79,6 +79,7 @@ export class BrowserFlagClient extends ListenerHub {
     this.storageKey = options.storageKey ?? 'rollback-guardian.flags';
     const pollIntervalMs = checkMs('createBrowserClient: options.pollIntervalMs', options.pollIntervalMs, 30_000);
     const ttlMs = checkMs('createBrowserClient: options.ttlMs', options.ttlMs, 300_000);
+    this.behaviour = checkBehaviour('createBrowserClient', options);
     this.sync = new Sync(
       {
         load: (signal) => this.load(signal),
@@ -87,8 +88,9 @@ export class BrowserFlagClient extends ListenerHub {
           logger.error({ err: error }, 'loading my flags failed; serving last-known values');
           this.setStatus(this.values.size > 0 || this.currentStatus === 'READY' ? 'STALE' : 'ERROR');
         },
+        statusChanged: () => this.feedChanged(),
       },
-      { transport: this.transport, pollIntervalMs, ttlMs, timers: options.timers ?? defaultTimers, logger },
+      { transport: this.transport, pollIntervalMs, ttlMs, timers: options.timers ?? defaultTimers, logger, jitterMs: this.behaviour.refetchJitterMs, random: this.behaviour.random },
     );
     this.offAuth = this.transport.onAuthChange?.((userId) => {
       if (userId === this.userId) return;
@@ -125,7 +127,8 @@ export class BrowserFlagClient extends ListenerHub {
     this.fromCache = false;
     this.setStatus('READY');
     if (this.storage) {
-      const value: Persisted = { userId, savedAt: Date.now(), flags: [...this.values.values()] };
+      // What the source said (a rollback being held is stored as rolled back).
+      const value: Persisted = { userId, savedAt: Date.now(), flags: records };
       try {
         await this.storage.setItem(this.storageKey, JSON.stringify(value));
       } catch (error) {
@@ -137,6 +140,17 @@ export class BrowserFlagClient extends ListenerHub {
   /** Whether the change subscription is live (otherwise the client is polling). */
   get realtime(): boolean {
     return this.sync.isLive;
+  }
+
+  /**
+   * The change feed: `live`, `down` (lost: the client polls until it is back) or `none` (the
+   * transport cannot stream changes; polling only).
+   *
+   * @example
+   * if (flags.feed === 'down') showOfflineHint();
+   */
+  get feed(): 'live' | 'down' | 'none' {
+    return !this.sync.hasFeed ? 'none' : this.sync.isLive ? 'live' : 'down';
   }
 
   /**
@@ -169,6 +183,7 @@ export class BrowserFlagClient extends ListenerHub {
         result = { flag: flagName, value: fallback, reason: 'ERROR', errorCode: notReady ? 'PROVIDER_NOT_READY' : 'FLAG_NOT_FOUND' };
       } else {
         result = { flag: flagName, value: r.value, reason: this.fromCache ? 'CACHED' : r.reason, version: r.version };
+        if (r.guardState === 'rolled_back' && r.rollbackMessage !== null) result = { ...result, rollbackMessage: r.rollbackMessage };
       }
     }
     if (this.evaluationListeners.length !== 0) this.notifyEvaluation(result.flag, result.value, this.userId, result.reason);
@@ -228,27 +243,55 @@ export class BrowserFlagClient extends ListenerHub {
   private replace(records: readonly EvaluatedFlagRecord[], fromSource: boolean): void {
     const next = new Map<string, EvaluatedFlagRecord>();
     const events: FlagChangeEvent[] = [];
-    for (const r of records) {
-      if (r === null || typeof r !== 'object' || typeof r.name !== 'string' || typeof r.value !== 'boolean') continue;
+    const rollbacks: EvaluatedFlagRecord[] = [];
+    for (const raw of records) {
+      if (raw === null || typeof raw !== 'object' || typeof raw.name !== 'string' || typeof raw.value !== 'boolean') continue;
+      const r: EvaluatedFlagRecord = { ...raw, rollbackMessage: plainText(raw.rollbackMessage ?? null) };
       const old = this.values.get(r.name);
+      const held = this.heldVersion(r.name);
+      if (held !== undefined && old !== undefined) {
+        // The same rolled-back row again while its switch is held: keep holding.
+        if (held === r.version) {
+          next.set(r.name, old);
+          continue;
+        }
+        this.cancelHold(r.name); // a newer state (e.g. a restore) wins over the held rollback
+      }
+      if (fromSource && old?.value === true && !r.value && r.guardState === 'rolled_back') {
+        next.set(r.name, old); // the old value stays until the rollback listeners had their say
+        rollbacks.push(r);
+        continue;
+      }
       next.set(r.name, r);
       if (old === undefined || old.value !== r.value || old.version !== r.version || old.guardState !== r.guardState || old.rollbackMessage !== r.rollbackMessage) {
         events.push({ flag: r.name, version: r.version, deleted: false });
-      }
-      if (fromSource && old?.value === true && !r.value && r.guardState === 'rolled_back') {
-        this.emitRollback(r.name, r.rollbackMessage, r.version);
       }
     }
     for (const name of this.values.keys()) if (!next.has(name)) events.push({ flag: name, version: null, deleted: true });
     this.values = next;
     this.emitChanges(events);
+    for (const r of rollbacks) {
+      const kept = next.get(r.name);
+      this.gateRollback(r.name, r.rollbackMessage, r.version, () => {
+        if (this.values.get(r.name) !== kept) return; // replaced meanwhile
+        this.values.set(r.name, r);
+        this.emitChanges([{ flag: r.name, version: r.version, deleted: false }]);
+      });
+    }
   }
 
   private applyChange(change: FlagChange): void {
     const held = this.values.get(change.name);
     if (change.type !== 'DELETE' && held !== undefined && change.version !== null && change.version <= held.version) return;
-    // Targets are not visible here, so the user's value is asked of the database again.
-    void this.sync.refresh();
+    const rec = change.record;
+    if (rec !== null && !rec.enabled && held !== undefined && change.version !== null) {
+      // Off for everyone (a rollback, a kill switch): no need to ask the database, and no herd.
+      const off: EvaluatedFlagRecord = { name: rec.name, value: false, reason: 'DISABLED', version: change.version, guardState: rec.guardState, rollbackMessage: rec.rollbackMessage };
+      this.replace([...[...this.values.values()].filter((r) => r.name !== rec.name), off], true);
+      return;
+    }
+    // Targets are not visible here, so the user's value is asked of the database again (spread).
+    this.sync.refreshSoon();
   }
 }
 

@@ -15,6 +15,7 @@ export type {
   FlagRecord,
   FlagTransport,
   GuardState,
+  RollbackEvent,
   RollbackListener,
   SdkLogger,
   StorageAdapter,

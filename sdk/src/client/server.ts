@@ -1,8 +1,8 @@
 import { compileFlag, evaluateCompiled, isCompiledOn } from '../core/compiled.ts';
 import type { CompiledFlag } from '../core/compiled.ts';
 import { checkMs, SdkError } from './errors.ts';
-import { ListenerHub, safeString } from './internal/base.ts';
-import type { FlagChangeEvent } from './internal/base.ts';
+import { checkBehaviour, ListenerHub, plainText, safeString } from './internal/base.ts';
+import type { ClientBehaviourOptions, FlagChangeEvent } from './internal/base.ts';
 import { defaultTimers, silentLogger, Sync } from './internal/sync.ts';
 import type { FlagChange, FlagEvaluation, FlagRecord, FlagTransport, SdkLogger, Timers } from './types.ts';
 
@@ -12,7 +12,7 @@ import type { FlagChange, FlagEvaluation, FlagRecord, FlagTransport, SdkLogger, 
  * @example
  * const options: ServerClientOptions = { transport: supabaseTransport(supabase), pollIntervalMs: 10_000 };
  */
-export interface ServerClientOptions {
+export interface ServerClientOptions extends ClientBehaviourOptions {
   /** Where the flags come from; needs `loadAll` (service role: definitions and targets). */
   readonly transport: FlagTransport;
   /** Poll period while no change subscription is live (default 15 000 ms). */
@@ -92,6 +92,7 @@ export class ServerFlagClient extends ListenerHub {
     this.transport = options.transport;
     const pollIntervalMs = checkMs('createServerClient: options.pollIntervalMs', options.pollIntervalMs, 15_000);
     const ttlMs = checkMs('createServerClient: options.ttlMs', options.ttlMs, 300_000);
+    this.behaviour = checkBehaviour('createServerClient', options);
     if (options.bootstrap !== undefined) {
       if (!Array.isArray(options.bootstrap)) throw new SdkError('INVALID_OPTION', 'createServerClient: options.bootstrap must be an array of flag records');
       this.replaceAll(options.bootstrap, false);
@@ -110,8 +111,9 @@ export class ServerFlagClient extends ListenerHub {
           logger.error({ err: error }, 'loading flag definitions failed; serving last-known values');
           this.setStatus(this.loaded || this.flags.size > 0 ? 'STALE' : 'ERROR');
         },
+        statusChanged: () => this.feedChanged(),
       },
-      { transport: this.transport, pollIntervalMs, ttlMs, timers: options.timers ?? defaultTimers, logger },
+      { transport: this.transport, pollIntervalMs, ttlMs, timers: options.timers ?? defaultTimers, logger, jitterMs: this.behaviour.refetchJitterMs, random: this.behaviour.random },
     );
     void this.sync.start();
   }
@@ -119,6 +121,17 @@ export class ServerFlagClient extends ListenerHub {
   /** Whether the change subscription is live (otherwise the client is polling). */
   get realtime(): boolean {
     return this.sync.isLive;
+  }
+
+  /**
+   * The change feed: `live`, `down` (lost: the client polls until it is back) or `none` (the
+   * transport cannot stream changes; polling only).
+   *
+   * @example
+   * if (flags.feed === 'down') log.warn('flag changes arrive by polling only');
+   */
+  get feed(): 'live' | 'down' | 'none' {
+    return !this.sync.hasFeed ? 'none' : this.sync.isLive ? 'live' : 'down';
   }
 
   /**
@@ -165,6 +178,8 @@ export class ServerFlagClient extends ListenerHub {
           r.reason === 'ERROR'
             ? { flag: flagName, value: fallback, reason: 'ERROR', errorCode: r.errorCode ?? 'INVALID_FLAG', version: entry.definition.version }
             : { flag: flagName, value: r.value, reason: r.reason, version: entry.definition.version };
+        const d = entry.definition;
+        if (d.guardState === 'rolled_back' && d.rollbackMessage !== null) result = { ...result, rollbackMessage: d.rollbackMessage };
       }
     }
     if (this.evaluationListeners.length !== 0) this.notifyEvaluation(result.flag, result.value, typeof userId === 'string' ? userId : null, result.reason);
@@ -230,23 +245,35 @@ export class ServerFlagClient extends ListenerHub {
   private replaceAll(records: readonly FlagRecord[], fromSource: boolean): void {
     const next = new Map<string, Entry>();
     const events: FlagChangeEvent[] = [];
-    for (const record of records) {
-      if (record === null || typeof record !== 'object' || typeof record.name !== 'string') continue;
+    const rollbacks: FlagRecord[] = [];
+    for (const raw of records) {
+      if (raw === null || typeof raw !== 'object' || typeof raw.name !== 'string') continue;
+      const record: FlagRecord = { ...raw, rollbackMessage: plainText(raw.rollbackMessage ?? null) };
       const old = this.flags.get(record.name);
       // A fetch that raced with a newer change event must not roll the flag back in time.
       if (old !== undefined && record.version < old.definition.version) {
         next.set(record.name, old);
         continue;
       }
+      const held = this.heldVersion(record.name);
+      if (held !== undefined && old !== undefined) {
+        if (held === record.version) {
+          next.set(record.name, old); // the held rollback again: keep holding
+          continue;
+        }
+        this.cancelHold(record.name);
+      }
       if (old !== undefined && sameRecord(old.definition, record)) {
         next.set(record.name, old);
         continue;
       }
-      next.set(record.name, toEntry(record));
-      if (fromSource) {
-        events.push({ flag: record.name, version: record.version, deleted: false });
-        this.checkRollback(old?.definition, record);
+      if (fromSource && isRollback(old?.definition, record)) {
+        next.set(record.name, old!); // switched when the rollback listeners had their say
+        rollbacks.push(record);
+        continue;
       }
+      next.set(record.name, toEntry(record));
+      if (fromSource) events.push({ flag: record.name, version: record.version, deleted: false });
     }
     if (fromSource) {
       for (const name of this.flags.keys()) if (!next.has(name)) events.push({ flag: name, version: null, deleted: true });
@@ -254,12 +281,26 @@ export class ServerFlagClient extends ListenerHub {
     this.flags = next;
     this.index = indexOf(next);
     this.emitChanges(events);
+    for (const record of rollbacks) this.switchAfterRollback(record);
+  }
+
+  /** Puts a rolled-back definition in place once {@link gateRollback} lets it (unless replaced meanwhile). */
+  private switchAfterRollback(record: FlagRecord): void {
+    const kept = this.flags.get(record.name);
+    this.gateRollback(record.name, record.rollbackMessage, record.version, () => {
+      if (this.flags.get(record.name) !== kept) return;
+      const entry = toEntry(record);
+      this.flags.set(record.name, entry);
+      this.index[record.name] = entry;
+      this.emitChanges([{ flag: record.name, version: record.version, deleted: false }]);
+    });
   }
 
   private applyChange(change: FlagChange): void {
     const old = this.flags.get(change.name);
     if (change.type === 'DELETE') {
       if (old !== undefined) {
+        this.cancelHold(change.name);
         this.flags.delete(change.name);
         this.index[change.name] = undefined; // (rebuilt without the key on the next full load)
         this.emitChanges([{ flag: change.name, version: null, deleted: true }]);
@@ -268,23 +309,28 @@ export class ServerFlagClient extends ListenerHub {
     }
     // Drop events older than (or as old as) what is held.
     if (old !== undefined && change.version !== null && change.version <= old.definition.version) return;
-    if (change.record !== null) {
+    if (change.record !== null && this.heldVersion(change.name) !== change.version) {
       // Apply the public fields at once (a rollback must not wait for a round trip), keeping the
       // targets held; the re-fetch below brings the targets of this version.
-      const record: FlagRecord = { ...change.record, targets: old?.definition.targets ?? [] };
-      const entry = toEntry(record);
-      this.flags.set(change.name, entry);
-      this.index[change.name] = entry;
-      this.checkRollback(old?.definition, record);
-      this.emitChanges([{ flag: change.name, version: record.version, deleted: false }]);
+      this.cancelHold(change.name);
+      const record: FlagRecord = { ...change.record, rollbackMessage: plainText(change.record.rollbackMessage), targets: old?.definition.targets ?? [] };
+      if (isRollback(old?.definition, record)) {
+        this.switchAfterRollback(record);
+      } else {
+        const entry = toEntry(record);
+        this.flags.set(change.name, entry);
+        this.index[change.name] = entry;
+        this.emitChanges([{ flag: change.name, version: record.version, deleted: false }]);
+      }
     }
-    void this.sync.refresh();
+    // Spread in time: every server holding the flags hears the same change at the same instant.
+    this.sync.refreshSoon();
   }
+}
 
-  private checkRollback(old: FlagRecord | undefined, next: FlagRecord): void {
-    if (old === undefined || old.guardState === 'rolled_back' || next.guardState !== 'rolled_back') return;
-    this.emitRollback(next.name, next.rollbackMessage, next.version);
-  }
+/** A flag the guardian (or a person) just rolled back: it was not rolled back before and now is. */
+function isRollback(old: FlagRecord | undefined, next: FlagRecord): boolean {
+  return old !== undefined && old.guardState !== 'rolled_back' && next.guardState === 'rolled_back';
 }
 
 /**

@@ -165,6 +165,8 @@ export interface FlagEvaluation {
   readonly errorCode?: 'FLAG_NOT_FOUND' | 'PROVIDER_NOT_READY' | 'INVALID_USER_ID' | 'INVALID_FLAG' | 'INVALID_ARGUMENT';
   /** The flag row's version the answer came from, when known. */
   readonly version?: number;
+  /** The flag's rollback message (plain text) when the flag is rolled back, else absent. */
+  readonly rollbackMessage?: string;
 }
 
 /**
@@ -178,13 +180,43 @@ export interface FlagEvaluation {
 export type ClientStatus = 'NOT_READY' | 'READY' | 'STALE' | 'ERROR';
 
 /**
- * Called when a rollback reaches the client: `flag` was on (for this user in client mode) and
- * is now off with `guard_state = 'rolled_back'`.
+ * What {@link RollbackListener}s receive, BEFORE the flag's new (off) value is applied: the app may
+ * save the user's work (return a promise: the switch waits for it, at most the client's
+ * `rollbackHoldMs`, default 2 s, never more than 10 s) and may keep the old value until a safe
+ * point with `holdUntil(promise)` (at most `safePointMaxMs`), unless the rollback is `urgent`
+ * (then `holdUntil` is ignored). `message` is the flag's rollback message, plain text.
+ *
+ * @example
+ * client.onRollback(async (e) => {
+ *   await saveDraft();                         // the switch waits (bounded) for this
+ *   if (bookingInProgress) e.holdUntil(bookingFinished); // keeps the old UI until the booking is done
+ *   toast(e.message ?? `${e.flag} is turned off for now`);
+ * });
+ */
+export interface RollbackEvent {
+  readonly flag: string;
+  /** The flag's rollback message (plain text, never HTML), or `null`. */
+  readonly message: string | null;
+  readonly version: number;
+  /** The app marked this flag's rollbacks urgent (`urgentFlags`): no safe-point hold. */
+  readonly urgent: boolean;
+  /**
+   * Keeps the old value until `safePoint` settles (bounded by the client's `safePointMaxMs`).
+   * Ignored (with a warning to the logger) when the rollback is urgent or the value was already
+   * switched.
+   */
+  holdUntil(safePoint: PromiseLike<unknown>): void;
+}
+
+/**
+ * Called when a rollback reaches the client, before the new value is applied: `flag` was on (for
+ * this user in client mode) and is now off with `guard_state = 'rolled_back'`. May return a
+ * promise (e.g. saving a draft); the value switches when it settles or the hold bound passes.
  *
  * @example
  * client.onRollback(({ flag, message }) => toast(message ?? `${flag} was turned off`));
  */
-export type RollbackListener = (event: { readonly flag: string; readonly message: string | null; readonly version: number }) => void;
+export type RollbackListener = (event: RollbackEvent) => unknown;
 
 /**
  * Called with each evaluation a client serves; what the Sentry and PostHog adapters and the

@@ -11,12 +11,14 @@
 import { ErrorCode, OpenFeatureEventEmitter, ProviderEvents, StandardResolutionReasons } from '@openfeature/server-sdk';
 import type { EvaluationContext, JsonValue, Provider, ResolutionDetails } from '@openfeature/server-sdk';
 import type { ServerFlagClient } from '../client/server.ts';
-import { toResolution, typeMismatch } from './shared.ts';
+import { startOrFail, toResolution, typeMismatch, watchClient } from './shared.ts';
 
 /**
  * OpenFeature server provider for Rollback Guardian flags. `initialize()` waits for the first
- * load (and throws if it failed with nothing to serve); flag changes are emitted as
- * `PROVIDER_CONFIGURATION_CHANGED` with the flag's name.
+ * load (and throws if it failed with nothing to serve); each batch of flag changes is
+ * one `PROVIDER_CONFIGURATION_CHANGED` with the flags' names; a lost change feed or a failed
+ * refresh is `PROVIDER_STALE`, recovery `PROVIDER_READY`; a first load that fails with nothing
+ * cached rejects `initialize()` with a `ProviderNotReadyError` (`PROVIDER_ERROR`).
  *
  * @example
  * OpenFeature.setProvider(new RollbackGuardianProvider(flags));
@@ -33,10 +35,14 @@ export class RollbackGuardianProvider implements Provider {
   }
 
   async initialize(): Promise<void> {
-    const status = await this.client.ready();
-    if (status === 'ERROR') throw new Error('rollback-guardian: the first flag load failed and nothing is cached; see the client logger for the cause');
-    this.offChange = this.client.onChange((e) => this.events.emit(ProviderEvents.ConfigurationChanged, { flagsChanged: [e.flag] }));
+    await startOrFail(this.client);
+    this.offChange = watchClient(this.client, {
+      configurationChanged: (flagsChanged) => this.events.emit(ProviderEvents.ConfigurationChanged, { flagsChanged }),
+      stale: (message) => this.events.emit(ProviderEvents.Stale, { message }),
+      ready: () => this.events.emit(ProviderEvents.Ready),
+    });
   }
+
 
   async onClose(): Promise<void> {
     this.offChange?.();

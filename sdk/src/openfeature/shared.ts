@@ -1,4 +1,4 @@
-import { ErrorCode, StandardResolutionReasons } from '@openfeature/core';
+import { ErrorCode, ProviderNotReadyError, StandardResolutionReasons } from '@openfeature/core';
 import type { ResolutionDetails } from '@openfeature/core';
 import type { FlagEvaluation } from '../client/types.ts';
 
@@ -34,4 +34,55 @@ export function typeMismatch<T>(flagKey: string, defaultValue: T): ResolutionDet
     errorCode: ErrorCode.TYPE_MISMATCH,
     errorMessage: `${flagKey} is a boolean flag; use getBooleanValue / getBooleanDetails`,
   };
+}
+
+/** What the providers need from a client to report its health. */
+export interface WatchedClient {
+  readonly status: 'NOT_READY' | 'READY' | 'STALE' | 'ERROR';
+  readonly feed: 'live' | 'down' | 'none';
+  subscribe(listener: () => void): () => void;
+  onChangeBatch(listener: (events: readonly { readonly flag: string }[]) => void): () => void;
+}
+
+/** The events a provider emits (server and web emitters both fit). */
+export interface ProviderEventSink {
+  configurationChanged(flagsChanged: string[]): void;
+  stale(message: string): void;
+  ready(): void;
+}
+
+/**
+ * Follows a client for a provider: one `ConfigurationChanged` per batch of changes with the names
+ * of the flags in it; `PROVIDER_STALE` when the client lost its change feed or serves last-known
+ * values after a failed refresh, and `PROVIDER_READY` once it is fresh again. Returns the stop
+ * function.
+ */
+export function watchClient(client: WatchedClient, sink: ProviderEventSink): () => void {
+  // A feed that has not come up yet is not "lost": only a feed that was live and went down is.
+  let sawLive = client.feed === 'live';
+  const staleWhy = (): string | null => {
+    if (client.feed === 'live') sawLive = true;
+    if (client.status === 'STALE' || client.status === 'ERROR') return 'serving last-known flag values: the last refresh failed';
+    return sawLive && client.feed === 'down' ? 'the flag change feed is down: changes arrive by polling until it is back' : null;
+  };
+  let stale = staleWhy() !== null;
+  const offBatch = client.onChangeBatch((events) => sink.configurationChanged([...new Set(events.map((e) => e.flag))]));
+  const offStore = client.subscribe(() => {
+    const why = staleWhy();
+    if (why !== null && !stale) sink.stale(why);
+    if (why === null && stale && client.status === 'READY') sink.ready();
+    stale = why !== null;
+  });
+  return () => {
+    offBatch();
+    offStore();
+  };
+}
+
+/** `initialize()` of both providers: waits for the first load, or fails with a typed error. */
+export async function startOrFail(client: { ready(): Promise<string> }): Promise<void> {
+  const status = await client.ready();
+  if (status === 'ERROR') {
+    throw new ProviderNotReadyError('rollback-guardian: the first flag load failed and nothing is cached (see the client logger for the cause); the client keeps retrying and the provider turns READY when a load succeeds');
+  }
 }

@@ -11,11 +11,14 @@
 import { ErrorCode, OpenFeatureEventEmitter, ProviderEvents, StandardResolutionReasons } from '@openfeature/web-sdk';
 import type { EvaluationContext, JsonValue, Provider, ResolutionDetails } from '@openfeature/web-sdk';
 import type { BrowserFlagClient } from '../client/browser.ts';
-import { toResolution, typeMismatch } from './shared.ts';
+import { startOrFail, toResolution, typeMismatch, watchClient } from './shared.ts';
 
 /**
- * OpenFeature web provider for Rollback Guardian flags. Flag changes are emitted as
- * `PROVIDER_CONFIGURATION_CHANGED`; `onContextChange` re-fetches the user's flags.
+ * OpenFeature web provider for Rollback Guardian flags. Each batch of flag changes is one
+ * `PROVIDER_CONFIGURATION_CHANGED` with the flags' names; a lost change feed or a failed refresh
+ * is `PROVIDER_STALE`, recovery `PROVIDER_READY`; a failed first load rejects `initialize()` with
+ * a `ProviderNotReadyError`. `onContextChange` re-fetches the user's flags; an evaluation whose
+ * `targetingKey` is not the user the flags were loaded for gets the default with `INVALID_CONTEXT`.
  *
  * @example
  * OpenFeature.setProvider(new RollbackGuardianWebProvider(flags));
@@ -32,10 +35,14 @@ export class RollbackGuardianWebProvider implements Provider {
   }
 
   async initialize(): Promise<void> {
-    const status = await this.client.ready();
-    if (status === 'ERROR') throw new Error('rollback-guardian: the first flag load failed and nothing is cached');
-    this.offChange = this.client.onChange((e) => this.events.emit(ProviderEvents.ConfigurationChanged, { flagsChanged: [e.flag] }));
+    await startOrFail(this.client);
+    this.offChange = watchClient(this.client, {
+      configurationChanged: (flagsChanged) => this.events.emit(ProviderEvents.ConfigurationChanged, { flagsChanged }),
+      stale: (message) => this.events.emit(ProviderEvents.Stale, { message }),
+      ready: () => this.events.emit(ProviderEvents.Ready),
+    });
   }
+
 
   async onContextChange(_old: EvaluationContext, _next: EvaluationContext): Promise<void> {
     // The user is the session's (auth.uid()); a context change usually follows a sign-in.
@@ -48,7 +55,18 @@ export class RollbackGuardianWebProvider implements Provider {
     await this.client.close();
   }
 
-  resolveBooleanEvaluation(flagKey: string, defaultValue: boolean): ResolutionDetails<boolean> {
+  resolveBooleanEvaluation(flagKey: string, defaultValue: boolean, context: EvaluationContext = {}): ResolutionDetails<boolean> {
+    // Client mode evaluates for the signed-in user (the database's auth.uid()): a context naming
+    // someone else must not get that user's values.
+    const key = context.targetingKey;
+    if (typeof key === 'string' && key !== '' && key !== this.client.currentUser) {
+      return {
+        value: defaultValue,
+        reason: StandardResolutionReasons.ERROR,
+        errorCode: ErrorCode.INVALID_CONTEXT,
+        errorMessage: `targetingKey ${JSON.stringify(key)} is not the user the flags were loaded for (${JSON.stringify(this.client.currentUser)}); sign that user in (the flags follow the session), or leave targetingKey out`,
+      };
+    }
     return toResolution(this.client.evaluate(flagKey, defaultValue), defaultValue);
   }
 

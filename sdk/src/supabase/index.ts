@@ -2,7 +2,8 @@
  * `@rollback-guardian/sdk/supabase`: a {@link FlagTransport} over supabase-js (a peer
  * dependency). Server mode (service key) reads `feature_flags` and `flag_targets`; client mode
  * (anon key, signed-in user) calls `get_my_flags()`. Changes come from Realtime
- * `postgres_changes` on `feature_flags`.
+ * `postgres_changes` on `feature_flags`; polling (while Realtime is down) first compares a
+ * `name:version` fingerprint and loads only when it changed.
  *
  * @example
  * import { createClient } from '@supabase/supabase-js';
@@ -110,6 +111,15 @@ export function supabaseTransport(client: SupabaseClient, options: SupabaseTrans
         rows.map((r) => parseFlagRow(r, 'feature_flags')),
         targets,
       );
+    },
+
+    /**
+     * Version-checked polling: `name:version` of every flag (the version is bumped on every change,
+     * targets included), so a poll reads two small columns instead of every definition and target.
+     */
+    async fingerprint(signal?: AbortSignal): Promise<string> {
+      const rows = await readAll<{ name: unknown; version: unknown }>('feature_flags', 'name,version', ['name'], signal);
+      return rows.map((r) => `${String(r.name)}:${String(r.version)}`).join(',');
     },
 
     async loadMine(signal?: AbortSignal): Promise<readonly EvaluatedFlagRecord[]> {

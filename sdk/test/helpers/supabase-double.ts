@@ -248,8 +248,14 @@ export class SupabaseDouble {
     const u = new URL(req.url ?? '/', 'http://x');
     this.restRequests.push(`${req.method} ${u.pathname}${u.search}`);
     const claims = claimsOf(req.headers.authorization);
+    // CORS as Supabase answers it, so a page on another origin (examples/web in Chromium) can call it.
+    const cors = { 'access-control-allow-origin': '*', 'access-control-allow-headers': 'authorization, x-client-info, apikey, content-type, content-profile, accept-profile, prefer, x-supabase-api-version', 'access-control-allow-methods': 'GET, POST, OPTIONS' };
+    if (req.method === 'OPTIONS') {
+      res.writeHead(204, cors).end();
+      return;
+    }
     const json = (status: number, body: unknown): void => {
-      res.writeHead(status, { 'content-type': 'application/json; charset=utf-8' });
+      res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', ...cors });
       res.end(JSON.stringify(body));
     };
     if (u.pathname === '/auth/v1/user') {
@@ -257,7 +263,7 @@ export class SupabaseDouble {
       return json(200, { id: claims['sub'], aud: 'authenticated', role: 'authenticated', email: `${String(claims['sub'])}@example.test`, app_metadata: {}, user_metadata: {}, created_at: new Date(0).toISOString() });
     }
     if (u.pathname === '/auth/v1/logout') {
-      res.writeHead(204).end();
+      res.writeHead(204, cors).end();
       return;
     }
     const role = typeof claims['role'] === 'string' && ROLES.has(claims['role']) ? claims['role'] : 'anon';

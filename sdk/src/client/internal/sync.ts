@@ -19,6 +19,10 @@ export interface SyncOptions {
   ttlMs: number;
   timers: Timers;
   logger: SdkLogger;
+  /** Upper bound of the random delay before a re-fetch after a change or a reconnect (0: at once). */
+  jitterMs: number;
+  /** Random numbers in [0, 1). */
+  random: () => number;
 }
 
 /**
@@ -38,6 +42,8 @@ export class Sync {
   private unsubscribe: (() => void) | null = null;
   private readonly abort = new AbortController();
   private lastFingerprint: string | null = null;
+  private soon: unknown = null;
+  private everLive = false;
 
   constructor(host: SyncHost, opts: SyncOptions) {
     this.host = host;
@@ -47,6 +53,30 @@ export class Sync {
   /** Whether the change subscription is live. */
   get isLive(): boolean {
     return this.live;
+  }
+
+  /** Whether the transport streams changes at all (otherwise the client only polls). */
+  get hasFeed(): boolean {
+    return typeof this.opts.transport.subscribe === 'function';
+  }
+
+  /**
+   * A re-fetch after a change or a reconnect, spread in time: waits a random delay below
+   * `jitterMs` (so a change does not make every client hit the database at the same instant), and
+   * every further request before it fires joins that one fetch (a burst of changes: one fetch).
+   */
+  refreshSoon(): void {
+    if (this.stopped || this.soon !== null) return;
+    const r = this.opts.random();
+    const delay = Math.floor((Number.isFinite(r) ? Math.min(Math.max(r, 0), 1) : 0) * this.opts.jitterMs);
+    if (delay <= 0) {
+      void this.refresh();
+      return;
+    }
+    this.soon = this.opts.timers.setTimeout(() => {
+      this.soon = null;
+      void this.refresh();
+    }, delay);
   }
 
   /** Subscribes (bindings first, so nothing is missed) and runs the first load. */
@@ -73,8 +103,11 @@ export class Sync {
     this.live = status === 'live';
     this.host.statusChanged?.(status);
     if (status === 'live') {
-      // Re-fetch after every (re)subscription: Realtime keeps no buffer.
-      void this.refresh();
+      // Re-fetch after every (re)subscription: Realtime keeps no buffer. A REconnect reaches every
+      // client at once (a Realtime restart), so it is spread like a change.
+      if (this.everLive) this.refreshSoon();
+      else void this.refresh();
+      this.everLive = true;
     } else if (wasLive) {
       this.opts.logger.warn({ detail }, 'flag change subscription is down; polling until it is back');
       this.schedule();
@@ -142,7 +175,9 @@ export class Sync {
   stop(): void {
     this.stopped = true;
     if (this.timer !== null) this.opts.timers.clearTimeout(this.timer);
+    if (this.soon !== null) this.opts.timers.clearTimeout(this.soon);
     this.timer = null;
+    this.soon = null;
     this.abort.abort();
     try {
       this.unsubscribe?.();
