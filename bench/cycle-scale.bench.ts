@@ -10,6 +10,8 @@ import { spawn } from 'node:child_process';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createInterface } from 'node:readline';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 
 if (process.argv.includes('--serve')) {
   // ---- the provider doubles (child process) ---------------------------------------------------
@@ -45,9 +47,14 @@ if (process.argv.includes('--serve')) {
         stats.sentry.bytes += size;
         stats.sentry.maxBytes = Math.max(stats.sentry.maxBytes, size);
         const headers = { 'x-sentry-rate-limit-limit': '1000', 'x-sentry-rate-limit-remaining': '999', 'x-sentry-rate-limit-reset': String(Math.floor(Date.now() / 1000) + 300), 'x-sentry-rate-limit-concurrentlimit': '15', 'x-sentry-rate-limit-concurrentremaining': '14' };
-        // One aggregate row per request (the per-flag-value requests of the Sentry source today).
+        // Rows grouped by the flag's tag when one is asked for (field=tags[flag.<name>]), else one aggregate row.
         const errors = url.searchParams.get('dataset') === 'errors';
-        json(200, { data: [{ 'count()': errors ? 20 : 1000, 'count_unique(user)': errors ? 20 : 1000 }], meta: { fields: { 'count()': 'integer', 'count_unique(user)': 'integer' }, units: {}, isMetricsData: false, tips: { query: null, columns: null }, dataset: errors ? 'errors' : 'transactions' } }, headers);
+        const n = errors ? 20 : 1000;
+        const tag = url.searchParams.getAll('field').find((f) => f.startsWith('tags['));
+        const counts = { 'count()': n, 'count_unique(user)': n };
+        const data = tag ? [{ [tag]: 'true', ...counts }, { [tag]: 'false', ...counts }] : [counts];
+        const fields = { ...(tag ? { [tag]: 'string' } : {}), 'count()': 'integer', 'count_unique(user)': 'integer' };
+        json(200, { data, meta: { fields, units: {}, isMetricsData: false, tips: { query: null, columns: null }, dataset: errors ? 'errors' : 'transactions' } }, headers);
         return;
       }
       json(404, { detail: 'Not found.' });
@@ -61,6 +68,9 @@ if (process.argv.includes('--serve')) {
 }
 
 async function main(): Promise<void> {
+  // A full collection on demand, to tell a leak (live heap growing) from memory V8 keeps (RSS).
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
   const { runCycle } = await import('../guardian/src/cycle/run.ts');
   const { buildSources } = await import('../guardian/src/daemon.ts');
   const { parseRules, loadRulesFile } = await import('../guardian/src/rules/parse.ts');
@@ -79,6 +89,16 @@ async function main(): Promise<void> {
   const port = await new Promise<number>((resolve) => createInterface({ input: child.stdout }).once('line', (l) => resolve(Number(l))));
   const base = `http://127.0.0.1:${port}`;
   const silent = { debug() {}, info() {}, warn() {}, error() {} };
+  /** The doubles' request counters since the last call (a fresh connection each time: a kept-alive one may have been closed). */
+  const stats = async (): Promise<Record<'posthog' | 'sentry', { requests: number; bytes: number; maxBytes: number }>> => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return (await (await fetch(`${base}/stats`, { headers: { connection: 'close' } })).json()) as Record<'posthog' | 'sentry', { requests: number; bytes: number; maxBytes: number }>;
+      } catch (err) {
+        if (attempt >= 3) throw err;
+      }
+    }
+  };
   console.log(
     `Cycle-scale benchmark: each flag watched by a PostHog relative rule and a Sentry absolute rule; cycles back to back; ages in cycles × the shipped interval ${intervalMs / 1000}s. ` +
       `Sentry as shipped: max_requests_per_cycle ${sentryShipped?.max_requests_per_cycle}, concurrency ${sentryShipped?.concurrency}.`,
@@ -109,14 +129,15 @@ async function main(): Promise<void> {
         const walls: number[] = [];
         const cpus: number[] = [];
         const rss: number[] = [];
+        const heap: number[] = [];
         const phReq: number[] = [];
         const phBytes: number[] = [];
         const seReq: number[] = [];
         const lastJudged = new Map<string, number>();
         const sentryPerCycle: number[] = [];
         let missed = 0;
-        await fetch(`${base}/stats`); // reset
-        globalThis.gc?.();
+        await stats(); // reset
+        gc();
         for (let k = 1; k <= runs; k++) {
           const cpu0 = process.cpuUsage();
           const t0 = performance.now();
@@ -125,10 +146,13 @@ async function main(): Promise<void> {
           const cpu = process.cpuUsage(cpu0);
           cpus.push((cpu.user + cpu.system) / 1000);
           rss.push(process.memoryUsage().rss / 2 ** 20);
-          const stats = (await (await fetch(`${base}/stats`)).json()) as Record<'posthog' | 'sentry', { requests: number; bytes: number; maxBytes: number }>;
-          phReq.push(stats.posthog.requests);
-          phBytes.push(stats.posthog.maxBytes / 1024);
-          seReq.push(stats.sentry.requests);
+          // Live heap after a full collection (outside the CPU measured above): flat means no leak, whatever RSS keeps.
+          gc();
+          heap.push(process.memoryUsage().heapUsed / 2 ** 20);
+          const counted = await stats();
+          phReq.push(counted.posthog.requests);
+          phBytes.push(counted.posthog.maxBytes / 1024);
+          seReq.push(counted.sentry.requests);
           for (const s of report.sources) {
             if (s.error?.code === 'SOURCE_TIMEOUT' || Object.values(s.noDataReasons).some((r) => r === 'timeout')) missed++;
           }
@@ -154,7 +178,7 @@ async function main(): Promise<void> {
         const f0 = (x: number) => x.toFixed(0);
         console.log(
           `${String(n).padEnd(8)} ${String(runs).padEnd(7)} ${`${f0(med(walls))} / ${f0(Math.max(...walls))}`.padEnd(25)} ${`${f0(med(cpus))} / ${f0(Math.max(...cpus))}`.padEnd(24)} ` +
-            `${`${f0(rss[0]!)}→${f0(rss.at(-1)!)}, ${f0(Math.max(...rss))}`.padEnd(26)} ${`${med(phReq)}, ${med(phBytes).toFixed(1)}`.padEnd(28)} ${String(med(seReq)).padEnd(18)} ${`${oldest('posthog')} / ${oldest('sentry')}`.padEnd(34)} ${missed}`,
+            `${`${f0(rss[0]!)}→${f0(rss.at(-1)!)}, ${f0(Math.max(...rss))}${heap.length > 0 ? ` (heap ${f0(heap[0]!)}→${f0(heap.at(-1)!)})` : ''}`.padEnd(26)} ${`${med(phReq)}, ${med(phBytes).toFixed(1)}`.padEnd(28)} ${String(med(seReq)).padEnd(18)} ${`${oldest('posthog')} / ${oldest('sentry')}`.padEnd(34)} ${missed}`,
         );
       } finally {
         await db.drop();

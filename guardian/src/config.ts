@@ -41,6 +41,7 @@ const envSchema = z
     DATABASE_URL: urlWithProtocols(['postgres:', 'postgresql:'], 'a postgres:// URL (postgres://user:password@host:5432/db)'),
     SUPABASE_URL: urlWithProtocols(['http:', 'https:'], 'an http(s):// URL, e.g. https://<project>.supabase.co'),
     SUPABASE_SERVICE_ROLE_KEY: optionalText,
+    SUPABASE_ANON_KEY: optionalText,
     GUARDIAN_DATA_DIR: optionalText.transform((v) => v ?? '.data'),
     RULES_FILE: optionalText.transform((v) => v ?? 'rules/guardian.yaml'),
     PORT: optionalText
@@ -138,6 +139,11 @@ export interface GuardianConfig {
   readonly emailFrom: string | undefined;
   /** Base URL of the dashboard, for links in alerts. */
   readonly dashboardUrl: string | undefined;
+  /**
+   * Supabase Auth for the dashboard's sign-in: SUPABASE_URL and SUPABASE_ANON_KEY (both public by
+   * design); undefined unless both are set, and then the dashboard offers the admin token only.
+   */
+  readonly supabaseAuth: { readonly url: string; readonly anonKey: string } | undefined;
   /** pino level. Default `info`. */
   readonly logLevel: (typeof LOG_LEVELS)[number];
   /** Bearer token required by the admin API; the admin API is off when undefined. */
@@ -231,6 +237,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): G
     smtpUrl: e.SMTP_URL,
     emailFrom: e.EMAIL_FROM,
     dashboardUrl: e.GUARDIAN_DASHBOARD_URL,
+    supabaseAuth: e.SUPABASE_URL !== undefined && e.SUPABASE_ANON_KEY !== undefined ? { url: e.SUPABASE_URL, anonKey: e.SUPABASE_ANON_KEY } : undefined,
     logLevel: e.LOG_LEVEL,
     adminToken: e.GUARDIAN_ADMIN_TOKEN,
     ingestKey: e.GUARDIAN_INGEST_KEY,

@@ -33,7 +33,8 @@ import { createGuardianMetrics, recordCycleReport, type GuardianMetrics } from '
 import { startAdminApi, type AdminApiRunning } from './api/mount.ts';
 import { createExposureIngestRoute, EXPOSURES_PATH } from './http/ingest.ts';
 import { createOfrepRoute, OFREP_CONFIGURATION_PATH, OFREP_EVALUATE_PATH } from './http/ofrep.ts';
-import { startHttpServer, type HealthState, type HttpMount, type RunningHttpServer } from './http/server.ts';
+import { mountApp, startHttpServer, type HealthState, type HttpMount, type RunningHttpServer } from './http/server.ts';
+import { createDashboardApp, DASHBOARD_PATH } from './http/dashboard.ts';
 import { initTelemetry, noTelemetry, type Telemetry } from './telemetry.ts';
 import { DEFAULT_CONFIRM_AFTER_MS, type RulesConfig } from './rules/schema.ts';
 import { createBuiltinSource } from './sources/builtin.ts';
@@ -356,6 +357,9 @@ export async function banner(parts: GuardianParts, http?: RunningHttpServer): Pr
       ? [`  ofrep:   OpenFeature remote evaluation at POST ${http.url}${OFREP_EVALUATE_PATH}/{key} and ${OFREP_EVALUATE_PATH} (bulk), GET ${http.url}${OFREP_CONFIGURATION_PATH} (key: GUARDIAN_OFREP_KEY)`]
       : []),
     ...(http ? [`  api:     ${http.url}/api/v1 (OpenAPI at /api/v1/openapi.json, changes at /api/v1/stream); ${adminAuthWords(config)}`] : []),
+    ...(http
+      ? [`  admin:   dashboard at ${http.url}${DASHBOARD_PATH}/ (sign in with GUARDIAN_ADMIN_TOKEN${config.supabaseAuth ? ' or a Supabase Auth account' : config.adminToken === undefined ? ', which is not set' : ''})`]
+      : []),
     `  sources: ${parts.sourceStatus.map((s) => `${s.id} ${s.configured ? `configured (${s.detail})` : `not configured — ${s.detail}`}`).join('; ')}`,
     `  notify:  ${parts.notifiers.size ? [...parts.notifiers.keys()].join(', ') : 'no channel configured (events are still recorded; set SLACK_WEBHOOK_URL, or SMTP_URL + EMAIL_FROM + GUARDIAN_ONCALL_EMAIL)'}`,
     `  errors:  ${parts.telemetry.enabled ? 'reported to Sentry (SENTRY_DSN)' : 'logged only (set SENTRY_DSN to report them to Sentry)'}`,
@@ -491,6 +495,8 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
       createExposureIngestRoute({ store, ingestKey: config.ingestKey, logger: httpLogger, metrics, now: parts.now, priority }),
       // The cache's clock is the real one: a test's frozen `now` must not freeze the flag definitions.
       createOfrepRoute({ store, apiKey: config.ofrepKey, logger: httpLogger, metrics }),
+      // The dashboard's static files (dashboard/dist, built by `npm ci`'s prepare) at /admin.
+      mountApp(DASHBOARD_PATH, createDashboardApp(config.supabaseAuth ? { supabaseUrl: config.supabaseAuth.url, supabaseAnonKey: config.supabaseAuth.anonKey } : {})),
     ];
     http = await startHttpServer({ port: config.port, host: config.host, health, metrics, logger: httpLogger, mounts });
   } catch (err) {

@@ -147,5 +147,5 @@ describe.each([
       `select count(*)::int as n from public.guardian_observation_finals f where not exists (select 1 from public.guardian_observations o where o.id = f.observation_id)`,
     );
     expect(rows[0]!.n).toBe(0);
-  });
+  }, 240_000);
 });

@@ -96,8 +96,9 @@ describe('fault suite: hostile rules files', () => {
       const c = child;
       c.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
       c.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-      await waitFor(() => /http:\s+http:\/\/127\.0\.0\.1:\d+/.test(stdout) || c.exitCode !== null, 30_000, 'the guardian to start');
-      const base = /http:\s+(http:\/\/127\.0\.0\.1:\d+)/.exec(stdout)![1]!;
+      // The banner goes to stdout or stderr, depending on the version: either will do.
+      await waitFor(() => /http:\s+http:\/\/127\.0\.0\.1:\d+/.test(stdout + stderr) || c.exitCode !== null, 60_000, 'the guardian to start');
+      const base = /http:\s+(http:\/\/127\.0\.0\.1:\d+)/.exec(stdout + stderr)![1]!;
       const reloads = async (result: 'ok' | 'error'): Promise<number> => {
         const text = await (await fetch(`${base}/metrics`)).text();
         return Number(new RegExp(`guardian_rules_reloads_total\\{result="${result}"\\} (\\d+)`).exec(text)?.[1] ?? 0);
@@ -111,7 +112,7 @@ describe('fault suite: hostile rules files', () => {
       for (const f of sample) {
         const before = await reloads('error');
         writeFileSync(rulesFile, f.text);
-        await waitFor(async () => c.exitCode !== null || (await reloads('error')) > before, 15_000, `the reload of "${f.name}" to be refused`);
+        await waitFor(async () => c.exitCode !== null || (await reloads('error')) > before, 30_000, `the reload of "${f.name}" to be refused`);
         expect(c.exitCode, `the guardian exited after "${f.name}": ${stderr.slice(-2000)}`).toBeNull();
         const ready = await fetch(`${base}/readyz`);
         expect(ready.status).toBe(200);

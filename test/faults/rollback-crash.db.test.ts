@@ -79,7 +79,10 @@ function startGuardian(rulesFile: string): { child: ChildProcess; banner: Promis
   let err = '';
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-  const banner = waitFor(() => out.includes('http:') || child.exitCode !== null, 30_000, 'the guardian banner');
+  // The banner goes to stdout or stderr, depending on the version: either will do.
+  const banner = waitFor(() => out.includes('http:') || err.includes('http:') || child.exitCode !== null, 60_000, 'the guardian banner').catch((e: unknown) => {
+    throw new Error(`${(e as Error).message}; stdout: ${out.slice(-500)}; stderr: ${err.slice(-1500)}`);
+  });
   return { child, banner, stderr: () => err };
 }
 

@@ -86,7 +86,7 @@ export function createGuardianMetrics(options: GuardianMetricsOptions = {}): Gua
   const backlog = options.backlog;
   const outboxBacklog = new Gauge({
     name: 'guardian_outbox_backlog',
-    help: 'Notifications not yet delivered, per channel and status (pending, delivering, failed).',
+    help: 'Notifications not yet delivered, per channel and status (pending, delivering, failed, unconfirmed).',
     labelNames: ['channel', 'status'] as const,
     registers,
     async collect() {
@@ -98,7 +98,7 @@ export function createGuardianMetrics(options: GuardianMetricsOptions = {}): Gua
         return; // the last values stay
       }
       this.reset();
-      for (const channel of ['slack', 'email']) for (const status of ['pending', 'delivering', 'failed']) this.set({ channel, status }, 0);
+      for (const channel of ['slack', 'email']) for (const status of ['pending', 'delivering', 'failed', 'unconfirmed']) this.set({ channel, status }, 0);
       for (const r of rows) this.set({ channel: r.channel, status: r.status }, r.count);
     },
   });
