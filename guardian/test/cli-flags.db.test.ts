@@ -223,7 +223,7 @@ describe('guardian flags set', () => {
     [['set', 'booking_agent_enabled', '--add-target', 'u', '--remove-target', 'u'], '--add-target and --remove-target: both name "u"; choose one'],
     [['set', 'booking_agent_enabled', '--enable', '--bogus'], "Unknown option '--bogus'. Run \"guardian flags --help\" for the options."],
     [['set', 'booking_agent_enabled', '--enable', '--actor', ' '], '--actor: must not be empty'],
-    [['delete', 'booking_agent_enabled'], 'unknown subcommand "delete"'],
+    [['remove', 'booking_agent_enabled'], 'unknown subcommand "remove"'],
     [['set', 'booking_agent_enabled', 'extra', '--enable'], 'unexpected argument "extra"'],
   ])('exit 2 for %j, naming the argument, and nothing changes', async (args, message) => {
     const before = await flagRow(db, 'booking_agent_enabled');

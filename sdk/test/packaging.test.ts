@@ -47,7 +47,7 @@ function forbidden(code: string, metafile: Metafile): string[] {
 describe('packaging', () => {
   test('the core has no dependencies at all; adapters\' libraries are optional peers', () => {
     expect(pkg.dependencies ?? {}).toEqual({});
-    for (const entry of ['.', './supabase', './postgres', './react', './openfeature/server', './openfeature/web', './sentry', './posthog', './edge', './server']) {
+    for (const entry of ['.', './supabase', './postgres', './react', './openfeature/server', './openfeature/web', './sentry', './posthog', './edge', './server', './stream']) {
       expect(pkg.exports[entry], entry).toBeDefined();
     }
   });
@@ -64,7 +64,7 @@ describe('packaging', () => {
   }
 
   test('browser-facing adapters bundle for the browser without Node built-ins (peers external)', async () => {
-    for (const entry of ['src/supabase/index.ts', 'src/react/index.ts', 'src/openfeature/web.ts', 'src/sentry/index.ts', 'src/posthog/index.ts', 'src/edge/index.ts']) {
+    for (const entry of ['src/supabase/index.ts', 'src/react/index.ts', 'src/openfeature/web.ts', 'src/sentry/index.ts', 'src/posthog/index.ts', 'src/edge/index.ts', 'src/stream/index.ts']) {
       const { code, metafile } = await bundle(entry, 'browser', PEERS);
       expect(forbidden(code, metafile), entry).toEqual([]);
     }

@@ -186,6 +186,11 @@ export class ChangeHub {
   close(): void {
     this.#closed = true;
     if (this.#timer !== undefined) this.#clear(this.#timer);
+    this.disconnectAll();
+  }
+
+  /** Ends every client's stream (they reconnect and resume); the hub stays open. */
+  disconnectAll(): void {
     for (const c of [...this.#clients]) {
       this.#drop(c);
       try {

@@ -9,6 +9,7 @@ import { parseArgs, type ParseArgsOptionsConfig } from 'node:util';
 import { loadConfig, type GuardianConfig } from '../config.ts';
 import { GuardianError, isGuardianError } from '../errors.ts';
 import { parseDuration } from '../rules/duration.ts';
+import { apiStore } from '../api/client.ts';
 import { createStore, safeUrl } from '../store/index.ts';
 import { checkText, MAX_ACTOR_LENGTH, printable } from '../store/limits.ts';
 import type { Flag, Store } from '../store/types.ts';
@@ -18,6 +19,7 @@ import type { CliIo } from './io.ts';
 export const COMMON_OPTIONS = {
   json: { type: 'boolean' },
   'database-url': { type: 'string' },
+  api: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const satisfies ParseArgsOptionsConfig;
 
@@ -25,6 +27,8 @@ export const COMMON_OPTIONS = {
 export const COMMON_USAGE = `  --database-url URL   PostgreSQL to use (default: env DATABASE_URL; with neither, Supabase from
                        SUPABASE_URL + SUPABASE_SERVICE_ROLE_KEY, else the embedded database in
                        GUARDIAN_DATA_DIR, default ./.data)
+  --api URL            go through a guardian's admin API instead (default: env GUARDIAN_API_URL;
+                       needs GUARDIAN_ADMIN_TOKEN; changes are audited as admin-token)
   --json               print JSON instead of text`;
 
 /**
@@ -117,13 +121,31 @@ export function commandEnv(env: CliIo['env'], o: { databaseUrl?: string | undefi
  * const store = await openStore(io.env, values['database-url']);
  * try { ... } finally { await store.close(); }
  */
-export async function openStore(env: CliIo['env'], databaseUrl: string | undefined): Promise<Store> {
+export async function openStore(env: CliIo['env'], databaseUrl: string | undefined, apiUrl?: string): Promise<Store> {
+  const viaApi = apiStoreFor(env, apiUrl);
+  if (viaApi) return viaApi;
   const config = commandConfig(env, databaseUrl);
   try {
     return await createStore(config);
   } catch (err) {
     throw explainUnreachable(err, config, databaseUrl !== undefined);
   }
+}
+
+/**
+ * The admin-API store when `--api URL` or GUARDIAN_API_URL is given (the one place the CLI
+ * chooses it), else undefined. Needs GUARDIAN_ADMIN_TOKEN.
+ *
+ * @example
+ * const store = apiStoreFor(io.env, values.api) ?? (await openStore(io.env, values['database-url']));
+ */
+export function apiStoreFor(env: CliIo['env'], apiUrl: string | undefined): Store | undefined {
+  const url = apiUrl ?? (env['GUARDIAN_API_URL'] || undefined);
+  if (url === undefined) return undefined;
+  if (!/^https?:\/\/[^\s]+$/.test(url)) throw new GuardianError('BAD_ARGUMENT', `--api: must be the guardian's http(s) URL (https://guardian.example.com), got "${url}"`);
+  const token = env['GUARDIAN_ADMIN_TOKEN'];
+  if (!token) throw new GuardianError('BAD_ARGUMENT', `--api ${url}: set GUARDIAN_ADMIN_TOKEN to the guardian's admin token`);
+  return apiStore({ url, token });
 }
 
 /**

@@ -90,6 +90,15 @@ export function turnTakingSqlClient(inner: SqlClient, turns: SessionTurns): SqlC
     exec: (text) => inTurn(() => inner.exec(text)),
     transaction: (fn) => inTurn(() => inner.transaction(fn)),
     close: () => inner.close(),
+    // The change stream's in-process LISTEN (api/feed.ts) takes its turn like any statement.
+    ...(inner.listen
+      ? {
+          listen: async (channel: string, cb: (payload: string) => void) => {
+            const stop = await inTurn(() => inner.listen!(channel, cb));
+            return () => inTurn(stop);
+          },
+        }
+      : {}),
   };
 }
 

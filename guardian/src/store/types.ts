@@ -498,7 +498,7 @@ export interface AdminStore {
  */
 export interface Store extends AdminStore {
   /** Which backend: `pg`, `pglite` or `supabase`. */
-  readonly kind: 'pg' | 'pglite' | 'supabase';
+  readonly kind: 'pg' | 'pglite' | 'supabase' | 'api';
   /** Where the data lives, safe to print (no password). */
   readonly location: string;
   /** Resolves when the backend answers; throws `STORE_UNREACHABLE` otherwise. */

@@ -7,16 +7,20 @@ import { GuardianError } from '../../errors.ts';
 import { checkText, MAX_MESSAGE_LENGTH, MAX_USER_ID_LENGTH, printable } from '../../store/limits.ts';
 import type { Flag, FlagPatch } from '../../store/types.ts';
 import type { CliCommand, CliIo } from '../io.ts';
+import { FLAG_NAME_PATTERN } from '../../rules/schema.ts';
 import { cliActor, COMMON_OPTIONS, COMMON_USAGE, intOption, openStore, parseCommandArgs, renderTable, reportError, requireFlag, when } from '../shared.ts';
 
 const usage = `Usage: guardian flags [list] [--json]
        guardian flags set <flag> [--enable | --disable] [--percentage N] [--add-target USER]...
                                  [--remove-target USER]... [--lock | --unlock] [--message TEXT | --clear-message]
                                  [--actor NAME] [--json]
+       guardian flags create <flag> [--description TEXT] [--bucket-group NAME] [--actor NAME] [--json]
+       guardian flags delete <flag> [--actor NAME] [--json]
 
 list   every flag: enabled, rollout percentage, guard state, version, targets, stage start.
 set    change one flag in one audited transaction. A rolled-back flag is re-enabled only by
        "guardian restore"; --lock keeps the guardian from ever acting on the flag.
+create a new flag, disabled at 0%. delete: a disabled flag (its history stays).
 
 Options (set):
   --enable / --disable     turn the flag on or off
@@ -45,10 +49,40 @@ const OPTIONS = {
   message: { type: 'string' },
   'clear-message': { type: 'boolean' },
   actor: { type: 'string' },
+  description: { type: 'string' },
+  'bucket-group': { type: 'string' },
 } as const;
+
+type ParsedValues = ReturnType<typeof parseCommandArgs<typeof OPTIONS>>['values'];
 
 function flagJson(f: Flag): Record<string, unknown> {
   return { ...f, updatedAt: f.updatedAt.toISOString(), stageStartedAt: f.stageStartedAt.toISOString() };
+}
+
+/** `flags create <flag> [--description TEXT] [--bucket-group NAME]` and `flags delete <flag>` (a disabled flag). */
+async function createOrDelete(sub: 'create' | 'delete', name: string | undefined, values: ParsedValues, io: CliIo, json: boolean): Promise<number> {
+  if (name === undefined) throw new GuardianError('BAD_ARGUMENT', `missing <flag>: guardian flags ${sub} new_checkout_enabled`);
+  if (!FLAG_NAME_PATTERN.test(name)) throw new GuardianError('BAD_ARGUMENT', `<flag>: "${name}" must match ^[a-z][a-z0-9_]{1,63}$ (lower-case letter first, then letters, digits, _)`);
+  if (values['bucket-group'] !== undefined && !FLAG_NAME_PATTERN.test(values['bucket-group'])) throw new GuardianError('BAD_ARGUMENT', '--bucket-group: must match ^[a-z][a-z0-9_]{1,63}$');
+  if (sub === 'delete' && (values.description !== undefined || values['bucket-group'] !== undefined)) throw new GuardianError('BAD_ARGUMENT', '--description and --bucket-group: only for "guardian flags create"');
+  const actor = cliActor(io.env, values.actor);
+  const store = await openStore(io.env, values['database-url'], values.api);
+  try {
+    if (sub === 'create') {
+      const flag = await store.createFlag({ name, ...(values.description !== undefined ? { description: values.description } : {}), bucketGroup: values['bucket-group'] ?? null }, actor);
+      if (json) io.stdout(`${JSON.stringify({ flag: flagJson(flag) }, null, 2)}\n`);
+      else io.stdout(`Created ${flag.name} (disabled, 0%, version ${flag.version}). Turn it on with: guardian flags set ${flag.name} --enable --percentage 10\n`);
+      return 0;
+    }
+    const flag = await requireFlag(store, name, '<flag>');
+    if (flag.enabled) throw new GuardianError('STORE_CONFLICT', `flag "${name}" is enabled: disable it first (guardian flags set ${name} --disable), so nobody loses a live feature by accident`);
+    await store.deleteFlag(name, flag.version, actor);
+    if (json) io.stdout(`${JSON.stringify({ deleted: name, version: flag.version }, null, 2)}\n`);
+    else io.stdout(`Deleted ${name} (its history stays in the audit log and the event log).\n`);
+    return 0;
+  } finally {
+    await store.close();
+  }
 }
 
 async function run(args: readonly string[], io: CliIo): Promise<number> {
@@ -56,8 +90,9 @@ async function run(args: readonly string[], io: CliIo): Promise<number> {
   try {
     const { values, positionals } = parseCommandArgs('flags', args, OPTIONS, 2);
     const [sub = 'list', name] = positionals;
+    if (sub === 'create' || sub === 'delete') return await createOrDelete(sub, name, values, io, json);
     if (sub !== 'list' && sub !== 'set') {
-      throw new GuardianError('BAD_ARGUMENT', `unknown subcommand "${sub}": use "guardian flags list" or "guardian flags set <flag> …"`);
+      throw new GuardianError('BAD_ARGUMENT', `unknown subcommand "${sub}": use "guardian flags list", "guardian flags set <flag> …", "guardian flags create <flag>" or "guardian flags delete <flag>"`);
     }
     const setOnly = ['enable', 'disable', 'percentage', 'add-target', 'remove-target', 'lock', 'unlock', 'message', 'clear-message', 'actor'] as const;
     if (sub === 'list') {
@@ -91,7 +126,7 @@ async function run(args: readonly string[], io: CliIo): Promise<number> {
       }
     }
     const actor = sub === 'set' ? cliActor(io.env, values.actor) : '';
-    const store = await openStore(io.env, values['database-url']);
+    const store = await openStore(io.env, values['database-url'], values.api);
     try {
       if (sub === 'list') {
         const flags = await store.listFlags();

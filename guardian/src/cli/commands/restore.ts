@@ -90,7 +90,7 @@ async function run(args: readonly string[], io: CliIo): Promise<number> {
     const actor = cliActor(io.env, values.actor);
     const reason = values.reason?.trim();
     if (reason !== undefined) checkText('--reason', 'reason', reason, MAX_REASON_LENGTH);
-    const store = await openStore(io.env, values['database-url']);
+    const store = await openStore(io.env, values['database-url'], values.api);
     try {
       await checkTarget(store, target);
       let event: RollbackEvent;

@@ -124,8 +124,9 @@ async function run(args: readonly string[], io: CliIo): Promise<number> {
       if (found.warning) warnings.push(found.warning);
     }
     if (!json) for (const w of warnings) io.stderr(`guardian rollback: warning: ${w}\n`);
-    // The one way commands open the store (embedded: through the daemon, or under the folder's lock).
-    const store = await openStore(io.env, values['database-url']);
+    // The one way commands open the store: the admin API when given one, else the database (embedded:
+    // through the daemon, or under the folder's lock).
+    const store = await openStore(io.env, values['database-url'], values.api);
     try {
       const current = await requireFlag(store, name, '<flag>');
       if (!current.enabled) return await notChanged(io, store, current, json, warnings);
