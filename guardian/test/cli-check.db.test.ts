@@ -101,7 +101,7 @@ describe('guardian check --once', () => {
     expect(r.code).toBe(0);
     expect(rowOf(r.stdout, 'ai_beta_users')).toMatch(/^beta-errors\s+ai_beta_users\s+posthog\s+no_data\s+none\s*$/);
     expect(rowOf(r.stdout, 'ai_alpha_users')).toMatch(/^beta-errors\s+ai_alpha_users\s+posthog\s+no_data\s+none\s*$/);
-    expect(r.stdout).toContain('  beta-errors / ai_beta_users: No data from posthog for ai_beta_users this cycle (empty: no flag-on users seen since the stage start); missing data is never a breach.\n');
+    expect(r.stdout).toContain('  beta-errors / ai_beta_users: No data from posthog for ai_beta_users this cycle (empty: no flag-on users seen since the segment start); missing data is never a breach.\n');
     expect(r.stdout).toContain('source posthog: 0/2 flag(s) with data, 1 request(s)\n');
     expect(await eventRows(db, 'ai_beta_users')).toEqual([]);
   });

@@ -165,7 +165,7 @@ describe('guardian events', () => {
     [['--limit', 'ten'], '--limit: must be a whole number from 1 to 1000, got "ten"'],
     [['--limit', '-5'], '--limit: must be a whole number from 1 to 1000, got "-5"'],
     [['--limit', '2.5'], '--limit: must be a whole number from 1 to 1000, got "2.5"'],
-    [['--kind', 'rollback'], '--kind: must be one of auto_rollback, manual_rollback, restore, dry_run, got "rollback"'],
+    [['--kind', 'rollback'], '--kind: must be one of auto_rollback, manual_rollback, restore, dry_run, promote, plan_paused, plan_resumed, plan_aborted, got "rollback"'],
     [['--flag', 'no_such_flag'], '--flag: there is no flag named "no_such_flag" (see "guardian flags list" for the names)'],
     [['--flags', 'x'], "Unknown option '--flags'. Run \"guardian events --help\" for the options."],
     [['booking_agent_enabled'], 'unexpected argument "booking_agent_enabled" (guardian events takes no positional arguments)'],
