@@ -4,7 +4,7 @@
 import { decide, type DecisionRule } from '../guardian/src/decide/decide.ts';
 import type { HistoryPoint } from '../guardian/src/decide/types.ts';
 import { RELATIVE_MIXTURE, relativeLogE, type RatioComponent } from '../guardian/src/decide/stats.ts';
-import { BUILTIN_RULE_DEFAULTS, RelativeConditionSchema } from '../guardian/src/rules/schema.ts';
+import { BUILTIN_RULE_DEFAULTS, RelativeConditionSchema, RulesFileSchema } from '../guardian/src/rules/schema.ts';
 import { rng } from '../guardian/src/random.ts';
 
 /** Binomial(n, p) by inversion (n ≤ a few hundred here). */
@@ -298,6 +298,69 @@ for (const [label, startPoll, pBad] of [
   };
   console.log(`   ${pad('2% → 4% from the stage start at 10 users/min per arm, window 1h:')} ${line(60, 61)}`);
   console.log(`   ${pad('the same with window 24h (one segment):')} ${line(POLLS_24H, 61)}`);
+}
+
+// 6. The shipped schedule (rules/guardian.yaml): polls every `interval` (30 s), and after a poll where
+// the condition held but fewer than `consecutive` polls in a row did, one more poll
+// `confirm_after` (10 s) later instead of a whole interval later (guardian/src/cycle/confirm.ts).
+// Users arrive at the same 100 per minute per arm, so a poll sees 50 new users per arm and a
+// confirmation about 17. Before: 1-minute polls, the second breach one interval later.
+interface Schedule {
+  readonly label: string;
+  readonly intervalS: number;
+  readonly confirmS: number | undefined;
+}
+const SHIPPED = RulesFileSchema.parse({ rules: [{ id: 'x', flags: ['x_flag'] }] });
+const schedules: readonly Schedule[] = [
+  { label: 'before: 1m polls, consecutive 2 (second poll 1 interval later)', intervalS: 60, confirmS: undefined },
+  { label: `after: ${SHIPPED.interval / 1000}s polls + ${SHIPPED.confirm_after / 1000}s confirmation, consecutive ${DEFAULT_CONSECUTIVE}`, intervalS: SHIPPED.interval / 1000, confirmS: SHIPPED.confirm_after / 1000 },
+];
+/** Seconds from the stage start to the first breach under a schedule, or undefined within `horizonS`. */
+function firstBreachS(rule: DecisionRule, schedule: Schedule, pOn: number, pOff: number, horizonS: number, random: () => number): number | undefined {
+  const history: HistoryPoint[] = [];
+  let users = 0;
+  let tErr = 0;
+  let cErr = 0;
+  let at = schedule.intervalS;
+  while (at <= horizonS) {
+    const now = Math.floor((USERS_PER_MIN * at) / 60);
+    tErr += binomial(random, now - users, pOn);
+    cErr += binomial(random, now - users, pOff);
+    users = now;
+    history.push({ at: new Date(at * 1000), treatment: { total: users, errors: tErr }, control: { total: users, errors: cErr } });
+    const v = decide(rule, history, 'bench_flag', { bounds: false });
+    if (v.kind === 'breach') return at;
+    at = schedule.confirmS !== undefined && v.consecutive > 0 ? at + schedule.confirmS : (Math.floor(at / schedule.intervalS) + 1) * schedule.intervalS;
+  }
+  return undefined;
+}
+{
+  const runs = Math.min(RUNS, 1000);
+  console.log(`\n6. The poll schedule, before and after (${RUNS} stages for the default-alpha A/A, ${runs} for the rest; 100 users/min per arm; the decision core unchanged):`);
+  for (const schedule of schedules) {
+    const share = (rule: DecisionRule, pOn: number, pOff: number, horizonS: number, n: number, seed: number): number => {
+      const random = rng(seed);
+      let hits = 0;
+      for (let r = 0; r < n; r++) if (firstBreachS(rule, schedule, pOn, pOff, horizonS, random) !== undefined) hits++;
+      return hits / n;
+    };
+    const aa = share(relativeRule(), 0.02, 0.02, 86_400, RUNS, 71);
+    const aa05 = share(relativeRule(DEFAULT_CONSECUTIVE, 0.05), 0.02, 0.02, 86_400, runs, 72);
+    const aaAbsolute = share(absoluteRule(DEFAULT_CONSECUTIVE), 0.05, 0.05, 86_400, runs, 73);
+    const power05 = share(relativeRule(DEFAULT_CONSECUTIVE, 0.05), 0.02, 0.01, 37 * 60, runs, 74);
+    const power = share(relativeRule(), 0.02, 0.01, 37 * 60, runs, 75);
+    const random = rng(76);
+    const jump = Array.from({ length: runs }, () => firstBreachS(relativeRule(), schedule, 0.2, 0.05, 3600, random) ?? Infinity);
+    const jumpAbs = Array.from({ length: runs }, () => firstBreachS(absoluteRule(DEFAULT_CONSECUTIVE), schedule, 0.2, 0.05, 3600, random) ?? Infinity);
+    console.log(`   ${schedule.label}:`);
+    console.log(
+      `      A/A 24 h: relative alpha ${DEFAULT_ALPHA} ${fmt(aa)} [${verdict(aa <= 0.01)} ≤ 1%]   relative alpha 0.05 ${fmt(aa05)} [${aa05 <= 0.05 ? 'within' : 'ABOVE'} alpha]   absolute at the 5% threshold ${fmt(aaAbsolute)} [${aaAbsolute <= 0.05 ? 'within' : 'ABOVE'} 1 - confidence]`,
+    );
+    console.log(`      power by 3,700 users per arm: alpha 0.05 ${fmt(power05)} [${verdict(power05 >= 0.8)}]   alpha ${DEFAULT_ALPHA} ${fmt(power)}`);
+    console.log(
+      `      5% → 20% from the stage start, seconds to the breach: relative median ${quantile(jump, 0.5)}, p95 ${quantile(jump, 0.95)}   absolute median ${quantile(jumpAbs, 0.5)}, p95 ${quantile(jumpAbs, 0.95)}`,
+    );
+  }
 }
 
 console.log(

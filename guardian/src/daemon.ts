@@ -13,6 +13,7 @@ import { hostname } from 'node:os';
 import { basename, dirname, resolve } from 'node:path';
 
 import { configSecrets, loadConfig, type GuardianConfig } from './config.ts';
+import { confirmationFocus } from './cycle/confirm.ts';
 import { runLeasedCycle } from './cycle/leased.ts';
 import { runCycle } from './cycle/run.ts';
 import { Scheduler } from './cycle/scheduler.ts';
@@ -26,14 +27,14 @@ import { BlindnessTracker } from './notify/blindness.ts';
 import type { Channel, Notifier } from './notify/types.ts';
 import { OutboxWorker } from './notify/worker.ts';
 import { formatDuration } from './rules/duration.ts';
-import { loadRulesFile, loadRulesFileOrThrow, type RulesProblem } from './rules/parse.ts';
+import { loadRulesFile, loadRulesFileOrThrow, type ParseRulesResult, type RulesProblem } from './rules/parse.ts';
 import { CyclePriority } from './http/admission.ts';
 import { createGuardianMetrics, recordCycleReport, type GuardianMetrics } from './http/metrics.ts';
 import { createExposureIngestRoute, EXPOSURES_PATH } from './http/ingest.ts';
 import { createOfrepRoute, OFREP_CONFIGURATION_PATH, OFREP_EVALUATE_PATH } from './http/ofrep.ts';
 import { startHttpServer, type HealthState, type HttpMount, type RunningHttpServer } from './http/server.ts';
 import { initTelemetry, noTelemetry, type Telemetry } from './telemetry.ts';
-import type { RulesConfig } from './rules/schema.ts';
+import { DEFAULT_CONFIRM_AFTER_MS, type RulesConfig } from './rules/schema.ts';
 import { createBuiltinSource } from './sources/builtin.ts';
 import { createPosthogSource } from './sources/posthog.ts';
 import { createSentrySource } from './sources/sentry.ts';
@@ -257,7 +258,10 @@ export async function assemble(opts: DaemonOptions): Promise<GuardianParts> {
 
   const rulesLog = logger.child({ part: 'rules', file: rulesPath });
   const reloadRules = async (): Promise<ReloadResult> => {
-    const result = await loadRulesFile(rulesPath, opts.env);
+    // loadRulesFile never throws; a throw here would be a bug, and a bug must not end the daemon.
+    const result = await loadRulesFile(rulesPath, opts.env).catch(
+      (err: unknown): ParseRulesResult => ({ ok: false, problems: [{ path: '(file)', message: `could not be loaded: ${(err as Error).message}` }] }),
+    );
     // Editors write a file in several steps (several watch events): the same rules change nothing.
     if (result.ok && JSON.stringify(result.rules) === live.key && lastReloadError === undefined) return { ok: true, changed: false, rules: live.rules };
     let problems: readonly RulesProblem[] | undefined = result.ok ? undefined : result.problems;
@@ -465,10 +469,13 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   opts.stdout(await banner(parts, http));
 
   const shutdown = new AbortController();
-  const runOnce = async (): Promise<CycleReport> => {
+  const runOnce = async (focus?: ReadonlyMap<string, ReadonlySet<string>>): Promise<CycleReport> => {
     const rules = parts.rules;
     const signal = AbortSignal.any([shutdown.signal, AbortSignal.timeout(Math.max(rules.interval * 3, 30_000))]);
-    const report = await priority.during(() => runLeasedCycle({ ...cycleDeps(parts), signal, holder: parts.holder, leaseTtlMs: rules.interval }));
+    const report = await priority.during(() =>
+      runLeasedCycle({ ...cycleDeps(parts), signal, holder: parts.holder, leaseTtlMs: rules.interval, ...(focus ? { focus } : {}) }),
+    );
+    scheduleConfirmation(report);
     recordCycleReport(metrics, report);
     lastCycleAt = parts.now();
     if (report.ran) {
@@ -491,6 +498,16 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
       },
     });
   let scheduler = makeScheduler(parts.rules.interval);
+  /** A first breaching poll is confirmed `confirm_after` later, not a whole interval later (confirm.ts). */
+  function scheduleConfirmation(report: CycleReport): void {
+    const focus = confirmationFocus(report);
+    const delay = parts.rules.confirm_after ?? DEFAULT_CONFIRM_AFTER_MS;
+    if (focus === undefined || delay >= parts.rules.interval || stopping !== undefined) return;
+    logger.info({ delayMs: delay, flags: [...focus].map(([source, flags]) => `${source}:${[...flags].join(',')}`) }, 'cycle: condition met once; confirming soon');
+    scheduler.soon(delay, async () => {
+      await runOnce(focus);
+    });
+  }
   let stopping: Promise<void> | undefined;
 
   const reloadRules = async (): Promise<ReloadResult> => {
@@ -505,8 +522,10 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     }
     return result;
   };
-  const watcher = opts.watchRules === false ? undefined : watchRulesFile(config.rulesFile, () => void reloadRules(), logger);
-  const onHup = () => void reloadRules();
+  // A watched edit or SIGHUP never ends the daemon: whatever a reload throws is logged, the last good rules keep running.
+  const reloadSafely = () => void reloadRules().catch((err: unknown) => logger.error({ err }, 'rules reload failed; keeping the last good rules'));
+  const watcher = opts.watchRules === false ? undefined : watchRulesFile(config.rulesFile, reloadSafely, logger);
+  const onHup = reloadSafely;
   process.on('SIGHUP', onHup);
 
   outbox.start();

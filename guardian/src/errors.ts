@@ -79,3 +79,14 @@ export class GuardianError extends Error {
 export function isGuardianError(err: unknown, code?: GuardianErrorCode): err is GuardianError {
   return err instanceof GuardianError && (code === undefined || err.code === code);
 }
+
+/**
+ * Cuts `text` to at most `max` characters, ending with `…` when cut (messages never echo a
+ * 10 MB value whole).
+ *
+ * @example
+ * cutText('a'.repeat(500), 10); // 'aaaaaaaaa…'
+ */
+export function cutText(text: string, max: number): string {
+  return text.length <= max ? text : `${text.slice(0, Math.max(0, max - 1))}…`;
+}

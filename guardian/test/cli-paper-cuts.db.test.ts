@@ -70,6 +70,7 @@ describe('text limits and control characters', () => {
     await db.sql.query("update feature_flags set enabled = false, updated_by = $1 where name = 'insights_agent_enabled'", ['mallory\u001b]0;pwned\u0007']);
     const events = await run('flags', 'list');
     expect(events.code).toBe(0);
+    // eslint-disable-next-line no-control-regex -- the point: no raw control character reaches the terminal
     expect(events.stdout).not.toMatch(/[\u0000-\u0009\u000b-\u001f]/);
     const rb = await run('rollback', 'insights_agent_enabled', '--reason', 'x', '--no-notify');
     expect(rb.stdout).not.toContain('\u001b');

@@ -1,7 +1,8 @@
 import pg from 'pg';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 
 import { createTestPglite, type TestDatabase } from '../../test/helpers/db.ts';
+import { confirmationFocus } from '../src/cycle/confirm.ts';
 import { runLeasedCycle } from '../src/cycle/leased.ts';
 import { channelsFromNotify, idempotencyKey, runCycle } from '../src/cycle/run.ts';
 import { cronForInterval, Scheduler } from '../src/cycle/scheduler.ts';
@@ -98,6 +99,25 @@ describe('runCycle (PGlite store)', () => {
 
     const states = await store.loadRuleState();
     expect(states.find((s) => s.ruleId === 'booking-agent-errors')).toMatchObject({ consecutiveBreaches: 2, lastVerdict: 'breach' });
+  });
+
+  it('confirmation: after a first breaching poll, a focused cycle polls only the pending flags and acts on the second breach', async () => {
+    posthog.answer = (flag) => (flag === 'ai_beta_users' ? BAD : GOOD);
+    const first = await runCycle(deps);
+    const focus = confirmationFocus(first);
+    // Every pair whose condition held once: booking (sentry, BAD everywhere) and ai_beta_users (posthog).
+    expect(focus).toEqual(new Map([['sentry', new Set(['booking_agent_enabled'])], ['posthog', new Set(['ai_beta_users'])]]));
+    const confirm = await runCycle({ ...deps, focus: new Map([['posthog', new Set(['ai_beta_users'])]]) });
+    // Only the focused flag was polled and judged; the sentry source was not asked at all.
+    expect(posthog.asked.at(-1)!.map((q) => q.flag)).toEqual(['ai_beta_users']);
+    expect(sentry.calls).toBe(1);
+    expect(confirm.results.map((r) => `${r.ruleId}:${r.flag}`)).toEqual(['beta-regression:ai_beta_users']);
+    expect(confirm.results[0]).toMatchObject({ action: 'acted', ruleAction: 'step_back', verdict: { kind: 'breach', consecutive: 2 } });
+    expect(confirmationFocus(confirm)).toBeUndefined();
+    // A healthy report asks for no confirmation.
+    posthog.answer = () => GOOD;
+    sentry.answer = () => GOOD;
+    expect(confirmationFocus(await runCycle(deps))).toBeUndefined();
   });
 
   it('step_back on a relative breach moves the flag to the previous stage', async () => {
@@ -297,5 +317,35 @@ describe('Scheduler', () => {
     await scheduler.tick();
     expect(runs).toBe(1);
     expect(logger.lines.some((l) => l.msg.includes('still running'))).toBe(true);
+  });
+
+  it('soon: runs the confirmation once, never alongside a cycle, and stop cancels one still waiting', async () => {
+    const logger = new MemoryLogger();
+    let ticks = 0;
+    let release: () => void = () => {};
+    const scheduler = new Scheduler({ intervalMs: 60_000, logger, run: async () => {
+      ticks++;
+      await new Promise<void>((r) => (release = r));
+    } });
+    const confirmations: string[] = [];
+    scheduler.soon(1, async () => {
+      confirmations.push('a');
+    });
+    await vi.waitFor(() => expect(confirmations).toEqual(['a']));
+    // While a cycle runs, a confirmation that falls due is dropped (that cycle polls the same flags).
+    const tick = scheduler.tick();
+    scheduler.soon(1, async () => {
+      confirmations.push('during');
+    });
+    await new Promise((r) => setTimeout(r, 30));
+    release();
+    await tick;
+    expect(confirmations).toEqual(['a']);
+    expect(ticks).toBe(1);
+    scheduler.soon(60_000, async () => {
+      confirmations.push('late');
+    });
+    await scheduler.stop();
+    expect(confirmations).toEqual(['a']);
   });
 });

@@ -6,12 +6,11 @@
  */
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 
 import { startProcess as start, until } from './cli-helpers.ts';
 
-const ROOT = resolve(import.meta.dirname, '../..');
 const dirs: string[] = [];
 
 function tempDir(): string {

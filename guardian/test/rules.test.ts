@@ -51,7 +51,8 @@ describe('parseRules', () => {
   it('accepts the DESIGN example, merges defaults and resolves durations and conditions', () => {
     const { rules } = ok(parseRules(DESIGN_EXAMPLE, { SLACK_WEBHOOK_URL: 'https://hooks.slack.com/services/T0/B0/x' }));
     expect(rules.notify.slack?.webhook_url).toBe('https://hooks.slack.com/services/T0/B0/x');
-    expect(rules.interval).toBe(60_000);
+    expect(rules.interval).toBe(30_000); // the default: 30 s polls with a 20 s confirmation (bench/rollback-time.bench.ts)
+    expect(rules.confirm_after).toBe(20_000);
     expect(rules.blindness_after).toBe(600_000);
     const [a, b] = rules.rules;
     expect(a).toMatchObject({ id: 'booking-agent-errors', window: 600_000, min_users: 200, min_samples: 500, consecutive: 2, dry_run: false });

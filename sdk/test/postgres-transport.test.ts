@@ -1,9 +1,9 @@
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { afterAll, beforeAll, describe, expect, test, vi } from 'vitest';
 import { createTestDatabase } from '../../test/helpers/db.ts';
 import type { TestDatabase } from '../../test/helpers/db.ts';
 import { createBrowserClient, createServerClient } from '../src/index.ts';
-import { postgresTransport } from '../src/postgres/index.ts';
+import { parseChange, postgresTransport, type PgPoolLike } from '../src/postgres/index.ts';
 
 let db: TestDatabase;
 let pool: pg.Pool;
@@ -21,7 +21,7 @@ async function until(what: string, check: () => boolean, ms: number): Promise<nu
 
 beforeAll(async () => {
   db = await createTestDatabase();
-  pool = new pg.Pool({ connectionString: db.url, max: 3, application_name: 'sdk-transport-test' });
+  pool = new pg.Pool({ connectionString: db.url, max: 8, application_name: 'sdk-transport-test' });
   pool.on('error', () => undefined); // idle clients killed by the forced-disconnect test
 });
 afterAll(async () => {
@@ -63,10 +63,10 @@ describe('postgres transport on real PostgreSQL', () => {
     }
   });
 
-  test('a database update reaches a polling client within the poll bound, with onRollback', async () => {
+  test('with listen: false, a database update reaches a polling client within the poll bound, with onRollback', async () => {
     const pollIntervalMs = 200;
-    const me = createBrowserClient({ transport: postgresTransport(pool, { user: { id: QA } }), pollIntervalMs });
-    const server = createServerClient({ transport: postgresTransport(pool), pollIntervalMs });
+    const me = createBrowserClient({ transport: postgresTransport(pool, { user: { id: QA }, listen: false }), pollIntervalMs });
+    const server = createServerClient({ transport: postgresTransport(pool, { listen: false }), pollIntervalMs });
     try {
       await me.ready(5000);
       await server.ready(5000);
@@ -84,7 +84,7 @@ describe('postgres transport on real PostgreSQL', () => {
       const msAfter = await until('change after forced disconnect', () => server.getFlag('session_agent_enabled')?.rolloutPercentage === 100 && me.isEnabled('session_agent_enabled'), pollIntervalMs * 4 + 1000);
       console.log(`polling propagation after a forced disconnect: ${msAfter.toFixed(0)} ms`);
       // A database that goes away and comes back: the client keeps last-known values, then catches up.
-      const broken = createServerClient({ transport: postgresTransport(new pg.Pool({ connectionString: db.url.replace(/\/[^/]+$/, '/rg_no_such_db') })), pollIntervalMs });
+      const broken = createServerClient({ transport: postgresTransport(new pg.Pool({ connectionString: db.url.replace(/\/[^/]+$/, '/rg_no_such_db') }), { listen: false }), pollIntervalMs });
       expect(await broken.ready(5000)).toBe('ERROR');
       expect(broken.evaluate('ai_ga_enabled', QA, true)).toMatchObject({ value: true, errorCode: 'PROVIDER_NOT_READY' });
       await broken.close();
@@ -103,7 +103,7 @@ describe('postgres transport on real PostgreSQL', () => {
       },
       connect: () => pool.connect() as never,
     };
-    const client = createServerClient({ transport: postgresTransport(counting), pollIntervalMs: 50 });
+    const client = createServerClient({ transport: postgresTransport(counting, { listen: false }), pollIntervalMs: 50 });
     try {
       await client.ready(5000);
       await new Promise((r) => setTimeout(r, 400));
@@ -115,6 +115,86 @@ describe('postgres transport on real PostgreSQL', () => {
     } finally {
       await client.close();
     }
+  });
+
+  test('LISTEN: a rollback reaches server and client mode with polling an hour away; stale and foreign notifications change nothing', async () => {
+    const hour = 3_600_000;
+    const loads: string[] = [];
+    const counting: PgPoolLike = {
+      query: (text, params) => {
+        if (!text.includes('md5')) loads.push(text.includes('get_my_flags') ? 'mine' : 'all');
+        return pool.query(text, params) as Promise<{ rows: Record<string, unknown>[] }>;
+      },
+      connect: () => pool.connect(),
+    };
+    const me = createBrowserClient({ transport: postgresTransport(pool, { user: { id: QA } }), pollIntervalMs: hour, ttlMs: hour });
+    const server = createServerClient({ transport: postgresTransport(counting), pollIntervalMs: hour, ttlMs: hour });
+    try {
+      expect(await me.ready(5000)).toBe('READY');
+      expect(await server.ready(5000)).toBe('READY');
+      await vi.waitFor(() => expect(server.realtime && me.realtime).toBe(true), { timeout: 10_000 });
+      const rollbacks: string[] = [];
+      me.onRollback((e) => rollbacks.push(`client:${e.flag}`));
+      server.onRollback((e) => rollbacks.push(`server:${e.flag}`));
+      expect(me.isEnabled('insights_agent_enabled')).toBe(true);
+      await db.sql.query(`update feature_flags set enabled = false, guard_state = 'rolled_back' where name = 'insights_agent_enabled'`);
+      await vi.waitFor(
+        () => {
+          expect(me.isEnabled('insights_agent_enabled')).toBe(false);
+          expect(server.evaluate('insights_agent_enabled', QA).reason).toBe('DISABLED');
+        },
+        { timeout: 10_000 },
+      );
+      expect(rollbacks.sort()).toEqual(['client:insights_agent_enabled', 'server:insights_agent_enabled']);
+      // A notification older than (or as old as) the version held, and a rollback event on the same channel: no load.
+      await vi.waitFor(() => expect(server.getFlag('insights_agent_enabled')?.guardState).toBe('rolled_back'));
+      const held = server.getFlag('insights_agent_enabled')!.version;
+      const before = loads.length;
+      await db.sql.query(`select pg_notify('guardian_changes', $1), pg_notify('guardian_changes', $2), pg_notify('guardian_changes', 'not json')`, [
+        JSON.stringify({ table: 'feature_flags', op: 'UPDATE', name: 'insights_agent_enabled', version: held }),
+        JSON.stringify({ table: 'rollback_events', op: 'INSERT', id: '1', flag: 'insights_agent_enabled', kind: 'restore' }),
+      ]);
+      // A later real change proves the stale ones were received (same connection, in order) and ignored.
+      await db.sql.query(`update feature_flags set rollout_percentage = 42 where name = 'ai_beta_users'`);
+      await vi.waitFor(() => expect(server.getFlag('ai_beta_users')?.rolloutPercentage).toBe(42), { timeout: 10_000 });
+      expect(loads.length).toBe(before + 1);
+      expect(server.getFlag('insights_agent_enabled')?.guardState).toBe('rolled_back');
+    } finally {
+      await me.close();
+      await server.close();
+    }
+  });
+
+  test('LISTEN: after every listening connection is killed it reconnects, re-fetches what it missed, and hears changes again', async () => {
+    const hour = 3_600_000;
+    const statuses: string[] = [];
+    const transport = postgresTransport(pool, { reconnectDelaysMs: [50, 100] });
+    const server = createServerClient({ transport, pollIntervalMs: hour, ttlMs: hour });
+    const off = transport.subscribe!({ change: () => undefined, status: (s) => statuses.push(s) });
+    try {
+      await server.ready(5000);
+      await vi.waitFor(() => expect(server.realtime && statuses.includes('live')).toBe(true), { timeout: 10_000 });
+      await db.sql.query(`select pg_terminate_backend(pid) from pg_stat_activity where application_name = 'sdk-transport-test' and query ilike 'listen%' and pid <> pg_backend_pid()`);
+      // Changed while nobody listens: only the re-fetch after the reconnect can bring it.
+      await db.sql.query(`update feature_flags set rollout_percentage = 33 where name = 'ai_alpha_users'`);
+      await vi.waitFor(() => expect(statuses.slice(1)).toEqual(expect.arrayContaining(['down', 'live'])), { timeout: 10_000 });
+      await vi.waitFor(() => expect(server.getFlag('ai_alpha_users')?.rolloutPercentage).toBe(33), { timeout: 10_000 });
+      await vi.waitFor(() => expect(server.realtime).toBe(true), { timeout: 10_000 });
+      await db.sql.query(`update feature_flags set rollout_percentage = 34 where name = 'ai_alpha_users'`);
+      await vi.waitFor(() => expect(server.getFlag('ai_alpha_users')?.rolloutPercentage).toBe(34), { timeout: 10_000 });
+    } finally {
+      off();
+      await server.close();
+    }
+  });
+
+  test('parseChange reads flag payloads of the change feed and nothing else', () => {
+    expect(parseChange('{"table":"feature_flags","op":"UPDATE","name":"f_1","version":4}')).toEqual({ type: 'UPDATE', name: 'f_1', version: 4, record: null });
+    expect(parseChange('{"table":"feature_flags","op":"DELETE","name":"f_1"}')).toEqual({ type: 'DELETE', name: 'f_1', version: null, record: null });
+    expect(parseChange('{"table":"rollback_events","op":"INSERT","id":"1","flag":"f_1","kind":"restore"}')).toBeUndefined();
+    expect(parseChange('{"table":"feature_flags","op":"TRUNCATE","name":"f_1"}')).toBeUndefined();
+    expect(parseChange('nope')).toBeUndefined();
+    expect(parseChange(undefined)).toBeUndefined();
   });
 
   test('bad arguments name what is wrong', () => {

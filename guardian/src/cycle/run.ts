@@ -98,7 +98,10 @@ export async function runCycle(deps: CycleDeps): Promise<CycleReport> {
   // Which (rule, flag) pairs are judged; the rest are reported as skipped.
   const watches: Watch[] = [];
   for (const rule of deps.rules.rules) {
+    const focused = deps.focus?.get(rule.source);
+    if (deps.focus !== undefined && focused === undefined) continue;
     for (const name of rule.flags) {
+      if (focused !== undefined && !focused.has(name)) continue;
       const flag = flagByName.get(name);
       const skip = (why: string): void => {
         results.push({ ruleId: rule.id, flag: name, source: rule.source, action: 'skipped', skipped: why });
@@ -112,8 +115,7 @@ export async function runCycle(deps: CycleDeps): Promise<CycleReport> {
   }
 
   // Poll each source ONCE for all of its flags, in parallel.
-  const watchesBySource = new Map<string, Watch[]>();
-  for (const w of watches) watchesBySource.set(w.rule.source, [...(watchesBySource.get(w.rule.source) ?? []), w]);
+  const watchesBySource = groupBySource(watches);
   const polls = await Promise.all(
     [...watchesBySource].map(async ([sourceId, list]) => {
       const source = deps.sources.get(sourceId) as MetricSource;
@@ -204,7 +206,9 @@ export async function runCycle(deps: CycleDeps): Promise<CycleReport> {
       for (const o of observations) {
         if (o.source !== sourceId) continue;
         const point: HistoryPoint = { at: o.at, unit: o.unit, treatment: o.treatment, ...(o.control ? { control: o.control } : {}), ...(o.since ? { since: o.since } : {}) };
-        found.set(o.flag, [...(found.get(o.flag) ?? []), point]);
+        const list = found.get(o.flag);
+        if (list) list.push(point);
+        else found.set(o.flag, [point]);
       }
     }
     for (const { flag, window } of segments.values()) {
@@ -309,11 +313,22 @@ export async function runCycle(deps: CycleDeps): Promise<CycleReport> {
     deps.logger.error({ err }, 'cycle: could not save rule state');
   }
   try {
-    await deps.store.pruneObservations(new Date(at.getTime() - (deps.observationRetentionMs ?? DEFAULT_RETENTION_MS)));
+    if (deps.focus === undefined) await deps.store.pruneObservations(new Date(at.getTime() - (deps.observationRetentionMs ?? DEFAULT_RETENTION_MS)));
   } catch (err) {
     deps.logger.warn({ err }, 'cycle: could not prune old observations');
   }
   return finish();
+}
+
+/** The watches of each source, in order: one pass, appended in place (linear in the watches). */
+function groupBySource(watches: readonly Watch[]): Map<string, Watch[]> {
+  const bySource = new Map<string, Watch[]>();
+  for (const w of watches) {
+    const list = bySource.get(w.rule.source);
+    if (list) list.push(w);
+    else bySource.set(w.rule.source, [w]);
+  }
+  return bySource;
 }
 
 /**
@@ -338,8 +353,13 @@ function lastOfSegment(points: readonly HistoryPoint[] | undefined, since: Date)
   return undefined;
 }
 
-/** Which segment a span starting at `since` is (0 when unknown: rows from before segments). */
-function segmentIndex(stageStartedAt: Date, window: number, since: Date | undefined): number {
+/**
+ * Which segment a span starting at `since` is (0 when unknown: rows from before segments).
+ *
+ * @example
+ * segmentIndex(new Date('2026-01-01T10:00Z'), 3_600_000, new Date('2026-01-01T12:00Z')); // 2
+ */
+export function segmentIndex(stageStartedAt: Date, window: number, since: Date | undefined): number {
   if (since === undefined || !(window > 0)) return 0;
   return Math.max(0, Math.round((since.getTime() - stageStartedAt.getTime()) / window));
 }

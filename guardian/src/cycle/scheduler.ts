@@ -64,6 +64,7 @@ export class Scheduler {
   #lastStart = Number.NEGATIVE_INFINITY;
   #stopped = false;
   #skipped = 0;
+  #soon: ReturnType<typeof setTimeout> | undefined;
 
   constructor(opts: SchedulerOptions) {
     this.#opts = opts;
@@ -108,9 +109,32 @@ export class Scheduler {
       return Promise.resolve();
     }
     this.#lastStart = (this.#opts.now ?? Date.now)();
+    return this.#exclusive(this.#opts.run);
+  }
+
+  /**
+   * Runs `work` once, `delayMs` from now, never alongside a cycle (the confirmation poll, see
+   * `confirm.ts`): when a cycle is in flight then, the extra run is dropped (that cycle polls the
+   * same flags). A later call replaces one still waiting; `stop()` cancels it.
+   *
+   * @example
+   * scheduler.soon(10_000, () => runOnce(focus));
+   */
+  soon(delayMs: number, work: () => Promise<void>): void {
+    if (this.#stopped) return;
+    if (this.#soon !== undefined) clearTimeout(this.#soon);
+    this.#soon = setTimeout(() => {
+      this.#soon = undefined;
+      if (this.#stopped || this.#inFlight) return;
+      void this.#exclusive(work);
+    }, delayMs);
+    this.#soon.unref?.();
+  }
+
+  #exclusive(work: () => Promise<void>): Promise<void> {
     const run = (async () => {
       try {
-        await this.#opts.run();
+        await work();
       } catch (err) {
         this.#opts.logger.error({ err }, 'scheduler: cycle failed');
       }
@@ -124,6 +148,8 @@ export class Scheduler {
   /** Stops ticking and resolves once the cycle in flight (if any) has finished. */
   async stop(): Promise<void> {
     this.#stopped = true;
+    if (this.#soon !== undefined) clearTimeout(this.#soon);
+    this.#soon = undefined;
     const task = this.#task;
     this.#task = undefined;
     if (task) await task.destroy();

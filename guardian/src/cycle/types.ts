@@ -65,6 +65,12 @@ export interface CycleDeps {
   readonly actor?: string;
   /** Per-source poll deadline. Default 20 s. */
   readonly sourceTimeoutMs?: number;
+  /**
+   * A confirmation cycle: judge only these flags of these sources (source id → flag names), the
+   * pairs whose condition held at fewer than `consecutive` polls in a row (see `confirm.ts`).
+   * Other pairs are neither polled nor reported. Default: every watched pair.
+   */
+  readonly focus?: ReadonlyMap<string, ReadonlySet<string>>;
   /** Observations older than this are pruned each cycle. Default 7 days. */
   readonly observationRetentionMs?: number;
   /**

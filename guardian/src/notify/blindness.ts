@@ -8,6 +8,12 @@
  * A poll "gave data" when the source did not fail as a whole and at least one flag came back
  * `ok`, or every flag came back `empty` (the provider answered; there was simply no traffic).
  * Rate limits, timeouts, auth and other provider faults on every flag count as no data.
+ *
+ * Per flag too: while its source gives data, a watched flag whose own answers are unusable
+ * (every query for it fails, or its answer is refused) for longer than `blindness_after` raises
+ * ONE alert naming the flag and the reason, and ONE recovery, kept under the health key
+ * `flag:<flag>@<source>` (see {@link flagHealthKey}). While the whole source is blind, the
+ * source's alert speaks for its flags and their per-flag state is left as it was.
  */
 import type { SourceReport } from '../sources/types.ts';
 import type { BlindnessStore, SourceTransition } from './outbox-store.ts';
@@ -55,6 +61,35 @@ export function sourceSawData(report: SourceReport, emptyIsBlind = false): { ok:
   const firstDetail = report.observations.find((o) => o.status === 'no_data' && o.detail !== undefined && o.reason !== 'empty');
   const summary = [...reasons].map(([reason, n]) => `${reason} on ${n} flag${n === 1 ? '' : 's'}`).join(', ');
   return { ok: false, error: firstDetail && firstDetail.status === 'no_data' ? `${summary} (${firstDetail.detail})` : summary };
+}
+
+/**
+ * The health key of one watched flag on one source, stored in `guardian_source_health.source`
+ * and the alert payload's `source`: `flag:<flag>@<source>`.
+ *
+ * @example
+ * flagHealthKey('sentry', 'booking_agent_enabled'); // 'flag:booking_agent_enabled@sentry'
+ */
+export function flagHealthKey(source: string, flag: string): string {
+  return `flag:${flag}@${source}`;
+}
+
+/**
+ * Reads a {@link flagHealthKey} back (undefined for a plain source id).
+ *
+ * @example
+ * parseFlagHealthKey('flag:booking_agent_enabled@sentry'); // { flag: 'booking_agent_enabled', source: 'sentry' }
+ */
+export function parseFlagHealthKey(key: string): { flag: string; source: string } | undefined {
+  const m = /^flag:([^@]+)@(.+)$/.exec(key);
+  return m ? { flag: m[1]!, source: m[2]! } : undefined;
+}
+
+/** Whether one flag's observation is usable data, and if not, why. */
+function flagSawData(o: SourceReport['observations'][number], emptyIsBlind: boolean): { ok: boolean; error?: string } {
+  if (o.status === 'ok') return { ok: true };
+  if (o.reason === 'empty' && !emptyIsBlind) return { ok: true };
+  return { ok: false, error: o.detail !== undefined ? `${o.reason} (${o.detail})` : o.reason };
 }
 
 /**
@@ -109,6 +144,26 @@ export class BlindnessTracker {
         out.push({ ...t, source: report.source, ok: seen.ok, ...(seen.error !== undefined ? { error: seen.error } : {}) });
       } catch (err) {
         this.#logger.error({ source: report.source, err: { message: (err as Error).message } }, 'could not record source health');
+      }
+      if (seen.ok) out.push(...(await this.#observeFlags(report, blindAfterMs, channels)));
+    }
+    return out;
+  }
+
+  /** Per-flag health while the source itself gives data (results carry the flag's health key as `source`). */
+  async #observeFlags(report: SourceReport, blindAfterMs: number, channels: readonly Channel[]): Promise<BlindnessResult[]> {
+    const out: BlindnessResult[] = [];
+    for (const o of report.observations) {
+      const key = flagHealthKey(report.source, o.flag);
+      const seen = flagSawData(o, this.#emptyIsBlind);
+      try {
+        const t = await this.#store.observeSource({ source: key, at: report.at, ok: seen.ok, ...(seen.error !== undefined ? { error: seen.error } : {}), blindAfterMs, channels });
+        const log = { source: report.source, flag: o.flag, blindSince: t.blindSince?.toISOString() ?? null, alerts: t.alertsWritten };
+        if (t.transition === 'blind') this.#logger.error({ ...log, error: seen.error }, `guardian is blind on ${o.flag}: no usable data from ${report.source}; blindness alert enqueued`);
+        else if (t.transition === 'recovered') this.#logger.info(log, `data for ${o.flag} from ${report.source} is back; recovery alert enqueued`);
+        out.push({ ...t, source: key, ok: seen.ok, ...(seen.error !== undefined ? { error: seen.error } : {}) });
+      } catch (err) {
+        this.#logger.error({ source: report.source, flag: o.flag, err: { message: (err as Error).message } }, 'could not record flag health');
       }
     }
     return out;

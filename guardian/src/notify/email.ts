@@ -1,14 +1,17 @@
 /**
  * Email notifier: nodemailer over SMTP (`SMTP_URL`), one message per notification with a plain
  * text and an HTML part and a subject that names the flag. The Message-ID is derived from the
- * outbox row, so if a guardian dies after the server accepted a message but before recording it,
- * the re-sent copy carries the same Message-ID (mail clients and many servers fold duplicates).
+ * outbox row. The message is composed first and streamed to the transport, which reads it only
+ * once the SMTP connection is up: the outbox's at-most-once marker (`beforeTransmit`) is written
+ * then, so a guardian killed while connecting leaves a row that is safely resent.
  */
+import { Readable } from 'node:stream';
 import nodemailer from 'nodemailer';
 import type { Transporter } from 'nodemailer';
+import MailComposer from 'nodemailer/lib/mail-composer/index.js';
 import type SMTPTransport from 'nodemailer/lib/smtp-transport/index.js';
 import { messageText } from './message.ts';
-import type { NotificationMessage, Notifier } from './types.ts';
+import type { NotificationMessage, Notifier, SendHooks } from './types.ts';
 import { notifyFailure } from './types.ts';
 
 /** Options of {@link EmailNotifier}. */
@@ -69,6 +72,24 @@ export function emailHtml(message: NotificationMessage): string {
   return `<!doctype html><html><body style="font-family:system-ui,sans-serif">${parts.join('\n')}</body></html>`;
 }
 
+/** The composed message as a stream that runs `before` when first read (the transport reads it once connected). */
+function gatedStream(raw: Buffer, before: (() => Promise<void>) | undefined): Readable {
+  let started = false;
+  return new Readable({
+    read() {
+      if (started) return;
+      started = true;
+      (before ?? (async () => {}))().then(
+        () => {
+          this.push(raw);
+          this.push(null);
+        },
+        (err: unknown) => this.destroy(err instanceof Error ? err : new Error(String(err))),
+      );
+    },
+  });
+}
+
 /**
  * Sends messages by email through nodemailer's SMTP transport.
  *
@@ -79,6 +100,7 @@ export function emailHtml(message: NotificationMessage): string {
  */
 export class EmailNotifier implements Notifier {
   readonly channel = 'email' as const;
+  readonly callsBeforeTransmit = true;
   readonly #transport: Transporter;
   readonly #from: string;
   readonly #to: readonly string[];
@@ -100,17 +122,22 @@ export class EmailNotifier implements Notifier {
     this.#domain = options.messageIdDomain ?? 'rollback-guardian.local';
   }
 
-  async send(message: NotificationMessage, signal?: AbortSignal): Promise<void> {
+  async send(message: NotificationMessage, signal?: AbortSignal, hooks?: SendHooks): Promise<void> {
     signal?.throwIfAborted();
-    const mail = this.#transport.sendMail({
-      from: this.#from,
-      to: [...this.#to],
-      subject: emailSubject(message),
-      text: messageText(message),
-      html: emailHtml(message),
-      messageId: `<outbox-${message.id}@${this.#domain}>`,
-      headers: { 'X-Rollback-Guardian-Topic': message.topic, ...(message.flag ? { 'X-Rollback-Guardian-Flag': message.flag } : {}) },
-    });
+    const raw = await new Promise<Buffer>((resolve, reject) =>
+      new MailComposer({
+        from: this.#from,
+        to: [...this.#to],
+        subject: emailSubject(message),
+        text: messageText(message),
+        html: emailHtml(message),
+        messageId: `<outbox-${message.id}@${this.#domain}>`,
+        headers: { 'X-Rollback-Guardian-Topic': message.topic, ...(message.flag ? { 'X-Rollback-Guardian-Flag': message.flag } : {}) },
+      })
+        .compile()
+        .build((err, out) => (err ? reject(err) : resolve(out))),
+    );
+    const mail = this.#transport.sendMail({ envelope: { from: this.#from, to: [...this.#to] }, raw: gatedStream(raw, hooks?.beforeTransmit) });
     try {
       if (signal) {
         await Promise.race([

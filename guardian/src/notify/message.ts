@@ -5,6 +5,7 @@
  * its line out, it never fails a delivery.
  */
 import { z } from 'zod';
+import { parseFlagHealthKey } from './blindness.ts';
 import type { MessageFact, NotificationMessage, OutboxRow } from './types.ts';
 
 const num = z.number().finite();
@@ -251,23 +252,32 @@ function withLink(l: NotificationMessage['link']): { link?: NonNullable<Notifica
 function sourceMessage(row: OutboxRow, options: MessageOptions): NotificationMessage {
   const p = SourcePayloadSchema.safeParse(row.payload);
   const s = p.success ? p.data : {};
-  const source = s.source ?? '(unknown source)';
-  const facts: MessageFact[] = [{ label: 'Source', value: source }];
+  const key = s.source ?? '(unknown source)';
+  // A per-flag health key (`flag:<flag>@<source>`): the alert names the flag.
+  const perFlag = parseFlagHealthKey(key);
+  const source = perFlag?.source ?? key;
+  const flag = perFlag?.flag;
+  const facts: MessageFact[] = [...(flag ? [{ label: 'Flag', value: flag }] : []), { label: 'Source', value: source }];
   if (s.blind_since) facts.push({ label: 'No data since', value: dateOr(s.blind_since, row.createdAt).toISOString() });
   if (s.last_ok_at) facts.push({ label: 'Last good poll', value: dateOr(s.last_ok_at, row.createdAt).toISOString() });
-  const l = link(options.dashboardUrl, { source }, 'Open the dashboard');
+  const l = flag ? link(options.dashboardUrl, { flag }, `Open ${flag} in the dashboard`) : link(options.dashboardUrl, { source }, 'Open the dashboard');
   if (row.topic === 'blindness') {
     const at = dateOr(s.detected_at, row.createdAt);
     const blindFor = s.blind_since ? at.getTime() - dateOr(s.blind_since, at).getTime() : undefined;
-    if (s.last_error) facts.push({ label: 'Last error', value: s.last_error });
+    if (s.last_error) facts.push({ label: flag ? 'Reason' : 'Last error', value: s.last_error });
     if (s.blind_after_seconds !== undefined) facts.push({ label: 'Alert after', value: formatDuration(s.blind_after_seconds * 1000) });
     return {
       id: row.id,
       topic: 'blindness',
       severity: 'warning',
       source,
-      title: `Guardian is blind: no data from ${source}${blindFor !== undefined ? ` for ${formatDuration(blindFor)}` : ''}`,
-      summary: `The guardian cannot see error rates from ${source}, so flags it watches will NOT be rolled back automatically until data returns. Check the source's credentials, rate limits and status.`,
+      ...(flag ? { flag } : {}),
+      title: flag
+        ? `Guardian is blind on ${flag}: no usable data from ${source}${blindFor !== undefined ? ` for ${formatDuration(blindFor)}` : ''}`
+        : `Guardian is blind: no data from ${source}${blindFor !== undefined ? ` for ${formatDuration(blindFor)}` : ''}`,
+      summary: flag
+        ? `${source} answers for other flags, but not usably for ${flag}${s.last_error ? ` (${s.last_error})` : ''}, so ${flag} will NOT be rolled back automatically until its data returns. Check that its events carry the flag, and the query's errors.`
+        : `The guardian cannot see error rates from ${source}, so flags it watches will NOT be rolled back automatically until data returns. Check the source's credentials, rate limits and status.`,
       facts,
       evidence: [],
       ...withLink(l),
@@ -281,8 +291,9 @@ function sourceMessage(row: OutboxRow, options: MessageOptions): NotificationMes
     topic: 'recovery',
     severity: 'resolved',
     source,
-    title: `Guardian sees ${source} again`,
-    summary: `Data from ${source} is back${s.blind_for_seconds !== undefined ? ` after ${formatDuration(s.blind_for_seconds * 1000)}` : ''}; automatic rollbacks are protected again.`,
+    ...(flag ? { flag } : {}),
+    title: flag ? `Guardian sees ${flag} again on ${source}` : `Guardian sees ${source} again`,
+    summary: `Data ${flag ? `for ${flag} ` : ''}from ${source} is back${s.blind_for_seconds !== undefined ? ` after ${formatDuration(s.blind_for_seconds * 1000)}` : ''}; automatic rollbacks are protected again.`,
     facts,
     evidence: [],
     ...withLink(l),

@@ -52,6 +52,12 @@ export interface SourceTransition {
 export interface OutboxStore {
   /** Claims up to `limit` due rows (also those whose lock expired) for `lockSeconds`; each claim counts as an attempt. */
   claim(holder: string, limit: number, lockSeconds: number): Promise<OutboxRow[]>;
+  /**
+   * Records that the held row's send begins now (just before the POST / SMTP transaction); false
+   * when `holder` no longer holds it. After a crash past this point the row is never resent: the
+   * next claim sets it `unconfirmed`.
+   */
+  markSending(id: string, holder: string): Promise<boolean>;
   /** Marks a held row delivered; false when `holder` no longer holds it. */
   complete(id: string, holder: string): Promise<boolean>;
   /** Records a failed attempt: back to pending until `nextAttemptAt`, or failed for good when `giveUp`. */
@@ -180,6 +186,11 @@ export class SqlOutboxStore implements OutboxStore, BlindnessStore {
     checkClaimArgs(holder, limit, lockSeconds);
     const rows = await this.#q('claim', 'select * from public.outbox_claim($1, $2, $3)', [holder, limit, lockSeconds]);
     return rows.map(toOutboxRow).sort((a, b) => a.nextAttemptAt.getTime() - b.nextAttemptAt.getTime() || Number(a.id) - Number(b.id));
+  }
+
+  async markSending(id: string, holder: string): Promise<boolean> {
+    const rows = await this.#q('mark sending', 'select public.outbox_mark_sending($1::bigint, $2) as done', [id, holder]);
+    return rows[0]?.['done'] === true;
   }
 
   async complete(id: string, holder: string): Promise<boolean> {

@@ -74,6 +74,10 @@ export class SupabaseOutboxStore implements OutboxStore, BlindnessStore {
     return rows.sort((a, b) => a.nextAttemptAt.getTime() - b.nextAttemptAt.getTime() || Number(a.id) - Number(b.id));
   }
 
+  async markSending(id: string, holder: string): Promise<boolean> {
+    return (await this.#rpc('outbox_mark_sending', { p_id: id, p_holder: holder })) === true;
+  }
+
   async complete(id: string, holder: string): Promise<boolean> {
     return (await this.#rpc('outbox_complete', { p_id: id, p_holder: holder })) === true;
   }

@@ -7,8 +7,9 @@
  * `Retry-After` header (seconds). A 2xx whose body is such an error word is a failure too.
  * Payload errors (`invalid_payload`, `no_text`, `invalid_blocks…`) cannot succeed on retry.
  */
-import type { MessageFact, NotificationMessage, Notifier } from './types.ts';
+import type { MessageFact, NotificationMessage, Notifier, SendHooks } from './types.ts';
 import { notifyFailure } from './types.ts';
+import { cutText } from '../errors.ts';
 
 /** Block Kit limits we stay under (header ≤ 150 chars, section text ≤ 3000, ≤ 10 fields per section). */
 const HEADER_MAX = 150;
@@ -51,9 +52,6 @@ export interface SlackPayload {
   readonly blocks: readonly SlackBlock[];
 }
 
-function cut(text: string, max: number): string {
-  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
-}
 
 /** Escapes the three characters Slack's mrkdwn treats as control characters. */
 export function escapeMrkdwn(text: string): string {
@@ -65,7 +63,7 @@ function fieldSections(facts: readonly MessageFact[]): SlackBlock[] {
   for (let i = 0; i < facts.length; i += FIELDS_PER_SECTION) {
     out.push({
       type: 'section',
-      fields: facts.slice(i, i + FIELDS_PER_SECTION).map((f) => ({ type: 'mrkdwn' as const, text: cut(`*${escapeMrkdwn(f.label)}*\n${escapeMrkdwn(f.value)}`, FIELD_MAX) })),
+      fields: facts.slice(i, i + FIELDS_PER_SECTION).map((f) => ({ type: 'mrkdwn' as const, text: cutText(`*${escapeMrkdwn(f.label)}*\n${escapeMrkdwn(f.value)}`, FIELD_MAX) })),
     });
   }
   return out;
@@ -81,8 +79,8 @@ function fieldSections(facts: readonly MessageFact[]): SlackBlock[] {
  */
 export function slackPayload(message: NotificationMessage): SlackPayload {
   const blocks: SlackBlock[] = [
-    { type: 'header', text: { type: 'plain_text', text: cut(message.title, HEADER_MAX), emoji: true } },
-    { type: 'section', text: { type: 'mrkdwn', text: cut(`${SEVERITY_EMOJI[message.severity]} ${escapeMrkdwn(message.summary)}`, TEXT_MAX) } },
+    { type: 'header', text: { type: 'plain_text', text: cutText(message.title, HEADER_MAX), emoji: true } },
+    { type: 'section', text: { type: 'mrkdwn', text: cutText(`${SEVERITY_EMOJI[message.severity]} ${escapeMrkdwn(message.summary)}`, TEXT_MAX) } },
     ...fieldSections(message.facts),
   ];
   if (message.evidence.length > 0) {
@@ -94,7 +92,7 @@ export function slackPayload(message: NotificationMessage): SlackPayload {
   if (message.link) {
     blocks.push({
       type: 'actions',
-      elements: [{ type: 'button', text: { type: 'plain_text', text: cut(message.link.label, 75) }, url: message.link.url, action_id: 'open_dashboard' }],
+      elements: [{ type: 'button', text: { type: 'plain_text', text: cutText(message.link.label, 75) }, url: message.link.url, action_id: 'open_dashboard' }],
     });
   }
   const epoch = Math.floor(message.at.getTime() / 1000);
@@ -103,7 +101,7 @@ export function slackPayload(message: NotificationMessage): SlackPayload {
     elements: [{ type: 'mrkdwn', text: `Rollback Guardian · <!date^${epoch}^{date_short_pretty} {time_secs}|${message.at.toISOString()}>` }],
   });
   const fallback = [message.title, message.summary, message.restoreCommand ? `To restore: ${message.restoreCommand}` : ''].filter((s) => s !== '').join(' — ');
-  return { text: cut(fallback, TEXT_MAX), blocks };
+  return { text: cutText(fallback, TEXT_MAX), blocks };
 }
 
 /** Options of {@link SlackNotifier}. */
@@ -134,6 +132,7 @@ export function parseRetryAfter(value: string | null, now: number = Date.now()):
  */
 export class SlackNotifier implements Notifier {
   readonly channel = 'slack' as const;
+  readonly callsBeforeTransmit = true;
   readonly #url: string;
   readonly #fetch: typeof fetch;
   readonly #timeoutMs: number;
@@ -144,7 +143,10 @@ export class SlackNotifier implements Notifier {
     this.#timeoutMs = options.timeoutMs ?? 10_000;
   }
 
-  async send(message: NotificationMessage, signal?: AbortSignal): Promise<void> {
+  async send(message: NotificationMessage, signal?: AbortSignal, hooks?: SendHooks): Promise<void> {
+    const body = JSON.stringify(slackPayload(message));
+    // The outbox's at-most-once marker, as late as fetch allows: once the body is rendered.
+    await hooks?.beforeTransmit?.();
     const timeout = AbortSignal.timeout(this.#timeoutMs);
     const combined = signal ? AbortSignal.any([signal, timeout]) : timeout;
     let res: Response;
@@ -152,19 +154,19 @@ export class SlackNotifier implements Notifier {
       res = await this.#fetch(this.#url, {
         method: 'POST',
         headers: { 'content-type': 'application/json; charset=utf-8' },
-        body: JSON.stringify(slackPayload(message)),
+        body,
         signal: combined,
       });
     } catch (err) {
       const what = timeout.aborted ? `timed out after ${this.#timeoutMs} ms` : (err as Error).message;
       throw notifyFailure(`slack: request failed: ${what}`, { channel: 'slack', retryable: true }, err);
     }
-    const body = (await res.text().catch(() => '')).trim();
-    const word = /^[a-z_]+$/.test(body) ? body : undefined;
+    const answer = (await res.text().catch(() => '')).trim();
+    const word = /^[a-z_]+$/.test(answer) ? answer : undefined;
     let jsonFailure: string | undefined;
-    if (body.startsWith('{')) {
+    if (answer.startsWith('{')) {
       try {
-        const parsed = JSON.parse(body) as { ok?: unknown; error?: unknown };
+        const parsed = JSON.parse(answer) as { ok?: unknown; error?: unknown };
         if (parsed.ok === false) jsonFailure = typeof parsed.error === 'string' ? parsed.error : 'ok=false';
       } catch {
         // not JSON: judged by status alone
@@ -172,7 +174,7 @@ export class SlackNotifier implements Notifier {
     }
     if (res.ok && (word === undefined || word === 'ok') && jsonFailure === undefined) return;
 
-    const reason = jsonFailure ?? word ?? (body === '' ? res.statusText : body.slice(0, 200));
+    const reason = jsonFailure ?? word ?? (answer === '' ? res.statusText : answer.slice(0, 200));
     const retryAfterMs = res.status === 429 ? parseRetryAfter(res.headers.get('retry-after')) : undefined;
     throw notifyFailure(
       `slack: HTTP ${res.status} ${reason}${retryAfterMs !== undefined ? ` (retry after ${Math.ceil(retryAfterMs / 1000)} s)` : ''}`,

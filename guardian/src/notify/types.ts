@@ -14,8 +14,11 @@ export const CHANNELS: readonly Channel[] = ['slack', 'email'];
 /** What an outbox row is about (`notification_outbox.topic`). */
 export type OutboxTopic = 'rollback_event' | 'blindness' | 'recovery';
 
-/** `notification_outbox.status`. */
-export type OutboxStatus = 'pending' | 'delivering' | 'delivered' | 'failed';
+/**
+ * `notification_outbox.status`. `unconfirmed`: the worker died while sending (after
+ * `markSending`); the channel cannot deduplicate, so the row is never sent again.
+ */
+export type OutboxStatus = 'pending' | 'delivering' | 'delivered' | 'failed' | 'unconfirmed';
 
 /**
  * One `notification_outbox` row (ids are bigint, given as text).
@@ -93,9 +96,24 @@ export interface NotificationMessage {
  */
 export interface Notifier {
   readonly channel: Channel;
-  send(message: NotificationMessage, signal?: AbortSignal): Promise<void>;
+  /**
+   * True when `send` calls `hooks.beforeTransmit` itself, as late as it can (e.g. email: once
+   * the SMTP connection is up, before the message data). Otherwise the outbox worker calls it
+   * just before `send`.
+   */
+  readonly callsBeforeTransmit?: boolean;
+  send(message: NotificationMessage, signal?: AbortSignal, hooks?: SendHooks): Promise<void>;
   /** Releases connections (SMTP pools). */
   close?(): Promise<void>;
+}
+
+/**
+ * What the outbox worker asks of a send. `beforeTransmit` records that the message may now
+ * reach the channel (the at-most-once marker); it must resolve before any byte of the message
+ * is transmitted, and when it rejects nothing may be transmitted.
+ */
+export interface SendHooks {
+  readonly beforeTransmit?: () => Promise<void>;
 }
 
 /** Facts a notifier attaches to its `NOTIFY_FAILED` error, read by the outbox worker. */

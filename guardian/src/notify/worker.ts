@@ -9,9 +9,19 @@
  * - after `maxAttempts` (or a failure that retrying cannot fix) → `failed` with `last_error`, logged.
  *
  * Every row is delivered on its own: a slow or failing channel never holds up another channel,
- * another row, or the rollback (which committed before the row existed). A worker killed
- * mid-delivery leaves its rows `delivering`; once their lock expires any worker reclaims them.
- * The send timeout is kept below the lock time, so a live worker never loses a row it is sending.
+ * another row, or the rollback (which committed before the row existed). The send timeout is
+ * kept below the lock time, so a live worker never loses a row it is sending.
+ *
+ * At most once per channel, even across a crash. Slack incoming webhooks and SMTP cannot
+ * deduplicate, so just before each send the worker records that it begins (`markSending`). A
+ * worker killed (kill -9) before that point leaves its rows `delivering`; once their lock
+ * expires any worker reclaims and sends them. A worker killed after that point (the POST may
+ * have arrived) leaves rows that the next claim sets `unconfirmed`: never sent again, shown in
+ * the backlog with the reason. So no alert is ever posted twice by a crash; the one loss a crash
+ * can cause is a kill in the instant between `markSending` and the request reaching the channel
+ * (measured by test/faults/outbox-crash.db.test.ts). A send that fails with an answer is retried;
+ * so is one that times out or is aborted by `stop({ abort: true })`: the channel may have taken
+ * it, the one remaining way to a duplicate.
  */
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
@@ -237,7 +247,8 @@ export class OutboxWorker {
     try {
       outcome = await this.#attempt(row, log);
     } catch (err) {
-      // The store failed while recording the outcome: the row stays 'delivering' and is reclaimed after its lock.
+      // The store failed while recording the outcome: the row stays 'delivering'; after its lock it is
+      // resent if its send never began, and set unconfirmed (never resent) if it did.
       this.#logger.error({ ...log, err: this.#cleanError(err) }, 'outbox: could not record a delivery outcome; the row is retried after its lock expires');
       outcome = 'retry';
     }
@@ -257,11 +268,25 @@ export class OutboxWorker {
     if (notifier === undefined) {
       failure = new GuardianError('NOTIFY_FAILED', `${row.channel}: no ${row.channel} notifier is configured (notify.${row.channel} in the rules file); retried in case it is added`);
     } else {
+      // The at-most-once marker: written just before the message can reach the channel.
+      let marked: boolean | undefined;
+      const beforeTransmit = async (): Promise<void> => {
+        marked ??= await this.#store.markSending(row.id, this.holder);
+        if (!marked) throw new GuardianError('NOTIFY_FAILED', `${row.channel}: the row was reclaimed by another worker before its send began; not sent`);
+      };
       const timeout = AbortSignal.timeout(this.#sendTimeoutMs);
       try {
-        await notifier.send(messageFromOutbox(row, this.#dashboardUrl === undefined ? {} : { dashboardUrl: this.#dashboardUrl }), AbortSignal.any([timeout, this.#abort.signal]));
+        if (!notifier.callsBeforeTransmit) await beforeTransmit();
+        await notifier.send(messageFromOutbox(row, this.#dashboardUrl === undefined ? {} : { dashboardUrl: this.#dashboardUrl }), AbortSignal.any([timeout, this.#abort.signal]), {
+          beforeTransmit,
+        });
+        if (marked !== true) throw new GuardianError('NOTIFY_FAILED', `${row.channel}: the notifier did not record the send before transmitting (a bug); not retried`, { details: { retryable: false } });
         failure = undefined;
       } catch (err) {
+        if (marked === false) {
+          this.#logger.warn(log, 'outbox: the row was reclaimed by another worker before its send began; not sent');
+          return 'lost_lock';
+        }
         failure = timeout.aborted && !(err instanceof GuardianError) ? new GuardianError('NOTIFY_FAILED', `${row.channel}: timed out after ${this.#sendTimeoutMs} ms`, { cause: err }) : err;
       }
     }

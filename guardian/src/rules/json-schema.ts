@@ -10,5 +10,7 @@ import { RulesFileSchema } from './schema.ts';
  */
 export function rulesJsonSchemaText(): string {
   const schema = z.toJSONSchema(RulesFileSchema, { io: 'input', target: 'draft-2020-12', unrepresentable: 'any' });
-  return `${JSON.stringify({ ...schema, $id: 'https://rollback-guardian.dev/rules/schema.json' }, null, 2)}\n`;
+  // Top-level `x-…` keys hold shared YAML anchors; the parser drops them (parse.ts withoutExtensionKeys).
+  const withExtensions = { ...schema, patternProperties: { '^x-': { description: 'Extension key: a place for YAML anchors shared by rules (ignored).' } } };
+  return `${JSON.stringify({ ...withExtensions, $id: 'https://rollback-guardian.dev/rules/schema.json' }, null, 2)}\n`;
 }

@@ -2,11 +2,36 @@
  * Reads a rules file: YAML → `${VAR}` interpolation → schema check → defaults merged.
  * Every problem is reported at once, each with its path and a hint.
  */
-import { readFile } from 'node:fs/promises';
-import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, visit } from 'yaml';
+import { open } from 'node:fs/promises';
+import { type Document, isAlias, isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, visit } from 'yaml';
 import type { z } from 'zod';
-import { GuardianError } from '../errors.ts';
+import { cutText, GuardianError } from '../errors.ts';
+import { formatDuration } from './duration.ts';
 import { BUILTIN_RULE_DEFAULTS, DEFAULT_STAGES, RuleSchema, RulesFileSchema, type Rule, type RulesConfig } from './schema.ts';
+
+/**
+ * What a rules file may cost, checked before anything is built from it (README "Rules file
+ * limits"): a larger or more expanded file is a listed problem, never a crash or a stall.
+ *
+ * - `maxBytes`: files above 1 MiB are refused before parsing.
+ * - `maxAliases`: at most 1,000 alias uses (`*name`), so ordinary DRY YAML works.
+ * - `maxNodes`: at most 200,000 values once every alias is expanded (an alias bomb is refused
+ *   while being measured, without expanding it).
+ * - `maxDepth`: at most 64 levels of nesting (after expansion).
+ */
+export const RULES_LIMITS = { maxBytes: 1_048_576, maxAliases: 1_000, maxNodes: 200_000, maxDepth: 64 } as const;
+
+/** Longest problem message: values quoted in it are cut so a huge value is never echoed whole. */
+const MESSAGE_MAX = 400;
+
+/**
+ * Environment variables that hold secrets (`*_KEY`, `*_TOKEN`, `*_SECRET`, `*_PASSWORD`,
+ * `*_DSN`, `DATABASE_URL`, service-role keys): they may only fill the credential fields
+ * ({@link SECRET_FIELDS}), never a URL, an address or anything else that is sent or shown.
+ */
+export const SECRET_ENV_NAME = /(^|_)(KEY|TOKEN|SECRET|PASSWORD|PASSWD|PASS|DSN|CREDENTIALS?|PRIVATE_KEY)$|(^|_)DATABASE_URL$|SERVICE_ROLE/;
+/** The fields made to hold a secret. */
+const SECRET_FIELDS = new Set(['sources.posthog.api_key', 'sources.sentry.token']);
 
 /** One thing wrong with a rules file: where (`rules[1].condition.relative.alpha`) and what, with a fix hint. */
 export interface RulesProblem {
@@ -94,15 +119,91 @@ function protectReferences(text: string, problems: RulesProblem[]): { text: stri
  * else console.log(result.rules.rules.map((r) => r.id));
  */
 export function parseRules(yamlText: string, env: RulesEnv = {}): ParseRulesResult {
+  const bytes = Buffer.byteLength(yamlText, 'utf8');
+  if (bytes > RULES_LIMITS.maxBytes) return { ok: false, problems: [tooLarge(bytes)] };
+  let result: ParseRulesResult;
+  try {
+    result = parseRulesText(yamlText, env);
+  } catch (err) {
+    // Whatever the YAML library or a check throws (a stack overflow, a resource guard) is a problem, never a crash.
+    const e = err as { name?: string; message?: string };
+    result = { ok: false, problems: [{ path: '(file)', message: `cannot be read as a rules file (${e.name ?? 'Error'}: ${e.message ?? String(err)}): simplify the YAML` }] };
+  }
+  if (result.ok) return result;
+  return { ok: false, problems: result.problems.map((p) => ({ path: cutText(p.path, 200), message: cutText(p.message, MESSAGE_MAX) })) };
+}
+
+function tooLarge(bytes: number): RulesProblem {
+  return { path: '(file)', message: `is ${bytes} bytes, above the limit of ${RULES_LIMITS.maxBytes} bytes (1 MiB): split it or remove what it repeats` };
+}
+
+/**
+ * Measures the document as it would be once every alias is expanded (sizes are memoized per
+ * node, so a bomb is measured in linear time and never expanded): alias uses, values, depth.
+ */
+function measureDocument(doc: Document): RulesProblem | undefined {
+  const anchors = new Map<string, unknown>();
+  const memo = new Map<unknown, { nodes: number; height: number }>();
+  const inProgress = new Set<unknown>();
+  let aliases = 0;
+  let problem: RulesProblem | undefined;
+  const fail = (message: string): { nodes: number; height: number } => {
+    problem ??= { path: '(file)', message };
+    return { nodes: 0, height: 0 };
+  };
+  const measure = (node: unknown, depth: number): { nodes: number; height: number } => {
+    if (problem) return { nodes: 0, height: 0 };
+    if (depth > RULES_LIMITS.maxDepth) return fail(`nests deeper than ${RULES_LIMITS.maxDepth} levels: flatten it`);
+    if (node === null || node === undefined) return { nodes: 0, height: 0 };
+    if (isAlias(node)) {
+      aliases += 1;
+      if (aliases > RULES_LIMITS.maxAliases) return fail(`uses aliases (*name) more than ${RULES_LIMITS.maxAliases} times: write the values out or use fewer aliases`);
+      const target = anchors.get(node.source);
+      if (target === undefined) return { nodes: 1, height: 0 }; // the parser reports unknown anchors itself
+      if (inProgress.has(target)) return fail(`alias *${node.source} refers to a value that contains it: remove the cycle`);
+      const m = memo.get(target) ?? measure(target, depth);
+      if (depth + m.height > RULES_LIMITS.maxDepth) return fail(`nests deeper than ${RULES_LIMITS.maxDepth} levels once aliases are expanded: flatten it`);
+      return m;
+    }
+    const anchor = (node as { anchor?: string }).anchor;
+    if (anchor) anchors.set(anchor, node);
+    let nodes = 1;
+    let height = 0;
+    const children: unknown[] = [];
+    if (isMap(node)) for (const pair of node.items) children.push(pair.key, pair.value);
+    else if (isSeq(node)) children.push(...node.items);
+    inProgress.add(node);
+    for (const child of children) {
+      const m = measure(child, depth + 1);
+      nodes += m.nodes;
+      height = Math.max(height, m.height + 1);
+      if (nodes > RULES_LIMITS.maxNodes) {
+        inProgress.delete(node);
+        return fail(`expands to more than ${RULES_LIMITS.maxNodes} values (aliases included): an alias bomb, or a file to split`);
+      }
+    }
+    inProgress.delete(node);
+    const m = { nodes, height };
+    memo.set(node, m);
+    return m;
+  };
+  measure(doc.contents, 0);
+  return problem;
+}
+
+function parseRulesText(yamlText: string, env: RulesEnv): ParseRulesResult {
   const problems: RulesProblem[] = [];
   const { text, refs } = protectReferences(yamlText, problems);
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: true, uniqueKeys: true });
-  for (const err of doc.errors) {
+  // Warnings (an unknown tag such as `!evil`) are refused too: the file must mean exactly what it says.
+  for (const err of [...doc.errors, ...doc.warnings]) {
     const pos = err.linePos?.[0];
     problems.push({ path: pos ? `line ${pos.line}, column ${pos.col}` : '(file)', message: `YAML: ${err.message.split('\n')[0] ?? err.message}` });
   }
   if (problems.length > 0) return { ok: false, problems };
+  const measured = measureDocument(doc);
+  if (measured) return { ok: false, problems: [measured] };
 
   // Substitute environment values into scalars, tracking the YAML path for messages.
   visit(doc, {
@@ -114,6 +215,13 @@ export function parseRules(yamlText: string, env: RulesEnv = {}): ParseRulesResu
       node.value = original
         .replace(PLACEHOLDER, (_m: string, index: string) => {
           const ref = refs[Number(index)]!;
+          if (SECRET_ENV_NAME.test(ref.name) && !SECRET_FIELDS.has(path)) {
+            problems.push({
+              path,
+              message: `\${${ref.name}} looks like a secret (line ${ref.line}) and would be sent or shown here: secrets may only fill ${[...SECRET_FIELDS].join(' or ')}; use a variable made for this field`,
+            });
+            return '';
+          }
           const value = env[ref.name];
           if (value !== undefined && value !== '') return value;
           if (ref.fallback !== undefined) return ref.fallback;
@@ -127,7 +235,8 @@ export function parseRules(yamlText: string, env: RulesEnv = {}): ParseRulesResu
         .replaceAll('\uE000guardian-dollar\uE001', '${');
     },
   });
-  const raw: unknown = doc.toJS({ maxAliasCount: 100 });
+  // measureDocument bounded every alias use and the expanded size above.
+  const raw = withoutExtensionKeys(doc.toJS({ maxAliasCount: -1 }) as unknown);
   if (raw === null || raw === undefined) return { ok: false, problems: [...problems, { path: '(file)', message: 'the file is empty: it needs at least a "rules:" list' }] };
 
   const parsed = RulesFileSchema.safeParse(raw, { reportInput: true });
@@ -148,11 +257,14 @@ export function parseRules(yamlText: string, env: RulesEnv = {}): ParseRulesResu
   if (problems.length > 0) return { ok: false, problems: dedupe(problems) };
 
   const file = parsed.data;
+  problems.push(...timingProblems(file.interval, file.blindness_after, rules));
+  if (problems.length > 0) return { ok: false, problems };
   const config: RulesConfig = {
     notify: file.notify ?? {},
     sources: file.sources ?? {},
     interval: file.interval,
     blindness_after: file.blindness_after,
+    confirm_after: file.confirm_after,
     dry_run: file.dry_run,
     rules,
   };
@@ -168,7 +280,15 @@ export function parseRules(yamlText: string, env: RulesEnv = {}): ParseRulesResu
 export async function loadRulesFile(path: string, env: RulesEnv = {}): Promise<ParseRulesResult> {
   let text: string;
   try {
-    text = await readFile(path, 'utf8');
+    // The size is checked before the file is read: a huge file is refused without loading it.
+    const handle = await open(path, 'r');
+    try {
+      const { size } = await handle.stat();
+      if (size > RULES_LIMITS.maxBytes) return { ok: false, problems: [tooLarge(size)] };
+      text = await handle.readFile('utf8');
+    } finally {
+      await handle.close();
+    }
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     return { ok: false, problems: [{ path: '(file)', message: `cannot read ${path}${code ? ` (${code})` : ''}: check the path and its permissions` }] };
@@ -192,6 +312,29 @@ export async function loadRulesFileOrThrow(path: string, env: RulesEnv = {}): Pr
     });
   }
   return { rules: result.rules, notes: result.notes };
+}
+
+/**
+ * Drops top-level `x-…` keys: a home for anchors shared by several rules (`x-flags: &f [...]`,
+ * then `flags: *f`), as in Docker Compose files. Any other unknown key is still a problem.
+ */
+function withoutExtensionKeys(raw: unknown): unknown {
+  if (!isRecord(raw)) return raw;
+  return Object.fromEntries(Object.entries(raw).filter(([key]) => !key.startsWith('x-')));
+}
+
+/** A rule's window and the blindness delay must be at least one poll interval: a shorter one cannot be observed. */
+function timingProblems(interval: number, blindnessAfter: number, rules: readonly Rule[]): RulesProblem[] {
+  const out: RulesProblem[] = [];
+  if (blindnessAfter < interval) {
+    out.push({ path: 'blindness_after', message: `must be at least the interval (${formatDuration(interval)}), got ${formatDuration(blindnessAfter)}: blindness is only seen once per poll` });
+  }
+  rules.forEach((rule, i) => {
+    if (rule.window < interval) {
+      out.push({ path: `rules[${i}].window`, message: `must be at least the interval (${formatDuration(interval)}), got ${formatDuration(rule.window)}: a segment shorter than a poll is never observed whole` });
+    }
+  });
+  return out;
 }
 
 function pathOf(chain: readonly unknown[]): string {

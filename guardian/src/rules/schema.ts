@@ -9,21 +9,26 @@
  *   merged into every rule, durations in milliseconds, every field present.
  */
 import { z } from 'zod';
-import { parseDuration } from './duration.ts';
+import { cutText } from '../errors.ts';
+import { formatDuration, parseDuration } from './duration.ts';
 
 /** Flag names, as in the database (`feature_flags.name`). */
 export const FLAG_NAME_PATTERN = /^[a-z][a-z0-9_]{1,63}$/;
 /** Rule ids: lower-case slugs. */
 export const RULE_ID_PATTERN = /^[a-z0-9][a-z0-9-]{0,63}$/;
 
+/** Longest shown value in a message: a 10 MB value is never echoed whole. */
+const SHOW_MAX = 80;
+
 function show(value: unknown): string {
-  if (typeof value === 'string') return JSON.stringify(value);
   if (value === undefined) return 'nothing';
+  let text: string;
   try {
-    return JSON.stringify(value) ?? String(value);
+    text = typeof value === 'string' ? JSON.stringify(value) : (JSON.stringify(value) ?? String(value));
   } catch {
-    return String(value);
+    text = String(value);
   }
+  return cutText(text, SHOW_MAX);
 }
 
 /** A number strictly between `lo` and `hi`. */
@@ -52,6 +57,22 @@ export const DurationSchema = z
     }
     return ms;
   });
+
+/**
+ * A duration between `min` and `max` (inclusive): what the guardian can actually run (a poll
+ * interval below 1 s cannot hold a lease; one above 1 h overflows the cycle's timers).
+ */
+function boundedDuration(min: number, max: number) {
+  const msg = (ms: number) => `must be between ${formatDuration(min)} and ${formatDuration(max)}, got ${formatDuration(ms)}`;
+  return DurationSchema.refine((ms) => ms >= min && ms <= max, { error: (iss) => msg(iss.input as number) });
+}
+
+/** Bounds of the rules file's durations (validate refuses what start cannot run). */
+export const DURATION_BOUNDS = {
+  interval: { min: 1_000, max: 3_600_000 },
+  window: { min: 60_000, max: 7 * 86_400_000 },
+  blindness_after: { min: 1_000, max: 7 * 86_400_000 },
+} as const;
 
 /** A flag name (`^[a-z][a-z0-9_]{1,63}$`). */
 export const FlagNameSchema = z
@@ -127,9 +148,9 @@ const ruleFieldShape = {
   source: SourceKindSchema.meta({ description: 'Where the counts come from: posthog, sentry or builtin.' }),
   condition: ConditionSchema.meta({ description: 'Exactly one of absolute or relative.' }),
   action: ActionSchema.meta({ description: 'What to do on a breach: disable, step_back (previous stage) or notify_only.' }),
-  window: DurationSchema.meta({
+  window: boundedDuration(DURATION_BOUNDS.window.min, DURATION_BOUNDS.window.max).meta({
     description:
-      'Segment length (default 1h): the most history a source is asked for at once. A stage longer than this is counted in segments of one window, which the test combines; the longest window of a flag\'s rules on one source sets its segments.',
+      'Segment length (default 1h): the most history a source is asked for at once. A stage longer than this is counted in segments of one window, which the test combines; the longest window of a flag\'s rules on one source sets its segments. Between 1m and 7d, and at least the interval.',
   }),
   min_users: count(1, 'flag-on users').meta({ description: 'Below this many flag-on users (sources that count users) the verdict is insufficient_data (default 100).' }),
   min_samples: count(1, 'flag-on events').meta({
@@ -144,6 +165,8 @@ const ruleFieldShape = {
 
 /** Built-in values for rule fields set neither on the rule nor in `defaults`. */
 export const BUILTIN_RULE_DEFAULTS = { window: '1h', min_users: 100, min_samples: 500, consecutive: 2, dry_run: false } as const;
+/** The confirmation poll's delay when the configuration sets none (the rules file's default `confirm_after`). */
+export const DEFAULT_CONFIRM_AFTER_MS = 20_000;
 /** Stages used by `step_back` rules that set none. */
 export const DEFAULT_STAGES: readonly number[] = [10, 50, 100];
 
@@ -238,8 +261,17 @@ export const RulesFileSchema = z
     defaults: RuleDefaultsSchema.optional(),
     notify: NotifySchema.optional(),
     sources: SourcesSchema.optional(),
-    interval: DurationSchema.prefault('1m').meta({ description: 'Poll interval (default 1m).' }),
-    blindness_after: DurationSchema.prefault('10m').meta({ description: 'Raise a blindness alert after this long without data for a watched flag (default 10m).' }),
+    interval: boundedDuration(DURATION_BOUNDS.interval.min, DURATION_BOUNDS.interval.max).prefault('30s').meta({
+      description:
+        'Poll interval (default 30s: with the 20s confirmation, a clear regression is rolled back within about 50 s of the first poll that can see it; see bench/rollback-time.bench.ts), between 1s and 1h.',
+    }),
+    confirm_after: DurationSchema.prefault('20s').meta({
+      description:
+        'After a poll where a rule\'s condition holds but fewer than `consecutive` polls in a row did, that flag is polled again this long after (default 20s) instead of a whole interval later. At or above the interval: no extra poll, the next one confirms.',
+    }),
+    blindness_after: boundedDuration(DURATION_BOUNDS.blindness_after.min, DURATION_BOUNDS.blindness_after.max)
+      .prefault('10m')
+      .meta({ description: 'Raise a blindness alert after this long without data for a watched flag (default 10m), between 1s and 7d, and at least the interval.' }),
     dry_run: z.boolean({ error: (iss) => `must be true or false, got ${show(iss.input)}` }).default(false).meta({ description: 'Global dry run: no rule changes anything.' }),
     rules: z.array(RuleInputSchema, { error: (iss) => `must be a list of rules, got ${show(iss.input)}` }).min(1, { error: 'must list at least one rule' }),
   })
@@ -270,6 +302,8 @@ export const RulesConfigSchema = z.strictObject({
   interval: z.number(),
   /** Blindness alert delay in ms. */
   blindness_after: z.number(),
+  /** Delay of the confirmation poll after a first breaching poll, in ms (absent: {@link DEFAULT_CONFIRM_AFTER_MS}). */
+  confirm_after: z.number().optional(),
   dry_run: z.boolean(),
   rules: z.array(RuleSchema),
 });

@@ -3,14 +3,56 @@
  * Exit codes: 0 valid, 1 invalid (every problem listed), 2 bad arguments or unreadable file.
  */
 import { access, constants } from 'node:fs/promises';
-import { loadRulesFile } from '../../rules/parse.ts';
+import { loadConfig } from '../../config.ts';
+import { loadRulesFile, type RulesNote } from '../../rules/parse.ts';
 import { formatDuration } from '../../rules/duration.ts';
+import type { RulesConfig } from '../../rules/schema.ts';
 import type { CliCommand, CliIo } from '../io.ts';
+import { openStore } from '../shared.ts';
+
+/** How long validate waits for the database before it skips the flag-name check. */
+const FLAG_CHECK_TIMEOUT_MS = 5_000;
+
+/**
+ * Notes for rules naming flags that do not exist, when a database is configured (DATABASE_URL,
+ * or Supabase) and reachable; otherwise one note saying the check was skipped. Never fails
+ * validation: a rule may be written before its flag is created.
+ */
+async function flagNotes(config: RulesConfig, env: CliIo['env']): Promise<RulesNote[]> {
+  let opening: ReturnType<typeof openStore> | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    if (loadConfig(env).store === 'pglite') return [];
+    opening = openStore(env, undefined);
+    const store = opening;
+    const names = await Promise.race([
+      store.then(async (s) => new Set((await s.listFlags()).map((f) => f.name))),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no answer within ${FLAG_CHECK_TIMEOUT_MS / 1000} s`)), FLAG_CHECK_TIMEOUT_MS);
+      }),
+    ]);
+    const notes: RulesNote[] = [];
+    config.rules.forEach((rule, i) =>
+      rule.flags.forEach((flag, k) => {
+        if (!names.has(flag)) notes.push({ path: `rules[${i}].flags[${k}]`, message: `flag ${JSON.stringify(flag)} does not exist in the database: create it or fix the name (this rule watches nothing until then)` });
+      }),
+    );
+    return notes;
+  } catch (err) {
+    return [{ path: 'flags', message: `not checked against the database (${(err as Error).message.split('\n')[0]}): rule flag names may not exist` }];
+  } finally {
+    clearTimeout(timer);
+    // Closed whenever it opens, even after the timeout.
+    void opening?.then((s) => s.close()).catch(() => {});
+  }
+}
 
 const usage = `Usage: guardian validate FILE [--json]
 
 Checks a rules file (YAML): schema, \${VAR} references (read from the environment), durations,
-flag names, duplicate ids. Prints every problem with its path and a hint.
+flag names, duplicate ids, size and alias limits, secrets outside credential fields. Prints every
+problem with its path and a hint. When DATABASE_URL (or Supabase) is set and reachable, it also
+warns about rules naming flags that do not exist.
 
 Options:
   --json    print {"valid", "file", "problems" | "rules", "notes"} as JSON
@@ -54,6 +96,7 @@ async function run(args: readonly string[], io: CliIo): Promise<number> {
     return 1;
   }
   const config = result.rules;
+  const notes = [...result.notes, ...(await flagNotes(config, io.env))];
   if (json) {
     io.stdout(
       `${JSON.stringify(
@@ -63,7 +106,7 @@ async function run(args: readonly string[], io: CliIo): Promise<number> {
           rules: config.rules.map((r) => ({ id: r.id, flags: r.flags, source: r.source, condition: r.condition, action: r.action, dry_run: r.dry_run || config.dry_run })),
           interval: config.interval,
           blindness_after: config.blindness_after,
-          notes: result.notes,
+          notes,
         },
         null,
         2,
@@ -76,7 +119,7 @@ async function run(args: readonly string[], io: CliIo): Promise<number> {
     const cond = r.condition.kind === 'absolute' ? `error rate > ${r.condition.error_rate_above}` : `increase > ${r.condition.max_increase} over flag-off (alpha ${r.condition.alpha})`;
     lines.push(`  ${r.id}: ${r.flags.join(', ')} via ${r.source}, ${cond} → ${r.action}${r.dry_run ? ' (dry run)' : ''}`);
   }
-  for (const n of result.notes) lines.push(`  note: ${n.path}: ${n.message}`);
+  for (const n of notes) lines.push(`  note: ${n.path}: ${n.message}`);
   io.stdout(`${lines.join('\n')}\n`);
   return 0;
 }
