@@ -15,6 +15,7 @@ if (process.argv.includes('--serve')) {
   // ---- the provider doubles (child process) ---------------------------------------------------
   const stats = { posthog: { requests: 0, bytes: 0, maxBytes: 0 }, sentry: { requests: 0, bytes: 0, maxBytes: 0 } };
   const { posthogQueryAnswer } = await import('../guardian/test/posthog-answer.ts');
+  const { sentryGroupedBody } = await import('../guardian/test/sentry-answer.ts');
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     let body = '';
     req.on('data', (c: Buffer) => (body += c.toString('utf8')));
@@ -45,9 +46,11 @@ if (process.argv.includes('--serve')) {
         stats.sentry.bytes += size;
         stats.sentry.maxBytes = Math.max(stats.sentry.maxBytes, size);
         const headers = { 'x-sentry-rate-limit-limit': '1000', 'x-sentry-rate-limit-remaining': '999', 'x-sentry-rate-limit-reset': String(Math.floor(Date.now() / 1000) + 300), 'x-sentry-rate-limit-concurrentlimit': '15', 'x-sentry-rate-limit-concurrentremaining': '14' };
-        // One aggregate row per request (the per-flag-value requests of the Sentry source today).
+        // One row per flag value, grouped by the flag's tag (field=tags[flag.<name>]): both cohorts of one flag a request.
         const errors = url.searchParams.get('dataset') === 'errors';
-        json(200, { data: [{ 'count()': errors ? 20 : 1000, 'count_unique(user)': errors ? 20 : 1000 }], meta: { fields: { 'count()': 'integer', 'count_unique(user)': 'integer' }, units: {}, isMetricsData: false, tips: { query: null, columns: null }, dataset: errors ? 'errors' : 'transactions' } }, headers);
+        const tag = /^tags\[flag\.([a-z][a-z0-9_]*)\]$/.exec(url.searchParams.getAll('field')[0] ?? '')?.[1] ?? 'unknown';
+        const rows = (['true', 'false'] as const).map((value) => ({ value, count: errors ? 20 : 1000, users: errors ? 20 : 1000 }));
+        json(200, sentryGroupedBody(tag, rows, errors ? 'errors' : 'transactions'), headers);
         return;
       }
       json(404, { detail: 'Not found.' });
