@@ -77,6 +77,14 @@ const envSchema = z
     GUARDIAN_OFREP_KEY: optionalText.refine((v) => v === undefined || v.length >= 16, {
       message: 'must be at least 16 characters (generate one with `openssl rand -hex 32`)',
     }),
+    SUPABASE_JWT_SECRET: optionalText.refine((v) => v === undefined || v.length >= 32, {
+      message: "must be the Supabase project's JWT secret (Settings → API → JWT secret, at least 32 characters)",
+    }),
+    GUARDIAN_ALLOWED_ORIGINS: optionalText
+      .transform((v) => (v === undefined ? [] : v.split(',').map((o) => o.trim()).filter((o) => o !== '')))
+      .refine((list) => list.every((o) => URL.canParse(o) && ['http:', 'https:'].includes(new URL(o).protocol) && new URL(o).origin === o), {
+        message: 'must be a comma-separated list of origins like https://admin.example.com,http://localhost:5173 (scheme, host and port; no path, no trailing /)',
+      }),
     GUARDIAN_DRY_RUN: optionalText
       .transform((v) => v?.toLowerCase())
       .refine((v) => v === undefined || TRUE_WORDS.has(v) || FALSE_WORDS.has(v), {
@@ -146,6 +154,10 @@ export interface GuardianConfig {
   readonly ofrepKey: string | undefined;
   /** Global dry run: decide and record `dry_run` events, never change a flag. */
   readonly dryRun: boolean;
+  /** HS256 secret that signs the Supabase project's access tokens (admin API auth). Secret. */
+  readonly jwtSecret?: string | undefined;
+  /** Origins allowed to call the admin API from a browser (CORS); empty: none. */
+  readonly allowedOrigins?: readonly string[];
 }
 
 /** The environment keys the guardian reads (all optional). */
@@ -169,6 +181,7 @@ export function configSecrets(config: GuardianConfig): string[] {
   if (config.adminToken !== undefined) out.push(config.adminToken);
   if (config.ingestKey !== undefined) out.push(config.ingestKey);
   if (config.ofrepKey !== undefined) out.push(config.ofrepKey);
+  if (config.jwtSecret !== undefined) out.push(config.jwtSecret);
   if (config.sentryDsn !== undefined) {
     try {
       const key = new URL(config.sentryDsn).username;
@@ -223,5 +236,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): G
     ingestKey: e.GUARDIAN_INGEST_KEY,
     ofrepKey: e.GUARDIAN_OFREP_KEY,
     dryRun: e.GUARDIAN_DRY_RUN,
+    ...(e.SUPABASE_JWT_SECRET !== undefined ? { jwtSecret: e.SUPABASE_JWT_SECRET } : {}),
+    ...(e.GUARDIAN_ALLOWED_ORIGINS.length > 0 ? { allowedOrigins: e.GUARDIAN_ALLOWED_ORIGINS } : {}),
   };
 }

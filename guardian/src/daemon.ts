@@ -15,7 +15,7 @@ import { basename, dirname, resolve } from 'node:path';
 import { configSecrets, loadConfig, type GuardianConfig } from './config.ts';
 import { confirmationFocus } from './cycle/confirm.ts';
 import { runLeasedCycle } from './cycle/leased.ts';
-import { runCycle } from './cycle/run.ts';
+import { channelsFromNotify, runCycle } from './cycle/run.ts';
 import { Scheduler } from './cycle/scheduler.ts';
 import type { CycleLogger, CycleReport } from './cycle/types.ts';
 import { GuardianError } from './errors.ts';
@@ -30,6 +30,7 @@ import { formatDuration } from './rules/duration.ts';
 import { loadRulesFile, loadRulesFileOrThrow, type ParseRulesResult, type RulesProblem } from './rules/parse.ts';
 import { CyclePriority } from './http/admission.ts';
 import { createGuardianMetrics, recordCycleReport, type GuardianMetrics } from './http/metrics.ts';
+import { startAdminApi, type AdminApiRunning } from './api/mount.ts';
 import { createExposureIngestRoute, EXPOSURES_PATH } from './http/ingest.ts';
 import { createOfrepRoute, OFREP_CONFIGURATION_PATH, OFREP_EVALUATE_PATH } from './http/ofrep.ts';
 import { startHttpServer, type HealthState, type HttpMount, type RunningHttpServer } from './http/server.ts';
@@ -330,6 +331,16 @@ export async function assemble(opts: DaemonOptions): Promise<GuardianParts> {
 }
 
 /** The lines `guardian start` prints first: what it watches and where. */
+/** How the admin API is reached, for the banner. */
+function adminAuthWords(config: GuardianConfig): string {
+  const ways = [
+    ...(config.adminToken !== undefined ? ['GUARDIAN_ADMIN_TOKEN'] : []),
+    ...(config.jwtSecret !== undefined || config.supabase !== undefined ? ['Supabase Auth tokens'] : []),
+  ];
+  const stream = config.store === 'supabase' ? '; the change stream has no feed on Supabase (clients use Realtime)' : '';
+  return `${ways.length ? `sign in with ${ways.join(' or ')}` : 'closed: set GUARDIAN_ADMIN_TOKEN or SUPABASE_JWT_SECRET to use it'}${stream}`;
+}
+
 export async function banner(parts: GuardianParts, http?: RunningHttpServer): Promise<string> {
   const { config, rules, store } = parts;
   const flags = await store.listFlags();
@@ -344,6 +355,7 @@ export async function banner(parts: GuardianParts, http?: RunningHttpServer): Pr
     ...(http && config.ofrepKey !== undefined
       ? [`  ofrep:   OpenFeature remote evaluation at POST ${http.url}${OFREP_EVALUATE_PATH}/{key} and ${OFREP_EVALUATE_PATH} (bulk), GET ${http.url}${OFREP_CONFIGURATION_PATH} (key: GUARDIAN_OFREP_KEY)`]
       : []),
+    ...(http ? [`  api:     ${http.url}/api/v1 (OpenAPI at /api/v1/openapi.json, changes at /api/v1/stream); ${adminAuthWords(config)}`] : []),
     `  sources: ${parts.sourceStatus.map((s) => `${s.id} ${s.configured ? `configured (${s.detail})` : `not configured — ${s.detail}`}`).join('; ')}`,
     `  notify:  ${parts.notifiers.size ? [...parts.notifiers.keys()].join(', ') : 'no channel configured (events are still recorded; set SLACK_WEBHOOK_URL, or SMTP_URL + EMAIL_FROM + GUARDIAN_ONCALL_EMAIL)'}`,
     `  errors:  ${parts.telemetry.enabled ? 'reported to Sentry (SENTRY_DSN)' : 'logged only (set SENTRY_DSN to report them to Sentry)'}`,
@@ -435,7 +447,10 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   const parts = await assemble({ serveEmbedded: true, ...opts });
   const { logger, store, outbox, blindness, metrics, config } = parts;
   let lastCycleAt: Date | null = null;
+  let lastCycle: { at: Date; durationMs: number; ok: boolean } | null = null;
+  let rulesLoadedAt: Date = parts.now();
   let http: RunningHttpServer;
+  let admin: AdminApiRunning | undefined;
   // Cycles come first: exposure ingestion's writes wait while one runs (http/admission.ts).
   const priority = new CyclePriority();
   const health = async (): Promise<HealthState> => ({
@@ -453,15 +468,33 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   });
   try {
     const httpLogger = logger.child({ part: 'http' });
-    // Everything served beside /healthz, /readyz and /metrics: one Hono sub-app per mount
-    // (add the admin API here: mountApp('/api/v1', createAdminApi({ … }))).
+    // The admin API (/api/v1, its change stream) reads the daemon's state through this snapshot.
+    admin = await startAdminApi({
+      config,
+      store,
+      logger: logger.child({ part: 'api' }),
+      status: () => ({
+        lastCycle,
+        intervalMs: parts.rules.interval,
+        dryRun: config.dryRun || parts.rules.dry_run,
+        sources: parts.sourceStatus,
+        rulesFile: config.rulesFile,
+        rules: parts.rules.rules,
+        rulesLoadedAt,
+        lastReloadError: parts.lastReloadError === undefined ? null : describeProblems(parts.lastReloadError),
+        channels: channelsFromNotify(parts.rules.notify),
+      }),
+    });
+    // Everything served beside /healthz, /readyz and /metrics: one Hono sub-app per mount.
     const mounts: HttpMount[] = [
+      ...admin.mounts,
       createExposureIngestRoute({ store, ingestKey: config.ingestKey, logger: httpLogger, metrics, now: parts.now, priority }),
       // The cache's clock is the real one: a test's frozen `now` must not freeze the flag definitions.
       createOfrepRoute({ store, apiKey: config.ofrepKey, logger: httpLogger, metrics }),
     ];
     http = await startHttpServer({ port: config.port, host: config.host, health, metrics, logger: httpLogger, mounts });
   } catch (err) {
+    await admin?.close();
     await parts.close();
     const code = (err as NodeJS.ErrnoException).code;
     throw new GuardianError('CONFIG_INVALID', `cannot listen on ${config.host}:${config.port}${code ? ` (${code})` : ''}: set PORT to a free port (0 picks one)`, { cause: err });
@@ -478,6 +511,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     scheduleConfirmation(report);
     recordCycleReport(metrics, report);
     lastCycleAt = parts.now();
+    if (report.ran) lastCycle = { at: lastCycleAt, durationMs: report.durationMs, ok: report.errors.length === 0 };
     if (report.ran) {
       await blindness.observe(report.sourceReports);
       const acted = report.results.filter((r) => r.action === 'acted' || r.action === 'dry_run').length;
@@ -513,6 +547,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   const reloadRules = async (): Promise<ReloadResult> => {
     const before = parts.rules.interval;
     const result = await parts.reloadRules();
+    if (result.ok && result.changed) rulesLoadedAt = parts.now();
     if (result.ok && result.changed && result.rules.interval !== before && stopping === undefined) {
       logger.info({ from: before, to: result.rules.interval }, 'rules: interval changed; rescheduling');
       const old = scheduler;
@@ -539,6 +574,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
       process.off('SIGHUP', onHup);
       await scheduler.stop();
       await outbox.stop();
+      await admin?.close();
       await http.close().catch(() => {});
       await store.releaseLease('cycle', parts.holder).catch(() => {});
       await parts.close();

@@ -17,6 +17,7 @@
  * - `STORE_LOCKED`: the embedded database's folder is owned by another live process (it is named).
  * - `MIGRATION_FAILED`: a migration, the test shim or the seed could not be read or applied (the file is named).
  * - `STORE_CONFLICT`: the database refused the change (for example a locked or rolled-back flag).
+ * - `VERSION_CONFLICT`: the flag changed since the caller read it (its `version` is not the one named); nothing was written.
  * - `STORE_FAILED`: the database failed a query for another reason (the message carries its words).
  * - `NOT_FOUND`: a flag or event that was asked for does not exist.
  * - `BAD_ARGUMENT`: a CLI argument or API body is wrong.
@@ -35,6 +36,7 @@ export type GuardianErrorCode =
   | 'STORE_LOCKED'
   | 'MIGRATION_FAILED'
   | 'STORE_CONFLICT'
+  | 'VERSION_CONFLICT'
   | 'STORE_FAILED'
   | 'NOT_FOUND'
   | 'BAD_ARGUMENT'

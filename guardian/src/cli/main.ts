@@ -14,6 +14,7 @@ const COMMANDS: Readonly<Record<string, { readonly summary: string; readonly loa
   restore: { summary: 'Restore a rolled-back flag exactly as it was (by flag or event id)', load: () => import('./commands/restore.ts') },
   flags: { summary: 'List flags, or change one (enable, percentage, targets, lock, message)', load: () => import('./commands/flags.ts') },
   events: { summary: 'List rollback events (filters: --flag, --kind, --since, --limit)', load: () => import('./commands/events.ts') },
+  plans: { summary: 'Release plans: stage, evidence, pause/resume/abort', load: () => import('./commands/plans.ts') },
   demo: { summary: 'Play a whole incident on a throwaway embedded database (SDK traffic, error spike, rollback, alert)', load: () => import('./commands/demo.ts') },
 };
 

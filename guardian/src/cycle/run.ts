@@ -6,6 +6,8 @@
 import { decide as defaultDecide } from '../decide/decide.ts';
 import type { HistoryPoint, Verdict } from '../decide/types.ts';
 import { isGuardianError } from '../errors.ts';
+import { advancePlans, planReportJson, type GuardVerdict, type PlanReport } from '../plans/advance.ts';
+import type { Plan } from '../plans/schema.ts';
 import type { Rule, RulesConfig } from '../rules/schema.ts';
 import { DEFAULT_STAGES } from '../rules/schema.ts';
 import type { FlagObservation, FlagQuery, MetricSource, SourceReport } from '../sources/types.ts';
@@ -76,10 +78,11 @@ export async function runCycle(deps: CycleDeps): Promise<CycleReport> {
   const summaries: SourceSummary[] = [];
   const sourceReports: SourceReport[] = [];
   const errors: { code: string; message: string }[] = [];
+  let plans: PlanReport[] = [];
   const finish = (): CycleReport => {
     const durationMs = Date.now() - started;
     deps.metrics?.cycle(durationMs, errors.length === 0);
-    return { at, durationMs, ran: true, dryRun: globalDryRun, results, sources: summaries, sourceReports, errors };
+    return { at, durationMs, ran: true, dryRun: globalDryRun, results, sources: summaries, sourceReports, errors, ...(plans.length > 0 ? { plans } : {}) };
   };
 
   let flags: Flag[];
@@ -219,6 +222,8 @@ export async function runCycle(deps: CycleDeps): Promise<CycleReport> {
 
   const segmentsBySource = new Map(polls.map((p) => [p.sourceId, p.segments]));
 
+  const planByFlag = new Map<string, Plan>((deps.rules.plans ?? []).map((p) => [p.flag, p]));
+
   // Decide and act, one (rule, flag) pair at a time; a failure stays with its pair.
   const newStates: Omit<RuleState, 'updatedAt'>[] = [];
   const actedOn = new Map<string, string>();
@@ -270,10 +275,15 @@ export async function runCycle(deps: CycleDeps): Promise<CycleReport> {
     }
 
     const dryRun = globalDryRun || rule.dry_run;
+    // A guard rule of the flag's release plan acts as the plan says (its stages for step_back).
+    const plan = planByFlag.get(flag.name);
+    const guarded = plan !== undefined && plan.guard.includes(rule.id);
+    const ruleAction = guarded ? plan.onBreach : rule.action;
+    const stages = guarded ? plan.stages.map((st) => st.percentage) : (rule.stages ?? DEFAULT_STAGES);
     try {
       const event = await deps.store.rollback({
         flag: flag.name,
-        action: rule.action,
+        action: ruleAction,
         ruleId: rule.id,
         source: rule.source,
         evidence: { ...(verdict.evidence ?? {}), rule: rule.id, consecutive: verdict.consecutive, flag_version: flag.version },
@@ -283,15 +293,15 @@ export async function runCycle(deps: CycleDeps): Promise<CycleReport> {
         dryRun,
         reason: verdict.reason,
         kind: 'auto_rollback',
-        ...(rule.action === 'step_back' ? { stages: rule.stages ?? DEFAULT_STAGES } : {}),
+        ...(ruleAction === 'step_back' ? { stages } : {}),
       });
-      deps.metrics?.action(rule.id, rule.action, dryRun);
-      if (!dryRun && rule.action !== 'notify_only') actedOn.set(flag.name, rule.id);
+      deps.metrics?.action(rule.id, ruleAction, dryRun);
+      if (!dryRun && ruleAction !== 'notify_only') actedOn.set(flag.name, rule.id);
       deps.logger.warn(
-        { ...log, action: rule.action, dryRun, eventId: event.id, previous: event.previousState, next: event.newState },
-        dryRun ? `dry run: would ${rule.action} ${flag.name}` : `${rule.action} of ${flag.name}: ${verdict.reason}`,
+        { ...log, action: ruleAction, dryRun, eventId: event.id, previous: event.previousState, next: event.newState },
+        dryRun ? `dry run: would ${ruleAction} ${flag.name}` : `${ruleAction} of ${flag.name}: ${verdict.reason}`,
       );
-      results.push({ ...base, verdict: summary, action: dryRun ? 'dry_run' : 'acted', ruleAction: rule.action, eventId: event.id });
+      results.push({ ...base, verdict: summary, action: dryRun ? 'dry_run' : 'acted', ruleAction, eventId: event.id });
     } catch (err) {
       const info = errorInfo(err);
       if (isGuardianError(err, 'STORE_CONFLICT')) {
@@ -300,8 +310,31 @@ export async function runCycle(deps: CycleDeps): Promise<CycleReport> {
         results.push({ ...base, verdict: summary, action: 'skipped', skipped: info.message });
       } else {
         deps.logger.error({ ...log, err }, 'cycle: breach, but the rollback failed; it is retried next cycle with the same idempotency key');
-        results.push({ ...base, verdict: summary, action: 'failed', ruleAction: rule.action, error: info });
+        results.push({ ...base, verdict: summary, action: 'failed', ruleAction, error: info });
       }
+    }
+  }
+
+  // Release plans: promote, wait, pause or stop, on what the rules just saw.
+  if (planByFlag.size > 0) {
+    plans = await advancePlans({
+      at,
+      plans: [...planByFlag.values()],
+      rules: deps.rules.rules,
+      flags: flagByName,
+      verdicts: guardVerdicts(results),
+      histories,
+      actedOn,
+      store: deps.store,
+      channels,
+      actor,
+      dryRun: globalDryRun || deps.record === false,
+      logger: deps.logger,
+    });
+    try {
+      if (deps.record !== false) await deps.store.savePlanReports(plans.map((p) => ({ flag: p.flag, report: planReportJson(p) })), at);
+    } catch (err) {
+      deps.logger.warn({ err }, 'cycle: could not save the plans\' assessments');
     }
   }
 
@@ -416,3 +449,21 @@ async function pollSource(source: MetricSource, queries: readonly FlagQuery[], d
   }
 }
 
+/** This cycle's verdict of every (rule, flag) pair, as the plan step reads them. */
+function guardVerdicts(results: readonly RuleFlagResult[]): Map<string, GuardVerdict> {
+  const out = new Map<string, GuardVerdict>();
+  for (const r of results) {
+    const v = r.verdict;
+    const alpha = v?.evidence?.alpha;
+    out.set(`${r.ruleId}\u0000${r.flag}`, {
+      ruleId: r.ruleId,
+      source: r.source,
+      kind: v?.kind ?? (r.action === 'failed' ? 'failed' : 'skipped'),
+      consecutive: v?.consecutive ?? 0,
+      reason: v?.reason ?? r.skipped ?? r.error?.message ?? '',
+      ...(v?.evidence?.log_e_value === undefined ? {} : { logE: v.evidence.log_e_value }),
+      ...(alpha === undefined ? {} : { threshold: Math.log(1 / alpha) }),
+    });
+  }
+  return out;
+}

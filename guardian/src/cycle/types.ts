@@ -3,6 +3,7 @@
  * report it returns of what it saw and did.
  */
 import type { Evidence, HistoryPoint, Verdict, VerdictKind } from '../decide/types.ts';
+import type { PlanReport } from '../plans/advance.ts';
 import type { Rule, RulesConfig } from '../rules/schema.ts';
 import type { MetricSource, SourceReport } from '../sources/types.ts';
 import type { Channel, Store } from '../store/types.ts';
@@ -152,4 +153,6 @@ export interface CycleReport {
   readonly sourceReports: readonly SourceReport[];
   /** Cycle-wide failures (store unreachable, …); per-pair errors are in `results`. */
   readonly errors: readonly { readonly code: string; readonly message: string }[];
+  /** What each release plan did this cycle (absent when the rules file has none). */
+  readonly plans?: readonly PlanReport[];
 }

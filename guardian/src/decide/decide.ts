@@ -220,7 +220,7 @@ function evidenceFor(rule: DecisionRule, history: readonly HistoryPoint[], last:
  * The final point of each segment before the last point's, found by walking back from the
  * end (O(history) only when the stage has more than one segment; O(1) otherwise).
  */
-function segmentFinals(history: readonly HistoryPoint[]): Map<number, HistoryPoint> {
+export function segmentFinals(history: readonly HistoryPoint[]): Map<number, HistoryPoint> {
   const finals = new Map<number, HistoryPoint>();
   // Walking back in time, each segment below the lowest one found so far: its final is its last
   // point in time, and a later point with a lower index (a rules reload changed the window) does

@@ -216,3 +216,36 @@ export function relativeLowerBound(c: TwoSample, alpha: number, mixture: readonl
   }
   return lo;
 }
+
+/**
+ * The release plans' safety test's prior over how much BETTER than the allowed rate flag-on is,
+ * as ratios below 1 of the flag-on error rate to (flag-off rate + margin): a flag as good as
+ * flag-off sits at p_C / (p_C + margin), e.g. 0.67 for 1% with a margin of half a point.
+ * Weights sum to 1.
+ */
+export const SAFETY_MIXTURE: readonly RatioComponent[] = Object.freeze([
+  { ratio: 0.9, weight: 0.2 },
+  { ratio: 0.8, weight: 0.3 },
+  { ratio: 0.67, weight: 0.3 },
+  { ratio: 0.5, weight: 0.2 },
+]);
+
+/**
+ * The log likelihood ratios of the non-inferiority side of the relative test, one per
+ * {@link SAFETY_MIXTURE} component: evidence against H0: p_T − p_C ≥ margin ("flag-on is worse
+ * than flag-off by the margin or more"). It is {@link relativeLogLRs} with ratios below 1: under
+ * H0's boundary, the flag-off count raised by n_C × margin makes both arms' rates equal, and
+ * LR_ρ = ρ^X_T · ((n_T + n_C)/(ρ n_T + n_C))^m has expectation ≤ 1 there (the deterministic
+ * shift is below the Poisson arm it stands for, by Jensen) and lower still when flag-on is worse
+ * (ρ · (n_T + n_C)/(ρ n_T + n_C) < 1 for ρ < 1). So the mixture is a test supermartingale under
+ * H0 and, by Ville's inequality, reaches 1/alpha with probability at most alpha however often it
+ * is checked: the same always-valid guarantee as the harm side, pointing the other way.
+ * Summed over disjoint segments and mixed with {@link mixtureLogE}, like the harm side.
+ *
+ * @example
+ * const safe = mixtureLogE(nonInferiorityLogLRs({ treatmentErrors: 100, treatmentTotal: 10_000, controlErrors: 100, controlTotal: 10_000 }, 0.005), SAFETY_MIXTURE);
+ * safe > Math.log(1 / 0.05); // true: 1% vs 1% at 10,000 users each is not worse by half a point
+ */
+export function nonInferiorityLogLRs(c: TwoSample, margin: number): number[] {
+  return relativeLogLRs(c, Math.max(0, margin), SAFETY_MIXTURE);
+}

@@ -20,6 +20,7 @@ const EvidenceSchema = z.looseObject({
   condition: text.optional(),
   threshold: num.optional(),
   max_increase: num.optional(),
+  margin: num.optional(),
   alpha: num.optional(),
   statistic: text.optional(),
   lower_bound: num.optional(),
@@ -99,6 +100,10 @@ export function formatDuration(ms: number): string {
   return rest > 0 ? `${m} min ${rest} s` : `${m} min`;
 }
 
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
 function formatCount(n: number): string {
   return Math.round(n).toLocaleString('en-US');
 }
@@ -159,6 +164,10 @@ export function evidenceFacts(evidence: unknown): MessageFact[] {
   cohort('Flag off', e.control);
   if (e.threshold !== undefined) out.push({ label: 'Threshold', value: `${formatRate(e.threshold)} error rate` });
   if (e.max_increase !== undefined) out.push({ label: 'Allowed increase', value: `+${formatRate(e.max_increase)} over flag off` });
+  if (e.margin !== undefined) {
+    const shown = e.log_e_value === undefined || e.alpha === undefined ? '' : ` (evidence ${Math.exp(e.log_e_value).toPrecision(3)}, needed ${(1 / e.alpha).toPrecision(3)})`;
+    out.push({ label: 'Safety', value: `flag on not worse than flag off by more than +${formatRate(e.margin)}${shown}` });
+  }
   if (e.lower_bound !== undefined) {
     const relative = e.condition === 'relative' || (e.max_increase !== undefined && e.threshold === undefined);
     out.push({
@@ -211,6 +220,24 @@ function rollbackMessage(row: OutboxRow, options: MessageOptions): NotificationM
       severity = 'info';
       title = `${flag} restored by ${actor ?? 'someone'}`;
       summary = `${flag} is back as it was before its rollback${e.restores_event_id != null ? ` (event ${e.restores_event_id})` : ''}; the guardian watches it again.${e.reason ? ` ${e.reason}` : ''}`;
+      break;
+    case 'promote': {
+      const final = isRecord(e.evidence) && e.evidence['final'] === true;
+      severity = 'info';
+      title = final ? `${flag} release complete: promoted to ${stepTo ?? 100}%` : `${flag} promoted to ${stepTo === undefined ? 'its next stage' : `${stepTo}%`}`;
+      summary = e.reason ?? `The guardian promoted ${flag} on evidence of safety.`;
+      break;
+    }
+    case 'plan_paused':
+      severity = 'warning';
+      title = `${flag} release paused`;
+      summary = e.reason ?? `The release plan of ${flag} is paused.`;
+      break;
+    case 'plan_resumed':
+    case 'plan_aborted':
+      severity = 'info';
+      title = `${flag} release ${kind === 'plan_resumed' ? 'resumed' : 'aborted'} by ${actor ?? 'someone'}`;
+      summary = e.reason ?? title;
       break;
     default:
       severity = action === 'notify_only' ? 'warning' : 'critical';

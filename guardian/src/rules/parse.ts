@@ -6,6 +6,7 @@ import { open } from 'node:fs/promises';
 import { type Document, isAlias, isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, visit } from 'yaml';
 import type { z } from 'zod';
 import { cutText, GuardianError } from '../errors.ts';
+import { resolvePlans } from '../plans/resolve.ts';
 import { formatDuration } from './duration.ts';
 import { BUILTIN_RULE_DEFAULTS, DEFAULT_STAGES, RuleSchema, RulesFileSchema, type Rule, type RulesConfig } from './schema.ts';
 
@@ -258,7 +259,9 @@ function parseRulesText(yamlText: string, env: RulesEnv): ParseRulesResult {
 
   const file = parsed.data;
   problems.push(...timingProblems(file.interval, file.blindness_after, rules));
-  if (problems.length > 0) return { ok: false, problems };
+  const planned = resolvePlans(file.plans ?? [], rules);
+  problems.push(...planned.problems);
+  if (problems.length > 0) return { ok: false, problems: dedupe(problems) };
   const config: RulesConfig = {
     notify: file.notify ?? {},
     sources: file.sources ?? {},
@@ -267,8 +270,9 @@ function parseRulesText(yamlText: string, env: RulesEnv): ParseRulesResult {
     confirm_after: file.confirm_after,
     dry_run: file.dry_run,
     rules,
+    ...(planned.plans.length > 0 ? { plans: planned.plans } : {}),
   };
-  return { ok: true, rules: config, notes: notesFor(config) };
+  return { ok: true, rules: config, notes: [...notesFor(config), ...planned.notes] };
 }
 
 /**

@@ -10,6 +10,7 @@
  */
 import { z } from 'zod';
 import { cutText } from '../errors.ts';
+import type { Plan } from '../plans/schema.ts';
 import { formatDuration, parseDuration } from './duration.ts';
 
 /** Flag names, as in the database (`feature_flags.name`). */
@@ -130,14 +131,17 @@ export const ConditionSchema = z
   })
   .transform((c): Condition => (c.absolute ? { kind: 'absolute', ...c.absolute } : { kind: 'relative', ...c.relative! }));
 
+/** One rollout stage: a whole percentage 1..100. */
+export const StagePercentageSchema = z
+  .number({ error: (iss) => `must be a whole percentage 1..100, got ${show(iss.input)}` })
+  .int({ error: (iss) => `must be a whole percentage 1..100, got ${show(iss.input)}` })
+  .min(1, { error: (iss) => `must be a whole percentage 1..100, got ${show(iss.input)}` })
+  .max(100, { error: (iss) => `must be a whole percentage 1..100, got ${show(iss.input)}` });
+
 /** Rollout stages (percentages) for `step_back`, strictly increasing, each 1..100. */
 export const StagesSchema = z
   .array(
-    z
-      .number({ error: (iss) => `must be a whole percentage 1..100, got ${show(iss.input)}` })
-      .int({ error: (iss) => `must be a whole percentage 1..100, got ${show(iss.input)}` })
-      .min(1, { error: (iss) => `must be a whole percentage 1..100, got ${show(iss.input)}` })
-      .max(100, { error: (iss) => `must be a whole percentage 1..100, got ${show(iss.input)}` }),
+    StagePercentageSchema,
     { error: (iss) => `must be a list of percentages like [10, 50, 100], got ${show(iss.input)}` },
   )
   .min(2, { error: 'must list at least two stages, like [10, 50, 100]' })
@@ -255,6 +259,61 @@ export const SourcesSchema = z.strictObject({
   sentry: SentrySourceConfigSchema.optional(),
 });
 
+/** One stage: a percentage, optionally with its own minimum/maximum time and users. */
+export const PlanStageInputSchema = z.union(
+  [
+    StagePercentageSchema,
+    z.strictObject({
+      percentage: StagePercentageSchema.meta({ description: 'Rollout percentage of this stage.' }),
+      min_time: DurationSchema.optional().meta({ description: 'Minimum time in this stage before it may be promoted (overrides the plan\'s).' }),
+      max_time: DurationSchema.optional().meta({ description: 'After this long in the stage without evidence either way, the plan pauses (overrides the plan\'s).' }),
+      min_users: count(1, 'flag-on users').optional().meta({ description: 'Minimum flag-on users seen in this stage before it may be promoted (overrides the plan\'s).' }),
+    }),
+  ],
+  { error: (iss) => `must be a percentage like 10 or {percentage: 10, min_time: 1h}, got ${show(iss.input)}` },
+);
+
+/** A release plan as written in the rules file. */
+export const PlanInputSchema = z.strictObject({
+  flag: FlagNameSchema.meta({ description: 'The flag this plan walks through its stages (one plan per flag).' }),
+  stages: z
+    .array(PlanStageInputSchema, { error: (iss) => `must be a list of stages like [10, 50, 100], got ${show(iss.input)}` })
+    .min(2, { error: 'must list at least two stages, like [10, 50, 100]' })
+    .meta({ description: 'Stages, strictly increasing percentages (e.g. [10, 50, 100]); the flag starts at the first.' }),
+  min_time: DurationSchema.prefault('1h').meta({ description: 'Minimum time in each stage before promotion (default 1h).' }),
+  max_time: DurationSchema.prefault('24h').meta({
+    description: 'If neither safety nor harm is shown after this long in a stage, the plan pauses and tells the team (default 24h).',
+  }),
+  min_users: count(1, 'flag-on users').default(200).meta({ description: 'Minimum flag-on users seen in a stage before promotion (default 200).' }),
+  guard: z
+    .array(z.string().regex(RULE_ID_PATTERN, { error: (iss) => `must be a rule id, got ${show(iss.input)}` }), {
+      error: (iss) => `must be a list of rule ids like [ai-stage-regression], got ${show(iss.input)}`,
+    })
+    .min(1, { error: 'must name at least one rule that guards the flag (a relative rule: the safety test compares flag-on with flag-off)' })
+    .meta({ description: 'Rules (ids) that guard the plan: their breach acts as on_breach, and the relative one\'s counts are the evidence of safety.' }),
+  on_breach: z
+    .enum(['disable', 'step_back'], { error: (iss) => `must be disable or step_back, got ${show(iss.input)}` })
+    .default('step_back')
+    .meta({ description: 'What a breach of a guard rule does to the flag (default step_back: to the previous stage of the plan).' }),
+  margin: z
+    .number({ error: (iss) => `must be a number between 0 (inclusive) and 1, got ${show(iss.input)}` })
+    .min(0, { error: (iss) => `must be between 0 (inclusive) and 1, got ${show(iss.input)}` })
+    .lt(1, { error: (iss) => `must be between 0 (inclusive) and 1, got ${show(iss.input)}` })
+    .default(0.005)
+    .meta({
+      description:
+        'Non-inferiority margin, as an error-rate difference (default 0.005 = half a percentage point): a stage is promoted only when flag-on is shown not worse than flag-off by more than this.',
+    }),
+  confidence: openRange(0.5, 1)
+    .default(0.95)
+    .meta({ description: 'Confidence of the safety test (default 0.95): a flag worse than the margin is promoted with probability at most 1 - confidence per stage.' }),
+  expected_users_per_minute: z
+    .number({ error: (iss) => `must be a positive number, got ${show(iss.input)}` })
+    .positive({ error: (iss) => `must be a positive number, got ${show(iss.input)}` })
+    .optional()
+    .meta({ description: 'Users per minute exposed to the flag at 100% (optional): validate warns when a stage cannot reach min_users in its min_time.' }),
+});
+
 /** The whole file as written. */
 export const RulesFileSchema = z
   .strictObject({
@@ -274,6 +333,10 @@ export const RulesFileSchema = z
       .meta({ description: 'Raise a blindness alert after this long without data for a watched flag (default 10m), between 1s and 7d, and at least the interval.' }),
     dry_run: z.boolean({ error: (iss) => `must be true or false, got ${show(iss.input)}` }).default(false).meta({ description: 'Global dry run: no rule changes anything.' }),
     rules: z.array(RuleInputSchema, { error: (iss) => `must be a list of rules, got ${show(iss.input)}` }).min(1, { error: 'must list at least one rule' }),
+    plans: z
+      .array(PlanInputSchema, { error: (iss) => `must be a list of release plans, got ${show(iss.input)}` })
+      .optional()
+      .meta({ description: 'Release plans: the guardian promotes each flag through its stages on evidence of safety (one plan per flag).' }),
   })
   .meta({ title: 'Rollback Guardian rules file', description: 'Rules that watch per-flag error rates and roll a flag back on a breach.' });
 
@@ -306,6 +369,8 @@ export const RulesConfigSchema = z.strictObject({
   confirm_after: z.number().optional(),
   dry_run: z.boolean(),
   rules: z.array(RuleSchema),
+  /** Release plans, resolved (absent = none). */
+  plans: z.array(z.custom<Plan>()).optional(),
 });
 
 /** The resolved configuration: `rules` with defaults merged, durations in ms. */

@@ -4,7 +4,7 @@
  */
 import { GuardianError } from '../errors.ts';
 import { MAX_USER_ID_LENGTH } from './limits.ts';
-import type { EventKind, Flag, FlagPatch, FlagState, GuardState, RollbackAction, RollbackEvent, RuleState } from './types.ts';
+import type { Channel, EventKind, EventNotification, Flag, FlagChange, FlagEdit, FlagPatch, FlagState, GuardState, PlanState, PlanStatus, PlanStatusRequest, PromoteRequest, RollbackAction, RollbackEvent, RuleState, SourceHealth } from './types.ts';
 
 type Row = Record<string, unknown>;
 
@@ -102,6 +102,51 @@ export function patchToJson(patch: FlagPatch): Record<string, unknown> {
   return out;
 }
 
+/** The jsonb patch `guardian_edit_flag` takes: {@link patchToJson} plus `description`. */
+export function editToJson(edit: FlagEdit): Record<string, unknown> {
+  return { ...patchToJson(edit), ...(edit.description !== undefined ? { description: edit.description } : {}) };
+}
+
+/** A flag_changes row. */
+export function toChange(row: Row): FlagChange {
+  const oldRow = row['old_row'];
+  const newRow = row['new_row'];
+  return {
+    id: str(row['id']),
+    flag: str(row['flag_name']),
+    op: str(row['op']) as FlagChange['op'],
+    actor: str(row['actor']),
+    at: date(row['at']),
+    oldRow: oldRow === null || oldRow === undefined ? null : obj(oldRow),
+    newRow: newRow === null || newRow === undefined ? null : obj(newRow),
+  };
+}
+
+/** A guardian_source_health row. */
+export function toSourceHealth(row: Row): SourceHealth {
+  const d = (v: unknown): Date | null => (v === null || v === undefined ? null : date(v));
+  return { source: str(row['source']), lastOkAt: d(row['last_ok_at']), blindSince: d(row['blind_since']), lastError: strOrNull(row['last_error']) };
+}
+
+/** A notification_outbox row. */
+export function toNotification(row: Row): EventNotification {
+  return {
+    eventId: str(row['event_id']),
+    channel: str(row['channel']) as Channel,
+    status: str(row['status']) as EventNotification['status'],
+    attempts: Number(row['attempts'] ?? 0),
+    deliveredAt: row['delivered_at'] === null || row['delivered_at'] === undefined ? null : date(row['delivered_at']),
+    lastError: strOrNull(row['last_error']),
+  };
+}
+
+/** Outbox rows grouped by event id, every asked id present. */
+export function notificationsByEvent(ids: readonly string[], rows: readonly Row[]): Map<string, EventNotification[]> {
+  const out = new Map<string, EventNotification[]>(ids.map((id) => [id, []]));
+  for (const r of rows) out.get(str(r['event_id']))?.push(toNotification(r));
+  return out;
+}
+
 /** Network-level failures: the database is not there (Node socket codes). */
 const NETWORK_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EPIPE']);
 /** node-postgres connection failures that carry no code, only these words. */
@@ -116,8 +161,9 @@ export function storeError(err: unknown, what: string): GuardianError {
   const e = (err ?? {}) as { code?: unknown; message?: unknown; details?: unknown; hint?: unknown };
   const code = typeof e.code === 'string' ? e.code : '';
   const raw = typeof e.message === 'string' && e.message !== '' ? e.message : String(err);
-  const message = raw.replace(/^(guardian_rollback|restore_flag|guardian_set_flag|guardian_try_lease|guardian_enqueue_notifications): /, '');
+  const message = raw.replace(/^(guardian_rollback|restore_flag|guardian_set_flag|guardian_edit_flag|guardian_create_flag|guardian_delete_flag|guardian_flag_usage|guardian_try_lease|guardian_enqueue_notifications): /, '');
   if (code === 'P0002') return new GuardianError('NOT_FOUND', message, { cause: err });
+  if (code === 'RG412') return new GuardianError('VERSION_CONFLICT', message, { cause: err });
   if (code === '55000' || code === '23505' || code === '40001' || code === '40P01') return new GuardianError('STORE_CONFLICT', `${what}: ${message}`, { cause: err });
   const constraint = (err as { constraint?: unknown }).constraint;
   if (code === '23514' && (constraint === 'flag_targets_user_id_not_empty' || message.includes('flag_targets_user_id_not_empty'))) {
@@ -135,4 +181,58 @@ export function storeError(err: unknown, what: string): GuardianError {
     return new GuardianError('STORE_FAILED', `${what}: ${message}. The database schema is missing or old: apply the migrations (npm run db:migrate).`, { cause: err });
   }
   return new GuardianError('STORE_FAILED', `${what}: ${message}`, { cause: err });
+}
+
+/** A guardian_release_plans row (also the `plan` of guardian_plan_set_status's JSON). */
+export function toPlanState(row: Row): PlanState {
+  return {
+    flag: str(row['flag_name']),
+    status: str(row['status']) as PlanStatus,
+    reason: strOrNull(row['reason']),
+    flagVersion: Number(row['flag_version']),
+    running: row['running'] === true,
+    lastReport: row['last_report'] === null || row['last_report'] === undefined ? null : obj(row['last_report']),
+    assessedAt: row['assessed_at'] === null || row['assessed_at'] === undefined ? null : date(row['assessed_at']),
+    updatedAt: date(row['updated_at']),
+    updatedBy: str(row['updated_by']),
+  };
+}
+
+/** guardian_plan_set_status's JSON answer: the plan row and the event (null when none). */
+export function toPlanStatusResult(v: unknown): { plan: PlanState; event?: RollbackEvent } {
+  const o = obj(v);
+  const event = o['event'];
+  return { plan: toPlanState(obj(o['plan'])), ...(event === null || event === undefined ? {} : { event: toEvent(obj(event)) }) };
+}
+
+/** The named arguments of `guardian_promote` for a {@link PromoteRequest}. */
+export function promoteArgs(req: PromoteRequest): Record<string, unknown> {
+  return {
+    p_flag: req.flag,
+    p_from: req.from,
+    p_to: req.to,
+    p_expected_version: req.expectedVersion,
+    p_final: req.final,
+    p_evidence: req.evidence,
+    p_reason: req.reason ?? null,
+    p_actor: req.actor,
+    p_idempotency_key: req.idempotencyKey,
+    p_channels: [...req.channels],
+  };
+}
+
+/** The named arguments of `guardian_plan_set_status` for a {@link PlanStatusRequest}. */
+export function planStatusArgs(req: PlanStatusRequest): Record<string, unknown> {
+  return {
+    p_flag: req.flag,
+    p_status: req.status,
+    p_reason: req.reason ?? null,
+    p_actor: req.actor,
+    p_expected_status: req.expectedStatus ? [...req.expectedStatus] : null,
+    p_event_kind: req.event?.kind ?? null,
+    p_idempotency_key: req.event?.idempotencyKey ?? null,
+    p_channels: req.event ? [...req.event.channels] : null,
+    p_evidence: req.event?.evidence ?? {},
+    p_expected_flag_version: req.expectedFlagVersion ?? null,
+  };
 }

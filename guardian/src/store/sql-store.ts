@@ -6,9 +6,19 @@
  */
 import type { HistoryPoint } from '../decide/types.ts';
 import type { SqlClient } from './sql.ts';
-import { patchToJson, storeError, toEvent, toFlag, toRuleState } from './rows.ts';
+import { editToJson, notificationsByEvent, patchToJson, planStatusArgs, promoteArgs, storeError, toChange, toEvent, toFlag, toPlanState, toPlanStatusResult, toRuleState, toSourceHealth } from './rows.ts';
 import type {
+  ChangeQuery,
+  EventNotification,
   EventQuery,
+  FlagChange,
+  FlagEdit,
+  FlagUsage,
+  NewFlag,
+  SourceHealth,
+  TargetPage,
+  TargetQuery,
+  UsageBucket,
   ExposureCounts,
   ExposureQuery,
   ExposureRecord,
@@ -16,6 +26,9 @@ import type {
   FlagPatch,
   HistoryQuery,
   Observation,
+  PlanState,
+  PlanStatusRequest,
+  PromoteRequest,
   RestoreRequest,
   RollbackEvent,
   RollbackRequest,
@@ -28,6 +41,24 @@ type Row = Record<string, unknown>;
 /** Default and maximum page size of {@link Store.listEvents}. */
 export const DEFAULT_EVENT_LIMIT = 50;
 export const MAX_EVENT_LIMIT = 1000;
+/** Default and maximum page size of {@link Store.listTargets}. */
+export const DEFAULT_TARGET_LIMIT = 100;
+export const MAX_TARGET_LIMIT = 1000;
+
+/** A page size clamped to 1..max (default `dflt`). */
+export function pageLimit(limit: number | undefined, dflt: number, max: number): number {
+  return Math.min(Math.max(1, Math.trunc(limit ?? dflt)), max);
+}
+
+/** A bigint id cursor, or undefined when it is not one (a bad cursor reads from the start of nothing: see callers). */
+export function idCursor(id: string | undefined): string | undefined {
+  return id !== undefined && /^\d{1,19}$/.test(id) ? id : undefined;
+}
+
+/** The LIKE pattern of a substring search (wildcards in the search are literal). */
+export function likePattern(search: string): string {
+  return `%${search.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+}
 
 /**
  * Options of {@link SqlStore}.
@@ -179,13 +210,114 @@ export class SqlStore implements Store {
       params.push(query.since.toISOString());
       where.push(`created_at >= $${params.length}::timestamptz`);
     }
-    params.push(Math.min(Math.max(1, Math.trunc(query.limit ?? DEFAULT_EVENT_LIMIT)), MAX_EVENT_LIMIT));
+    if (query.until !== undefined) {
+      params.push(query.until.toISOString());
+      where.push(`created_at < $${params.length}::timestamptz`);
+    }
+    if (query.ruleId !== undefined) {
+      params.push(query.ruleId);
+      where.push(`rule_id = $${params.length}`);
+    }
+    if (query.actor !== undefined) {
+      params.push(query.actor);
+      where.push(`actor = $${params.length}`);
+    }
+    if (query.beforeId !== undefined) {
+      params.push(idCursor(query.beforeId) ?? '0');
+      where.push(`id < $${params.length}::bigint`);
+    }
+    params.push(pageLimit(query.limit, DEFAULT_EVENT_LIMIT, MAX_EVENT_LIMIT));
     const rows = await this.#q(
       'list events',
       `select * from public.rollback_events ${where.length ? `where ${where.join(' and ')}` : ''} order by created_at desc, id desc limit $${params.length}`,
       params,
     );
     return rows.map(toEvent);
+  }
+
+  async createFlag(flag: NewFlag, actor: string): Promise<Flag> {
+    const rows = await this.#q(`create flag "${flag.name}"`, 'select * from public.guardian_create_flag($1, $2, $3, $4)', [
+      flag.name,
+      flag.description ?? '',
+      flag.bucketGroup ?? null,
+      actor,
+    ]);
+    return toFlag(rows[0] ?? {}, []);
+  }
+
+  async editFlag(name: string, expectedVersion: number, edit: FlagEdit, actor: string): Promise<Flag> {
+    await this.#q(`edit flag "${name}"`, 'select name from public.guardian_edit_flag($1, $2::bigint, $3::jsonb, $4)', [name, expectedVersion, JSON.stringify(editToJson(edit)), actor]);
+    const flag = await this.getFlag(name);
+    if (!flag) throw storeError({ code: 'P0002', message: `flag "${name}" does not exist` }, 'edit flag');
+    return flag;
+  }
+
+  async deleteFlag(name: string, expectedVersion: number, actor: string): Promise<void> {
+    await this.#q(`delete flag "${name}"`, 'select name from public.guardian_delete_flag($1, $2::bigint, $3)', [name, expectedVersion, actor]);
+  }
+
+  async listTargets(flag: string, query: TargetQuery = {}): Promise<TargetPage> {
+    const exists = await this.#q('get flag', 'select 1 from public.feature_flags where name = $1', [flag]);
+    if (exists.length === 0) throw storeError({ code: 'P0002', message: `flag "${flag}" does not exist` }, 'list targets');
+    const limit = pageLimit(query.limit, DEFAULT_TARGET_LIMIT, MAX_TARGET_LIMIT);
+    const pattern = query.search ? likePattern(query.search) : null;
+    const [page, count] = await Promise.all([
+      this.#q(
+        'list targets',
+        `select user_id from public.flag_targets where flag_name = $1 and ($2::text is null or user_id ilike $2) and ($3::text is null or user_id > $3)
+          order by user_id limit $4`,
+        [flag, pattern, query.after ?? null, limit + 1],
+      ),
+      this.#q('count targets', 'select count(*)::int as n from public.flag_targets where flag_name = $1 and ($2::text is null or user_id ilike $2)', [flag, pattern]),
+    ]);
+    const targets = page.slice(0, limit).map((r) => String(r['user_id']));
+    return { targets, total: Number(count[0]?.['n'] ?? 0), nextCursor: page.length > limit ? (targets.at(-1) ?? null) : null };
+  }
+
+  async listChanges(query: ChangeQuery = {}): Promise<FlagChange[]> {
+    const where: string[] = [];
+    const params: unknown[] = [];
+    const add = (cond: string, value: unknown): void => {
+      params.push(value);
+      where.push(cond.replace('?', `$${params.length}`));
+    };
+    if (query.flag !== undefined) add('flag_name = ?', query.flag);
+    if (query.actor !== undefined) add('actor = ?', query.actor);
+    if (query.since !== undefined) add('at >= ?::timestamptz', query.since.toISOString());
+    if (query.until !== undefined) add('at < ?::timestamptz', query.until.toISOString());
+    if (query.beforeId !== undefined) add('id < ?::bigint', idCursor(query.beforeId) ?? '0');
+    params.push(pageLimit(query.limit, DEFAULT_EVENT_LIMIT, MAX_EVENT_LIMIT));
+    const rows = await this.#q(
+      'list changes',
+      `select * from public.flag_changes ${where.length ? `where ${where.join(' and ')}` : ''} order by id desc limit $${params.length}`,
+      params,
+    );
+    return rows.map(toChange);
+  }
+
+  async flagUsage(flag: string, bucket: UsageBucket, since: Date, until: Date): Promise<FlagUsage> {
+    const rows = await this.#q(`usage of flag "${flag}"`, 'select public.guardian_flag_usage($1, $2, $3::timestamptz, $4::timestamptz) as u', [
+      flag,
+      bucket,
+      since.toISOString(),
+      until.toISOString(),
+    ]);
+    return usageFrom(rows[0]?.['u']);
+  }
+
+  async sourceHealth(): Promise<SourceHealth[]> {
+    return (await this.#q('read source health', 'select * from public.guardian_source_health order by source')).map(toSourceHealth);
+  }
+
+  async eventNotifications(eventIds: readonly string[]): Promise<Map<string, EventNotification[]>> {
+    const ids = eventIds.filter((id) => idCursor(id) !== undefined);
+    if (ids.length === 0) return notificationsByEvent(eventIds, []);
+    const rows = await this.#q(
+      'read notifications',
+      'select event_id, channel, status, attempts, delivered_at, last_error from public.notification_outbox where event_id = any($1::bigint[]) order by event_id, channel',
+      [ids],
+    );
+    return notificationsByEvent(eventIds, rows);
   }
 
   async getEvent(id: string): Promise<RollbackEvent | undefined> {
@@ -290,6 +422,50 @@ export class SqlStore implements Store {
     await this.#q('release lease', 'select public.guardian_release_lease($1, $2)', [name, holder]);
   }
 
+  async listPlanStates(): Promise<PlanState[]> {
+    return (await this.#q('list release plans', 'select * from public.guardian_release_plans order by flag_name')).map(toPlanState);
+  }
+
+  async syncPlan(flag: string, actor: string): Promise<PlanState> {
+    const rows = await this.#q(`release plan of "${flag}"`, 'select * from public.guardian_plan_sync(p_flag => $1, p_actor => $2)', [flag, actor]);
+    return toPlanState(rows[0] ?? {});
+  }
+
+  async setPlanStatus(req: PlanStatusRequest): Promise<{ plan: PlanState; event?: RollbackEvent }> {
+    const a = planStatusArgs(req);
+    const rows = await this.#q(
+      `${req.status} release plan of "${req.flag}"`,
+      `select public.guardian_plan_set_status(
+         p_flag => $1, p_status => $2, p_reason => $3, p_actor => $4, p_expected_status => $5::text[],
+         p_event_kind => $6, p_idempotency_key => $7, p_channels => $8::text[], p_evidence => $9::jsonb,
+         p_expected_flag_version => $10) as result`,
+      [a['p_flag'], a['p_status'], a['p_reason'], a['p_actor'], a['p_expected_status'], a['p_event_kind'], a['p_idempotency_key'], a['p_channels'], JSON.stringify(a['p_evidence']), a['p_expected_flag_version']],
+    );
+    return toPlanStatusResult(rows[0]?.['result']);
+  }
+
+  async savePlanReports(reports: readonly { readonly flag: string; readonly report: Readonly<Record<string, unknown>> }[], at: Date): Promise<void> {
+    if (reports.length === 0) return;
+    await this.#q(
+      'save plan reports',
+      `update public.guardian_release_plans p set last_report = r.report, assessed_at = $2
+         from jsonb_to_recordset($1::jsonb) as r(flag text, report jsonb) where p.flag_name = r.flag`,
+      [JSON.stringify(reports), at],
+    );
+  }
+
+  async promote(req: PromoteRequest): Promise<RollbackEvent> {
+    const a = promoteArgs(req);
+    const rows = await this.#q(
+      `promotion of flag "${req.flag}"`,
+      `select * from public.guardian_promote(
+         p_flag => $1, p_from => $2, p_to => $3, p_expected_version => $4, p_final => $5, p_evidence => $6::jsonb,
+         p_reason => $7, p_actor => $8, p_idempotency_key => $9, p_channels => $10::text[])`,
+      [a['p_flag'], a['p_from'], a['p_to'], a['p_expected_version'], a['p_final'], JSON.stringify(a['p_evidence']), a['p_reason'], a['p_actor'], a['p_idempotency_key'], a['p_channels']],
+    );
+    return toEvent(rows[0] ?? {});
+  }
+
   close(): Promise<void> {
     return this.#sql.close();
   }
@@ -339,4 +515,10 @@ export function toHistoryPoint(r: Row): HistoryPoint {
   const ct = r['control_total'];
   const ce = r['control_errors'];
   return ct === null || ct === undefined ? { at, unit, treatment, ...since } : { at, unit, treatment, control: { total: Number(ct), errors: Number(ce ?? 0) }, ...since };
+}
+
+/** The `guardian_flag_usage` document (jsonb: an object, or its text from PGlite/PostgREST). */
+export function usageFrom(v: unknown): FlagUsage {
+  const o = (typeof v === 'string' ? JSON.parse(v) : v) as Partial<FlagUsage> | null;
+  return { series: o?.series ?? [], judged: o?.judged ?? [], changes: o?.changes ?? [] };
 }

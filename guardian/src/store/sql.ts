@@ -15,6 +15,11 @@ export interface SqlClient {
   /** Runs `fn` inside one transaction on one connection; rolls back when it throws. */
   transaction<T>(fn: (tx: SqlClient) => Promise<T>): Promise<T>;
   close(): Promise<void>;
+  /**
+   * PGlite only: hears NOTIFY on `channel` in process (the change stream's feed on the embedded
+   * database). Resolves to a function that stops listening.
+   */
+  listen?(channel: string, cb: (payload: string) => void): Promise<() => Promise<void>>;
 }
 
 function fromPgConnection(conn: Pool | PoolClient, onClose: () => Promise<void>): SqlClient {
@@ -76,5 +81,5 @@ export function pgliteSqlClient(db: PGlite): SqlClient {
     },
     close,
   });
-  return wrap(db, () => db.close());
+  return { ...wrap(db, () => db.close()), listen: (channel, cb) => db.listen(channel, cb) };
 }

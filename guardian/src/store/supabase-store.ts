@@ -14,10 +14,20 @@ import { createClient, type SupabaseClient } from '@supabase/supabase-js';
 
 import type { HistoryPoint } from '../decide/types.ts';
 import { GuardianError } from '../errors.ts';
-import { patchToJson, storeError, toEvent, toFlag, toRuleState } from './rows.ts';
-import { DEFAULT_EVENT_LIMIT, MAX_EVENT_LIMIT, exposureArgs, exposureCountsFrom, exposureQueryArgs, historyArgs, toHistoryPoint } from './sql-store.ts';
+import { editToJson, notificationsByEvent, patchToJson, planStatusArgs, promoteArgs, storeError, toChange, toEvent, toFlag, toPlanState, toPlanStatusResult, toRuleState, toSourceHealth } from './rows.ts';
+import { DEFAULT_EVENT_LIMIT, DEFAULT_TARGET_LIMIT, MAX_EVENT_LIMIT, MAX_TARGET_LIMIT, exposureArgs, idCursor, likePattern, pageLimit, usageFrom, exposureCountsFrom, exposureQueryArgs, historyArgs, toHistoryPoint } from './sql-store.ts';
 import type {
+  ChangeQuery,
+  EventNotification,
   EventQuery,
+  FlagChange,
+  FlagEdit,
+  FlagUsage,
+  NewFlag,
+  SourceHealth,
+  TargetPage,
+  TargetQuery,
+  UsageBucket,
   ExposureCounts,
   ExposureQuery,
   ExposureRecord,
@@ -25,6 +35,9 @@ import type {
   FlagPatch,
   HistoryQuery,
   Observation,
+  PlanState,
+  PlanStatusRequest,
+  PromoteRequest,
   RestoreRequest,
   RollbackEvent,
   RollbackRequest,
@@ -247,10 +260,95 @@ export class SupabaseStore implements Store {
       if (query.flag !== undefined) q = q.eq('flag_name', query.flag);
       if (query.kind !== undefined) q = q.eq('kind', query.kind);
       if (query.since !== undefined) q = q.gte('created_at', query.since.toISOString());
+      if (query.until !== undefined) q = q.lt('created_at', query.until.toISOString());
+      if (query.ruleId !== undefined) q = q.eq('rule_id', query.ruleId);
+      if (query.actor !== undefined) q = q.eq('actor', query.actor);
+      if (query.beforeId !== undefined) q = q.lt('id', idCursor(query.beforeId) ?? '0');
       return q.order('created_at', { ascending: false }).order('id', { ascending: false }).range(from, to);
     };
     const limit = Math.min(Math.max(1, Math.trunc(query.limit ?? DEFAULT_EVENT_LIMIT)), MAX_EVENT_LIMIT);
     return (await this.#pages('list events', page, limit)).map(toEvent);
+  }
+
+  async createFlag(flag: NewFlag, actor: string): Promise<Flag> {
+    const row = await this.#rpcRow(`create flag "${flag.name}"`, 'guardian_create_flag', {
+      p_name: flag.name,
+      p_description: flag.description ?? '',
+      p_bucket_group: flag.bucketGroup ?? null,
+      p_actor: actor,
+    });
+    return toFlag(row, []);
+  }
+
+  async editFlag(name: string, expectedVersion: number, edit: FlagEdit, actor: string): Promise<Flag> {
+    await this.#rpcRow(`edit flag "${name}"`, 'guardian_edit_flag', { p_flag: name, p_expected_version: expectedVersion, p_patch: editToJson(edit), p_actor: actor });
+    const flag = await this.getFlag(name);
+    if (!flag) throw new GuardianError('NOT_FOUND', `flag "${name}" does not exist`);
+    return flag;
+  }
+
+  async deleteFlag(name: string, expectedVersion: number, actor: string): Promise<void> {
+    await this.#rpcRow(`delete flag "${name}"`, 'guardian_delete_flag', { p_name: name, p_expected_version: expectedVersion, p_actor: actor });
+  }
+
+  async listTargets(flag: string, query: TargetQuery = {}): Promise<TargetPage> {
+    const exists = await this.#run<Row[]>('get flag', this.#client.from('feature_flags').select('name').eq('name', flag));
+    if (!exists?.length) throw new GuardianError('NOT_FOUND', `flag "${flag}" does not exist`);
+    const limit = pageLimit(query.limit, DEFAULT_TARGET_LIMIT, MAX_TARGET_LIMIT);
+    let count = this.#client.from('flag_targets').select('user_id', { count: 'exact', head: true }).eq('flag_name', flag);
+    let page = this.#client.from('flag_targets').select('user_id').eq('flag_name', flag);
+    if (query.search) {
+      count = count.ilike('user_id', likePattern(query.search));
+      page = page.ilike('user_id', likePattern(query.search));
+    }
+    if (query.after !== undefined) page = page.gt('user_id', query.after);
+    let total: number;
+    try {
+      const res = await count;
+      if (res.error) throw supabaseError(res.error, 'count targets', res.status);
+      total = res.count ?? 0;
+    } catch (err) {
+      if (err instanceof GuardianError) throw err;
+      throw new GuardianError('STORE_UNREACHABLE', `count targets: Supabase is unreachable (${(err as Error).message}). Check SUPABASE_URL.`, { cause: err });
+    }
+    const rows = (await this.#run<Row[]>('list targets', page.order('user_id').range(0, limit))) ?? [];
+    const targets = rows.slice(0, limit).map((r) => String(r['user_id']));
+    return { targets, total, nextCursor: rows.length > limit ? (targets.at(-1) ?? null) : null };
+  }
+
+  async listChanges(query: ChangeQuery = {}): Promise<FlagChange[]> {
+    const page = (from: number, to: number) => {
+      let q = this.#client.from('flag_changes').select('*');
+      if (query.flag !== undefined) q = q.eq('flag_name', query.flag);
+      if (query.actor !== undefined) q = q.eq('actor', query.actor);
+      if (query.since !== undefined) q = q.gte('at', query.since.toISOString());
+      if (query.until !== undefined) q = q.lt('at', query.until.toISOString());
+      if (query.beforeId !== undefined) q = q.lt('id', idCursor(query.beforeId) ?? '0');
+      return q.order('id', { ascending: false }).range(from, to);
+    };
+    return (await this.#pages('list changes', page, pageLimit(query.limit, DEFAULT_EVENT_LIMIT, MAX_EVENT_LIMIT))).map(toChange);
+  }
+
+  async flagUsage(flag: string, bucket: UsageBucket, since: Date, until: Date): Promise<FlagUsage> {
+    const data = await this.#run<unknown>(
+      `usage of flag "${flag}"`,
+      this.#client.rpc('guardian_flag_usage', { p_flag: flag, p_bucket: bucket, p_since: since.toISOString(), p_until: until.toISOString() }),
+    );
+    return usageFrom(data);
+  }
+
+  async sourceHealth(): Promise<SourceHealth[]> {
+    const rows = await this.#pages('read source health', (from, to) => this.#client.from('guardian_source_health').select('*').order('source').range(from, to));
+    return rows.map(toSourceHealth);
+  }
+
+  async eventNotifications(eventIds: readonly string[]): Promise<Map<string, EventNotification[]>> {
+    const ids = eventIds.filter((id) => idCursor(id) !== undefined);
+    if (ids.length === 0) return notificationsByEvent(eventIds, []);
+    const rows = await this.#pages('read notifications', (from, to) =>
+      this.#client.from('notification_outbox').select('id,event_id,channel,status,attempts,delivered_at,last_error').in('event_id', ids).order('id').range(from, to),
+    );
+    return notificationsByEvent(eventIds, rows);
   }
 
   async getEvent(id: string): Promise<RollbackEvent | undefined> {
@@ -335,6 +433,29 @@ export class SupabaseStore implements Store {
 
   async releaseLease(name: string, holder: string): Promise<void> {
     await this.#run('release lease', this.#client.rpc('guardian_release_lease', { p_name: name, p_holder: holder }));
+  }
+
+  async listPlanStates(): Promise<PlanState[]> {
+    const rows = await this.#pages('list release plans', (from, to) => this.#client.from('guardian_release_plans').select('*').order('flag_name').range(from, to));
+    return rows.map(toPlanState);
+  }
+
+  async syncPlan(flag: string, actor: string): Promise<PlanState> {
+    return toPlanState(await this.#rpcRow(`release plan of "${flag}"`, 'guardian_plan_sync', { p_flag: flag, p_actor: actor }));
+  }
+
+  async setPlanStatus(req: PlanStatusRequest): Promise<{ plan: PlanState; event?: RollbackEvent }> {
+    return toPlanStatusResult(await this.#run<unknown>(`${req.status} release plan of "${req.flag}"`, this.#client.rpc('guardian_plan_set_status', planStatusArgs(req))));
+  }
+
+  async savePlanReports(reports: readonly { readonly flag: string; readonly report: Readonly<Record<string, unknown>> }[], at: Date): Promise<void> {
+    for (const r of reports) {
+      await this.#run('save plan report', this.#client.from('guardian_release_plans').update({ last_report: r.report, assessed_at: at.toISOString() }).eq('flag_name', r.flag));
+    }
+  }
+
+  async promote(req: PromoteRequest): Promise<RollbackEvent> {
+    return toEvent(await this.#rpcRow(`promotion of flag "${req.flag}"`, 'guardian_promote', promoteArgs(req)));
   }
 
   async close(): Promise<void> {

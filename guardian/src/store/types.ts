@@ -14,10 +14,10 @@ export type GuardState = 'watching' | 'rolled_back' | 'locked';
 export type RollbackAction = 'disable' | 'step_back' | 'notify_only';
 
 /** Kinds of rollback events (the `rollback_events.kind` column). */
-export type EventKind = 'auto_rollback' | 'manual_rollback' | 'restore' | 'dry_run';
+export type EventKind = (typeof EVENT_KINDS)[number];
 
 /** Every event kind, for argument validation. */
-export const EVENT_KINDS: readonly EventKind[] = ['auto_rollback', 'manual_rollback', 'restore', 'dry_run'];
+export const EVENT_KINDS = ['auto_rollback', 'manual_rollback', 'restore', 'dry_run', 'promote', 'plan_paused', 'plan_resumed', 'plan_aborted'] as const;
 
 /** Notification channels an event can be sent to. */
 export type Channel = 'slack' | 'email';
@@ -101,6 +101,79 @@ export interface RollbackEvent {
   readonly createdAt: Date;
 }
 
+/** Status of a flag's release plan (`guardian_release_plans.status`). */
+export type PlanStatus = 'active' | 'paused' | 'completed' | 'aborted' | 'stopped';
+
+/**
+ * The stored state of a release plan: the plan itself is in the rules file; whether it runs, and
+ * the flag version it last saw or made, live in the database.
+ *
+ * @example
+ * const [state] = await store.listPlanStates();
+ * if (state?.status === 'paused') console.log(state.reason);
+ */
+export interface PlanState {
+  readonly flag: string;
+  readonly status: PlanStatus;
+  readonly reason: string | null;
+  /** The flag version the plan last saw or made: another one while `running` means a person changed the flag. */
+  readonly flagVersion: number;
+  /** The flag was enabled and watched at that version. */
+  readonly running: boolean;
+  /** The guardian's last assessment of the stage (a `PlanReport` as JSON), and when. */
+  readonly lastReport: Readonly<Record<string, unknown>> | null;
+  readonly assessedAt: Date | null;
+  readonly updatedAt: Date;
+  readonly updatedBy: string;
+}
+
+/**
+ * Arguments of {@link Store.promote} (the SQL function `guardian_promote`).
+ *
+ * @example
+ * await store.promote({ flag: 'ai_beta_users', from: 10, to: 50, expectedVersion: 7, final: false,
+ *   evidence: { log_e_value: 4.1 }, actor: 'guardian', idempotencyKey: 'promote:ai_beta_users:7', channels: ['slack'] });
+ */
+export interface PromoteRequest {
+  readonly flag: string;
+  readonly from: number;
+  readonly to: number;
+  /** The flag version the decision was made on: another one refuses (STORE_CONFLICT). */
+  readonly expectedVersion: number;
+  /** The last stage of the plan: the plan completes. */
+  readonly final: boolean;
+  readonly evidence: Readonly<Record<string, unknown>>;
+  readonly reason?: string;
+  readonly actor: string;
+  readonly idempotencyKey: string;
+  readonly channels: readonly Channel[];
+}
+
+/**
+ * Arguments of {@link Store.setPlanStatus} (`guardian_plan_set_status`): the plan takes the new
+ * status at the flag's current version; with `event`, an event and its notifications are written.
+ *
+ * @example
+ * await store.setPlanStatus({ flag: 'ai_beta_users', status: 'paused', reason: 'changed by alice', actor: 'guardian',
+ *   event: { kind: 'plan_paused', idempotencyKey: 'plan_paused:ai_beta_users:8', channels: ['slack'] } });
+ */
+export interface PlanStatusRequest {
+  readonly flag: string;
+  readonly status: PlanStatus;
+  readonly reason?: string;
+  readonly actor: string;
+  /** Refuse (STORE_CONFLICT) unless the plan is in one of these. */
+  readonly expectedStatus?: readonly PlanStatus[];
+  /** Refuse (STORE_CONFLICT) unless the plan still records this flag version (nobody moved it meanwhile). */
+  readonly expectedFlagVersion?: number;
+  readonly event?: {
+    readonly kind: 'plan_paused' | 'plan_resumed' | 'plan_aborted';
+    readonly idempotencyKey: string;
+    readonly channels: readonly Channel[];
+    readonly evidence?: Readonly<Record<string, unknown>>;
+  };
+}
+
 /**
  * Arguments of {@link Store.rollback} (the SQL function `guardian_rollback`).
  *
@@ -154,6 +227,14 @@ export interface EventQuery {
   readonly flag?: string;
   readonly kind?: EventKind;
   readonly since?: Date;
+  /** Only events before this time. */
+  readonly until?: Date;
+  /** Only events of this rule. */
+  readonly ruleId?: string;
+  /** Only events by this actor. */
+  readonly actor?: string;
+  /** Cursor: only events with a smaller id (the last id of the previous page). */
+  readonly beforeId?: string;
   /** Default 50, at most 1000. */
   readonly limit?: number;
 }
@@ -248,6 +329,164 @@ export interface ExposureCounts {
 }
 
 /**
+ * A new flag ({@link Store.createFlag}): created off, at 0%.
+ *
+ * @example
+ * await store.createFlag({ name: 'new_checkout', description: 'The new checkout' }, 'alice@example.com');
+ */
+export interface NewFlag {
+  readonly name: string;
+  readonly description?: string;
+  readonly bucketGroup?: string | null;
+}
+
+/**
+ * {@link FlagPatch} plus the description: what {@link Store.editFlag} may change.
+ *
+ * @example
+ * await store.editFlag('new_checkout', 3, { description: 'v2', rolloutPercentage: 10 }, 'alice');
+ */
+export interface FlagEdit extends FlagPatch {
+  readonly description?: string;
+}
+
+/**
+ * A page of a flag's target ids ({@link Store.listTargets}), sorted.
+ *
+ * @example
+ * const page = await store.listTargets('f', { search: 'u-', limit: 100 });
+ */
+export interface TargetPage {
+  readonly targets: string[];
+  /** How many targets match the search (all pages). */
+  readonly total: number;
+  /** The `after` of the next page, or null on the last. */
+  readonly nextCursor: string | null;
+}
+
+/**
+ * Which targets {@link Store.listTargets} returns.
+ *
+ * @example
+ * await store.listTargets('f', { search: 'acme', after: 'u-100', limit: 50 });
+ */
+export interface TargetQuery {
+  /** Substring (case-insensitive) the ids must contain. */
+  readonly search?: string;
+  /** Cursor: ids after this one. */
+  readonly after?: string;
+  /** Default 100, at most 1000. */
+  readonly limit?: number;
+}
+
+/**
+ * One row of the `flag_changes` audit log.
+ *
+ * @example
+ * const [last] = await store.listChanges({ flag: 'f', limit: 1 });
+ */
+export interface FlagChange {
+  readonly id: string;
+  readonly flag: string;
+  readonly op: 'insert' | 'update' | 'delete' | 'target_add' | 'target_remove';
+  readonly actor: string;
+  readonly at: Date;
+  readonly oldRow: Readonly<Record<string, unknown>> | null;
+  readonly newRow: Readonly<Record<string, unknown>> | null;
+}
+
+/**
+ * Filters of {@link Store.listChanges}; newest first.
+ *
+ * @example
+ * await store.listChanges({ actor: 'alice', since: new Date(Date.now() - 86_400_000) });
+ */
+export interface ChangeQuery {
+  readonly flag?: string;
+  readonly actor?: string;
+  readonly since?: Date;
+  readonly until?: Date;
+  /** Cursor: only rows with a smaller id. */
+  readonly beforeId?: string;
+  /** Default 50, at most 1000. */
+  readonly limit?: number;
+}
+
+/** Time bucket of {@link Store.flagUsage}. */
+export type UsageBucket = 'minute' | 'hour' | 'day';
+
+/**
+ * One flag's usage ({@link Store.flagUsage}, SQL `guardian_flag_usage`).
+ *
+ * @example
+ * const u = await store.flagUsage('f', 'hour', since, until);
+ */
+export interface FlagUsage {
+  readonly series: { t: string; on: { users: number; errorUsers: number }; off: { users: number; errorUsers: number } }[];
+  readonly judged: {
+    t: string;
+    source: string;
+    unit: 'users' | 'events';
+    stageStartedAt: string;
+    since: string;
+    treatment: { errors: number; total: number; unit: 'users' | 'events' };
+    control: { errors: number; total: number; unit: 'users' | 'events' } | null;
+  }[];
+  readonly changes: { at: string; kind: 'change' | EventKind | 'promote'; enabled: boolean | null; rolloutPercentage: number | null; actor: string; eventId: string | null }[];
+}
+
+/**
+ * One metric source's health row (`guardian_source_health`).
+ *
+ * @example
+ * for (const h of await store.sourceHealth()) console.log(h.source, h.blindSince);
+ */
+export interface SourceHealth {
+  readonly source: string;
+  readonly lastOkAt: Date | null;
+  readonly blindSince: Date | null;
+  readonly lastError: string | null;
+}
+
+/**
+ * One outbox row of an event: where its notification stands.
+ *
+ * @example
+ * const byEvent = await store.eventNotifications(['12']);
+ */
+export interface EventNotification {
+  readonly eventId: string;
+  readonly channel: Channel;
+  readonly status: 'pending' | 'delivering' | 'delivered' | 'failed';
+  readonly attempts: number;
+  readonly deliveredAt: Date | null;
+  readonly lastError: string | null;
+}
+
+/**
+ * The admin API's additions to {@link Store} (flag create/delete, version-checked edits, paged
+ * reads). Every write is one audited SQL function call whose actor is the caller.
+ */
+export interface AdminStore {
+  /** Creates a flag, off at 0% (`guardian_create_flag`); a taken name is STORE_CONFLICT. */
+  createFlag(flag: NewFlag, actor: string): Promise<Flag>;
+  /** Edits the flag only while it is at `expectedVersion` (`guardian_edit_flag`); else VERSION_CONFLICT and nothing written. */
+  editFlag(name: string, expectedVersion: number, edit: FlagEdit, actor: string): Promise<Flag>;
+  /** Deletes a disabled flag at `expectedVersion` (`guardian_delete_flag`). */
+  deleteFlag(name: string, expectedVersion: number, actor: string): Promise<void>;
+  /** A page of the flag's targets (NOT_FOUND for an unknown flag). */
+  listTargets(flag: string, query?: TargetQuery): Promise<TargetPage>;
+  /** The audit log, newest first. */
+  listChanges(query?: ChangeQuery): Promise<FlagChange[]>;
+  /** Usage analytics of one flag (NOT_FOUND for a flag that never existed). */
+  flagUsage(flag: string, bucket: UsageBucket, since: Date, until: Date): Promise<FlagUsage>;
+  /** Every source's health row. */
+  sourceHealth(): Promise<SourceHealth[]>;
+  /** The outbox rows of these events, per event id (every asked id is in the map). */
+  eventNotifications(eventIds: readonly string[]): Promise<Map<string, EventNotification[]>>;
+}
+
+/**
  * The guardian's state behind one interface (see the module comment). Errors are
  * `GuardianError`s: `NOT_FOUND`, `STORE_CONFLICT`, `BAD_ARGUMENT`, `STORE_UNREACHABLE`,
  * `STORE_FAILED`.
@@ -257,7 +496,7 @@ export interface ExposureCounts {
  * for (const flag of await store.listFlags()) console.log(flag.name, flag.enabled);
  * await store.close();
  */
-export interface Store {
+export interface Store extends AdminStore {
   /** Which backend: `pg`, `pglite` or `supabase`. */
   readonly kind: 'pg' | 'pglite' | 'supabase';
   /** Where the data lives, safe to print (no password). */
@@ -303,5 +542,15 @@ export interface Store {
   /** Takes or renews a lease for `ttlMs` (`guardian_try_lease`); true when held. */
   tryLease(name: string, holder: string, ttlMs: number): Promise<boolean>;
   releaseLease(name: string, holder: string): Promise<void>;
+  /** Every stored release-plan state (`guardian_release_plans`). */
+  listPlanStates(): Promise<PlanState[]>;
+  /** The plan state of a flag, created (active, at the flag's version) when missing (`guardian_plan_sync`). */
+  syncPlan(flag: string, actor: string): Promise<PlanState>;
+  /** Sets a plan's status, with an event and notifications when asked (`guardian_plan_set_status`). */
+  setPlanStatus(req: PlanStatusRequest): Promise<{ plan: PlanState; event?: RollbackEvent }>;
+  /** Keeps each plan's latest assessment (what `guardian plans` shows); plans without a row are skipped. */
+  savePlanReports(reports: readonly { readonly flag: string; readonly report: Readonly<Record<string, unknown>> }[], at: Date): Promise<void>;
+  /** The atomic, idempotent promotion to the next stage (`guardian_promote`). */
+  promote(req: PromoteRequest): Promise<RollbackEvent>;
   close(): Promise<void>;
 }
