@@ -391,7 +391,7 @@ export function createPosthogSource(options: PosthogSourceOptions, deps: SourceD
       const off = rows?.off;
       if (!on || on.users === 0) {
         const truncated = parsed.hasMore && rows === undefined;
-        return { flag: f.flag, status: 'no_data', reason: truncated ? 'bad_response' : 'empty', detail: truncated ? 'result truncated (hasMore)' : 'no flag-on users seen since the segment start' };
+        return { flag: f.flag, status: 'no_data', reason: truncated ? 'bad_response' : 'empty', detail: truncated ? 'result truncated (hasMore)' : 'no flag-on users seen since the stage start' };
       }
       const treatment: CohortCounts = { total: on.users, errors: on.errorUsers };
       return off && off.users > 0
