@@ -17,6 +17,7 @@ if (process.argv.includes('--serve')) {
   // ---- the provider doubles (child process) ---------------------------------------------------
   const stats = { posthog: { requests: 0, bytes: 0, maxBytes: 0 }, sentry: { requests: 0, bytes: 0, maxBytes: 0 } };
   const { posthogQueryAnswer } = await import('../guardian/test/posthog-answer.ts');
+  const { sentryGroupedBody } = await import('../guardian/test/sentry-answer.ts');
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     let body = '';
     req.on('data', (c: Buffer) => (body += c.toString('utf8')));
@@ -47,14 +48,11 @@ if (process.argv.includes('--serve')) {
         stats.sentry.bytes += size;
         stats.sentry.maxBytes = Math.max(stats.sentry.maxBytes, size);
         const headers = { 'x-sentry-rate-limit-limit': '1000', 'x-sentry-rate-limit-remaining': '999', 'x-sentry-rate-limit-reset': String(Math.floor(Date.now() / 1000) + 300), 'x-sentry-rate-limit-concurrentlimit': '15', 'x-sentry-rate-limit-concurrentremaining': '14' };
-        // Rows grouped by the flag's tag when one is asked for (field=tags[flag.<name>]), else one aggregate row.
+        // One row per flag value, grouped by the flag's tag (field=tags[flag.<name>]): both cohorts of one flag a request.
         const errors = url.searchParams.get('dataset') === 'errors';
-        const n = errors ? 20 : 1000;
-        const tag = url.searchParams.getAll('field').find((f) => f.startsWith('tags['));
-        const counts = { 'count()': n, 'count_unique(user)': n };
-        const data = tag ? [{ [tag]: 'true', ...counts }, { [tag]: 'false', ...counts }] : [counts];
-        const fields = { ...(tag ? { [tag]: 'string' } : {}), 'count()': 'integer', 'count_unique(user)': 'integer' };
-        json(200, { data, meta: { fields, units: {}, isMetricsData: false, tips: { query: null, columns: null }, dataset: errors ? 'errors' : 'transactions' } }, headers);
+        const tag = /^tags\[flag\.([a-z][a-z0-9_]*)\]$/.exec(url.searchParams.getAll('field')[0] ?? '')?.[1] ?? 'unknown';
+        const rows = (['true', 'false'] as const).map((value) => ({ value, count: errors ? 20 : 1000, users: errors ? 20 : 1000 }));
+        json(200, sentryGroupedBody(tag, rows, errors ? 'errors' : 'transactions'), headers);
         return;
       }
       json(404, { detail: 'Not found.' });

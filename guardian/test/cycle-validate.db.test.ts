@@ -91,3 +91,15 @@ describe('runCycle: answers checked as data', () => {
     expect(await store.getFlag('booking_agent_enabled')).toMatchObject({ enabled: true, guardState: 'watching' });
   });
 });
+
+describe('estimateSlack', () => {
+  it('exact counts may never dip; ClickHouse uniq estimates above 65,536 may dip by 1%', async () => {
+    const { estimateSlack, checkAgainstPrevious } = await import('../src/sources/validate.ts');
+    expect(estimateSlack(65_536)).toBe(0);
+    expect(estimateSlack(200_000)).toBe(2_000);
+    const obs = (total: number) => ({ flag: 'f_a', status: 'ok' as const, unit: 'users' as const, treatment: { total, errors: 10 } });
+    expect(checkAgainstPrevious(obs(199_000), { treatment: { total: 200_000, errors: 10 } }).status).toBe('ok');
+    expect(checkAgainstPrevious(obs(190_000), { treatment: { total: 200_000, errors: 10 } })).toMatchObject({ status: 'no_data', reason: 'counts_backwards' });
+    expect(checkAgainstPrevious(obs(999), { treatment: { total: 1_000, errors: 10 } })).toMatchObject({ status: 'no_data', reason: 'counts_backwards' });
+  });
+});

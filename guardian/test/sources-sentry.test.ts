@@ -213,6 +213,32 @@ describe('Sentry source', () => {
     expect(reasons(r.observations)).toEqual(['rate_limited']);
   });
 
+  it('leaves half of the provider window to the organization: Remaining at half of Limit → wait for Reset', async () => {
+    const { source } = setup({ concurrency: 1 });
+    const headers = { 'X-Sentry-Rate-Limit-Remaining': '500', 'X-Sentry-Rate-Limit-Limit': '1000', 'X-Sentry-Rate-Limit-Reset': String(NOW.getTime() / 1000 + 300) };
+    expectEvents('errors', 'booking_agent_enabled').reply(200, sentryGroupedBody('booking_agent_enabled', [row('true', 1, 1)], 'errors'), headers);
+    const r = await source.query([{ flag: 'booking_agent_enabled', since }, { flag: 'session_agent_enabled', since }], signal());
+    expect(r.requests).toBe(1);
+    expect(reasons(r.observations)).toEqual(['rate_limited', 'rate_limited']);
+  });
+
+  it('a poll asking a few flags (a confirmation) keeps the background answers of the others for the next cycle', async () => {
+    const { source } = setup({ wait_ms: 0 });
+    const ok = { errors: [row('true', 1, 1)], traffic: [row('true', 200, 200)] };
+    expectFlag('booking_agent_enabled', ok);
+    expectFlag('session_agent_enabled', ok);
+    const both = [{ flag: 'booking_agent_enabled', since }, { flag: 'session_agent_enabled', since }];
+    expect(reasons((await source.query(both, signal())).observations)).toEqual(['deferred', 'deferred']);
+    await expect.poll(() => nock.pendingMocks().length).toBe(0);
+    expectFlag('booking_agent_enabled', ok);
+    expect(reasons((await source.query([both[0]!], signal())).observations)).toEqual(['ok']);
+    await expect.poll(() => nock.pendingMocks().length).toBe(0);
+    expectFlag('booking_agent_enabled', ok);
+    expectFlag('session_agent_enabled', ok);
+    expect(reasons((await source.query(both, signal())).observations)).toEqual(['ok', 'ok']);
+    await expect.poll(() => nock.pendingMocks().length).toBe(0);
+  });
+
   it('keeps to max_requests_per_second on the injected clock', async () => {
     const { source, clock } = setup({ max_requests_per_second: 2, concurrency: 1, wait_ms: 60_000 });
     const flags = ['booking_agent_enabled', 'session_agent_enabled', 'insights_agent_enabled'].map((flag) => ({ flag, since }));
@@ -220,8 +246,8 @@ describe('Sentry source', () => {
     for (const f of flags) expectFlag(f.flag, ok);
     const r = await source.query(flags, signal());
     expect(reasons(r.observations)).toEqual(['ok', 'ok', 'ok']);
-    // 6 requests at 2/s: the last could not start before 2 s had passed
-    expect(clock.now.getTime() - NOW.getTime()).toBeGreaterThanOrEqual(2_000);
+    // 6 requests at 2/s (bursts of 4 in a second): the last could not start before 1 s had passed
+    expect(clock.now.getTime() - NOW.getTime()).toBeGreaterThanOrEqual(1_000);
   });
 
   it('400 {"detail"} → bad_query; no-project answer → no data with the tip as reason', async () => {

@@ -172,10 +172,16 @@ export function createSentrySource(options: SentrySourceOptions, deps: SourceDep
   const cap = Math.max(1, options.max_errors_per_user ?? 10);
   const rate = Math.max(1, options.max_requests_per_second ?? DEFAULT_SENTRY_RATE);
   const waitMs = options.wait_ms ?? 5_000;
-  const budget = new RequestBudget([{ max: rate, windowMs: 1_000 }]);
+  // `rate` a second on average over 10 s, bursts up to twice that in one second (at most 20/s at
+  // the default, two thirds of Sentry's 30/s): a small set of flags is asked at once.
+  const budget = new RequestBudget([
+    { max: Math.min(30, rate * 2), windowMs: 1_000 },
+    { max: rate * 10, windowMs: 10_000 },
+  ]);
   const log = deps.logger;
   const background = new AbortController().signal; // background polls outlive a cycle; each request still has its timeout
   let remaining: number | undefined;
+  let limit: number | undefined;
   let resetAt = 0;
   let blockedUntil = 0;
   let authStoppedAt: number | undefined;
@@ -189,6 +195,8 @@ export function createSentrySource(options: SentrySourceOptions, deps: SourceDep
   let stop: SourceFailure | undefined;
 
   function noteHeaders(headers: Headers): void {
+    const lim = headers.get('x-sentry-rate-limit-limit');
+    if (lim !== null && lim.trim() !== '' && Number.isFinite(Number(lim)) && Number(lim) > 0) limit = Number(lim);
     const rem = headers.get('x-sentry-rate-limit-remaining');
     const reset = headers.get('x-sentry-rate-limit-reset');
     if (rem !== null && rem.trim() !== '' && Number.isFinite(Number(rem))) remaining = Number(rem);
@@ -210,12 +218,21 @@ export function createSentrySource(options: SentrySourceOptions, deps: SourceDep
     return `${options.base_url.replace(/\/+$/, '')}/api/0/organizations/${encodeURIComponent(options.org)}/events/?${params.toString()}`;
   }
 
+  /**
+   * Until when no request may start: a 429's wait, or the end of the provider's window once its
+   * budget is down to the reserve (half of `X-Sentry-Rate-Limit-Limit`: the organization's people
+   * and tools share that budget, so the guardian never takes the second half of it).
+   */
+  function blockedAt(): number {
+    const reserve = limit === undefined ? 0 : Math.floor(limit / 2);
+    return Math.max(blockedUntil, remaining !== undefined && remaining <= reserve ? resetAt : 0);
+  }
+
   /** Waits for a request slot; throws SourceFailure('rate_limited') when the wait would be long. */
   async function slot(): Promise<void> {
     for (;;) {
       const now = deps.now().getTime();
-      let until = blockedUntil;
-      if (remaining !== undefined && remaining <= 0 && resetAt > now) until = Math.max(until, resetAt);
+      const until = blockedAt();
       if (until > now) {
         if (until - now > MAX_PUMP_WAIT_MS) throw new SourceFailure('SOURCE_RATE_LIMITED', 'rate_limited', `sentry: rate limit reached; waiting until ${new Date(until).toISOString()}`);
         await deps.sleep(until - now);
@@ -318,9 +335,14 @@ export function createSentrySource(options: SentrySourceOptions, deps: SourceDep
         if (FLAG_NAME_PATTERN.test(f.flag)) valid.push(f);
         else out.set(f.flag, { flag: f.flag, status: 'no_data', reason: 'bad_query', detail: `not a valid flag name: ${JSON.stringify(f.flag)}` });
       }
-      const wanted = new Map(valid.map((f) => [f.flag, f]));
-      for (const flag of done.keys()) if (!wanted.has(flag)) done.delete(flag);
-      for (const flag of lastPolled.keys()) if (!wanted.has(flag)) lastPolled.delete(flag);
+      // Answers and poll times of flags not asked this time are kept (a confirmation poll asks a
+      // few flags; the next full cycle asks them all), but not for ever.
+      for (const [flag, t] of lastPolled) {
+        if (t < nowMs - 86_400_000) {
+          lastPolled.delete(flag);
+          done.delete(flag);
+        }
+      }
 
       // Answers that finished since the last cycle, for the flags' current segments.
       const taken = new Map<string, FlagObservation>();
@@ -332,7 +354,7 @@ export function createSentrySource(options: SentrySourceOptions, deps: SourceDep
       // Queue this cycle's polls: the flags polled longest ago first (never polled before all),
       // at most max_requests_per_cycle / 2 flags; a flag still in flight is not asked twice.
       const perCycle = Math.max(1, Math.floor(options.max_requests_per_cycle / SENTRY_REQUESTS_PER_FLAG));
-      const blocked = Math.max(blockedUntil, remaining !== undefined && remaining <= 0 ? resetAt : 0);
+      const blocked = blockedAt();
       if (nowMs >= blocked) {
         queue = valid
           .filter((f) => !inFlight.has(f.flag))
@@ -347,7 +369,7 @@ export function createSentrySource(options: SentrySourceOptions, deps: SourceDep
         }
       } else queue = [];
 
-      const blockedAfter = Math.max(blockedUntil, remaining !== undefined && remaining <= 0 ? resetAt : 0);
+      const blockedAfter = blockedAt();
       const waiting = blockedAfter > deps.now().getTime();
       for (const f of valid) {
         const d = done.get(f.flag);

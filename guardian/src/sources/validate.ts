@@ -58,6 +58,15 @@ export function checkObservation(obs: FlagObservation): FlagObservation {
   return problem ? { flag: obs.flag, status: 'no_data', reason: problem.reason, detail: problem.detail } : obs;
 }
 
+/**
+ * How far a count may dip between polls without being "backwards": 0 up to 65,536, then 1%.
+ * Both providers count users with ClickHouse's `uniq`, exact up to 65,536 distinct values and an
+ * adaptive-sampling estimate above, which can dip slightly as values are added.
+ */
+export function estimateSlack(count: number): number {
+  return count > 65_536 ? Math.ceil(count * 0.01) : 0;
+}
+
 /** The counts of the last stored poll of a segment, as {@link checkAgainstPrevious} reads them. */
 export interface PreviousCounts {
   readonly unit?: 'users' | 'events';
@@ -86,7 +95,7 @@ export function checkAgainstPrevious(obs: FlagObservation, previous: PreviousCou
   const back = (now: CohortCounts | undefined, before: CohortCounts | undefined, cohort: string): string | undefined => {
     if (before === undefined) return undefined;
     const n = now ?? { total: 0, errors: 0 };
-    if (n.total < before.total || n.errors < before.errors) return `${cohort} went from ${before.errors}/${before.total} to ${n.errors}/${n.total}`;
+    if (n.total < before.total - estimateSlack(before.total) || n.errors < before.errors - estimateSlack(before.errors)) return `${cohort} went from ${before.errors}/${before.total} to ${n.errors}/${n.total}`;
     return undefined;
   };
   const why = back(obs.treatment, previous.treatment, 'flag-on') ?? back(obs.control, previous.control, 'flag-off');

@@ -7,7 +7,7 @@
  * covers the whole run. Goal: 0.
  *
  * Bounded (CI, `npm test`): ≥ 1,000 random faults plus every kind targeted 3 polls in a row.
- * Full: FAULTS_FULL=1 (≥ 10,000 random faults). Prints its figures.
+ * Full: FAULTS_FULL=1 (≥ 10,000 random faults). Prints its figures (`FAULTS providers …`, figures.ts).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -19,10 +19,10 @@ import type { SourceDeps } from '../../guardian/src/sources/types.ts';
 import { SqlStore } from '../../guardian/src/store/sql-store.ts';
 import { MemoryLogger, rulesFrom } from '../../guardian/test/cycle-helpers.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
+import { figure, FULL, scale } from './figures.ts';
 import { BUILTIN_FAULTS, FaultSchedule, HonestWorld, POSTHOG_FAULTS, posthogFetch, SENTRY_FAULTS, sentryFetch, FaultLedger } from './provider-faults.ts';
 
-const FULL = process.env['FAULTS_FULL'] === '1';
-const RANDOM_FAULTS = FULL ? 10_000 : 1_000;
+const RANDOM_FAULTS = scale(1_000, 10_000);
 const names = (prefix: string, n: number) => Array.from({ length: n }, (_, i) => `${prefix}_flag_${String(i).padStart(2, '0')}`);
 const SENTRY_FLAGS = names('s', 10);
 const POSTHOG_FLAGS = names('p', 10);
@@ -188,15 +188,19 @@ describe('provider faults never cause a rollback', () => {
     }
 
     const kinds = [...figures.byKind].sort(([a], [b]) => a.localeCompare(b));
-    console.log(
-      [
-        `provider faults (${FULL ? 'full' : 'bounded'}): ${figures.cycles} cycles, ${figures.randomFaults} random faults, ${figures.targetedFaults} targeted repeats, ${figures.floods} floods from 3 users (builtin), ${sentryLedger.requests} Sentry and ${posthogLedger.requests} PostHog requests`,
-        `rollbacks caused: ${figures.breaches.length}${figures.breaches.length ? ` (${[...countBy(figures.breaches.map((b) => `${b.rule.split('-')[0]}:${b.fault ?? 'after an earlier fault'}`))].map(([k, n]) => `${k} ${n}`).join(', ')})` : ''}`,
-        `faults by kind: ${kinds.map(([k, n]) => `${k} ${n}`).join(', ')}`,
-        `no data by reason: ${[...figures.noData].sort(([a], [b]) => a.localeCompare(b)).map(([k, n]) => `${k} ${n}`).join(', ')}`,
-        ...figures.breaches.slice(0, 10).map((b) => `  breach: cycle ${b.cycle} ${b.rule} ${b.flag} (fault ${b.fault ?? 'none'}): ${b.reason}`),
-      ].join('\n'),
-    );
+    const causes = [...countBy(figures.breaches.map((b) => `${b.rule.split('-')[0]}:${b.fault ?? 'after an earlier fault'}`))].map(([k, n]) => `${k} ${n}`).join(', ');
+    figure('providers', 'rollbacks caused by provider faults and floods', figures.breaches.length, {
+      cycles: figures.cycles,
+      random_faults: figures.randomFaults,
+      targeted_repeats: figures.targetedFaults,
+      floods: figures.floods,
+      sentry_requests: sentryLedger.requests,
+      posthog_requests: posthogLedger.requests,
+      ...(causes ? { causes } : {}),
+    });
+    figure('providers', 'faults by kind', kinds.map(([k, n]) => `${k} ${n}`).join(', '));
+    figure('providers', 'no data by reason', [...figures.noData].sort(([a], [b]) => a.localeCompare(b)).map(([k, n]) => `${k} ${n}`).join(', '));
+    for (const b of figures.breaches.slice(0, 10)) figure('providers', 'breach', `cycle ${b.cycle} ${b.rule} ${b.flag} (fault ${b.fault ?? 'none'}): ${b.reason}`);
     // Every kind was delivered, and a targeted repeat of each.
     for (const k of SENTRY_FAULTS) expect(figures.byKind.get(`sentry:${k}`) ?? 0, `sentry:${k}`).toBeGreaterThan(0);
     for (const k of POSTHOG_FAULTS) expect(figures.byKind.get(`posthog:${k}`) ?? 0, `posthog:${k}`).toBeGreaterThan(0);
