@@ -33,11 +33,12 @@ describe('SDK streamTransport', () => {
       await vi.waitFor(() => expect(api.hub.clients).toBe(1));
 
       await api.sql.query(`update feature_flags set rollout_percentage = 100 where name = 'ai_beta_users'`);
-      await vi.waitFor(() => expect(client.isEnabled('ai_beta_users', 'someone-else')).toBe(true));
+      await vi.waitFor(() => expect(client.isEnabled('ai_beta_users', 'someone-else')).toBe(true), { timeout: 10_000 });
 
       const before = loads;
       api.hub.publish('reset', {});
-      await vi.waitFor(() => expect(loads).toBeGreaterThan(before));
+      // Re-fetches are spread with the SDK's default jitter (up to 2 s).
+      await vi.waitFor(() => expect(loads).toBeGreaterThan(before), { timeout: 10_000 });
 
       // The server drops every stream: the transport reconnects with Last-Event-ID and re-fetches.
       const beforeReconnect = loads;
@@ -45,7 +46,7 @@ describe('SDK streamTransport', () => {
       await vi.waitFor(() => expect(loads).toBeGreaterThan(beforeReconnect), { timeout: 10_000 });
       await vi.waitFor(() => expect(api.hub.clients).toBe(1));
       await api.sql.query(`update feature_flags set rollout_percentage = 0 where name = 'ai_beta_users'`);
-      await vi.waitFor(() => expect(client.isEnabled('ai_beta_users', 'someone-else')).toBe(false));
+      await vi.waitFor(() => expect(client.isEnabled('ai_beta_users', 'someone-else')).toBe(false), { timeout: 10_000 });
     } finally {
       await client.close();
     }

@@ -125,6 +125,8 @@ rules:
     b.kill('SIGTERM');
     const code = await new Promise<number | null>((r) => b.once('exit', (c) => r(c)));
     expect(code).toBe(0);
-    expect(stderr).toBe('');
+    // stderr carries the start banner (stdout is JSON logs only) and nothing else: no crash, no warning.
+    expect(stderr).toMatch(/^Rollback Guardian — 1 rule\(s\)/);
+    expect(stderr.split('\n').filter((l) => l !== '' && !/^(Rollback Guardian — | {2}\S)/.test(l))).toEqual([]);
   }, 120_000);
 });
