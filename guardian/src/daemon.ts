@@ -487,6 +487,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
         rulesLoadedAt,
         lastReloadError: parts.lastReloadError === undefined ? null : describeProblems(parts.lastReloadError),
         channels: channelsFromNotify(parts.rules.notify),
+        plans: parts.rules.plans ?? [],
       }),
     });
     // Everything served beside /healthz, /readyz and /metrics: one Hono sub-app per mount.

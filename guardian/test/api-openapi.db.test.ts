@@ -9,7 +9,7 @@ import { Validator } from '@seriousme/openapi-schema-validator';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 
-import { ADMIN_TOKEN, startApi, type ApiHarness } from './api-helpers.ts';
+import { ADMIN_TOKEN, BASE_STATUS, startApi, type ApiHarness } from './api-helpers.ts';
 
 type Json = Record<string, unknown>;
 
@@ -20,6 +20,9 @@ const BODIES: Record<string, unknown> = {
   changeTargets: { add: ['u-1', 'u-2'], remove: ['u-3'] },
   rollbackFlag: { reason: 'openapi test' },
   restoreFlag: { reason: 'back' },
+  pausePlan: { reason: 'openapi test', notify: false },
+  resumePlan: {},
+  abortPlan: { reason: 'done' },
 };
 
 /** The order operations run in (a flag is created before it is changed, rolled back, restored, disabled and deleted). */
@@ -38,6 +41,10 @@ const ORDER = [
   'listFlagAudit',
   'getFlagUsage',
   'getStatus',
+  'listPlans',
+  'pausePlan',
+  'resumePlan',
+  'abortPlan',
   'streamChanges',
   'deleteFlag',
 ];
@@ -48,6 +55,11 @@ describe('OpenAPI document', () => {
   let deref: Json;
   beforeAll(async () => {
     api = await startApi('pglite');
+    // The flag the operations use has a release plan, so the plan operations answer 200.
+    api.status = {
+      ...BASE_STATUS,
+      plans: [{ flag: 'openapi_flag', stages: [10, 50, 100].map((percentage) => ({ percentage, minTimeMs: 3_600_000, maxTimeMs: 86_400_000, minUsers: 200 })), guard: ['openapi-guard'], onBreach: 'step_back', margin: 0.005, alpha: 0.05 }],
+    };
     const res = await fetch(`${api.base}/openapi.json`);
     expect(res.status).toBe(200);
     doc = (await res.json()) as Json;

@@ -14,8 +14,9 @@ import { cors } from 'hono/cors';
 import type { z } from 'zod';
 
 import { isGuardianError } from '../errors.ts';
+import { planView } from '../plans/view.ts';
 import type { Logger } from '../logger.ts';
-import type { Flag, FlagEdit, RollbackEvent, Store } from '../store/types.ts';
+import type { Flag, FlagEdit, PlanStatus, RollbackEvent, Store } from '../store/types.ts';
 import { constantTimeEqual, createAuthenticator, FailureLimiter, requireRole, type Authenticator, type AuthOptions, type Principal } from './auth.ts';
 import { ChangeHub, type StreamMessage } from './hub.ts';
 import { openApiDocument, type OperationSpec } from './openapi.ts';
@@ -641,6 +642,82 @@ export function createAdminApi(deps: AdminApiDeps): Hono {
       });
     },
   );
+
+  // ---- release plans ---------------------------------------------------------------------------
+  const planOf = (flag: string) => {
+    const plan = (status().plans ?? []).find((p) => p.flag === flag);
+    if (!plan) throw new HttpError('not_found', `${flag} has no release plan in the rules file (add one under plans:).`, { field: 'path.flag' });
+    return plan;
+  };
+  const viewOf = async (flag: string) => {
+    const plan = planOf(flag);
+    const [f, states] = await Promise.all([store.getFlag(flag), store.listPlanStates()]);
+    return planView(plan, f, states.find((x) => x.flag === flag), now());
+  };
+  op(
+    {
+      method: 'get',
+      path: '/plans',
+      operationId: 'listPlans',
+      summary: 'Release plans: each flag\u2019s stage, time in stage, users, the evidence for safety and for harm, the earliest promotion.',
+      role: 'viewer',
+      responses: { 200: { description: 'Every plan of the rules file in force.', schema: S.PlansOut } },
+    },
+    async ({ c }) => {
+      const plans = status().plans ?? [];
+      const [flags, states] = await Promise.all([store.listFlags(), store.listPlanStates()]);
+      const at = now();
+      return c.json({ plans: plans.map((p) => planView(p, flags.find((f) => f.name === p.flag), states.find((x) => x.flag === p.flag), at)) });
+    },
+  );
+  const PLAN_CHANGES = [
+    { action: 'pause', operationId: 'pausePlan', status: 'paused', from: ['active'], kind: 'plan_paused', summary: 'Stop promoting the flag (the guardian still rolls it back on harm).' },
+    { action: 'resume', operationId: 'resumePlan', status: 'active', from: ['paused', 'stopped'], kind: 'plan_resumed', summary: 'Promote again, from the flag\u2019s current state.' },
+    { action: 'abort', operationId: 'abortPlan', status: 'aborted', from: ['active', 'paused', 'stopped'], kind: 'plan_aborted', summary: 'End the plan for good: the flag stays where it is.' },
+  ] as const satisfies readonly { action: string; operationId: string; status: PlanStatus; from: readonly PlanStatus[]; kind: string; summary: string }[];
+  for (const change of PLAN_CHANGES) {
+    op(
+      {
+        method: 'post',
+        path: `/plans/{flag}/${change.action}`,
+        operationId: change.operationId,
+        summary: change.summary,
+        role: 'editor',
+        params: S.PlanParams,
+        body: S.PlanChangeBody,
+        responses: {
+          200: { description: 'The plan after the change and the event that records it.', schema: S.PlanChangeOut },
+          404: E('No plan (or no flag) by that name.'),
+          409: E('The plan is not in a state that allows it (or the flag is rolled back: restore it first).'),
+        },
+      },
+      async ({ c, params, body, principal }) => {
+        planOf(params.flag);
+        const flag = await oneFlag(params.flag);
+        if (change.action === 'resume' && flag.guardState === 'rolled_back') {
+          throw new HttpError('conflict', `${params.flag} is rolled back: restore it first, then resume its plan.`);
+        }
+        const reason = body.reason?.trim() || `${change.action}d by ${principal.actor}`;
+        let eventId: string | null;
+        try {
+          await store.syncPlan(params.flag, principal.actor);
+          const { event } = await store.setPlanStatus({
+            flag: params.flag,
+            status: change.status,
+            reason,
+            actor: principal.actor,
+            expectedStatus: change.from,
+            event: { kind: change.kind, idempotencyKey: `${change.kind}:${params.flag}:${randomUUID()}`, channels: body.notify === false ? [] : status().channels },
+          });
+          eventId = event?.id ?? null;
+        } catch (err) {
+          if (isGuardianError(err, 'STORE_CONFLICT')) throw new HttpError('conflict', err.message, { cause: err });
+          throw err;
+        }
+        return c.json({ plan: await viewOf(params.flag), eventId });
+      },
+    );
+  }
 
   // ---- stream ----------------------------------------------------------------------------------
   op(

@@ -262,3 +262,32 @@ export const FlagEventData = z.object({
   deleted: z.literal(true).optional(),
 });
 export const RollbackEventData = z.object({ id: z.string(), flag: z.string(), kind: z.string(), actor: z.string(), ruleId: z.string().nullable(), createdAt: z.string() });
+
+// ---- release plans -----------------------------------------------------------------------
+
+export const PlanParams = z.object({ flag: FlagName });
+
+export const PlanChangeBody = z.strictObject({
+  reason: Text(1000).optional(),
+  notify: z.boolean().optional(),
+});
+
+const Evidence = z.record(z.string(), z.unknown());
+export const PlanViewOut = z.object({
+  flag: z.string(),
+  status: z.enum(['active', 'paused', 'completed', 'aborted', 'stopped', 'not started']),
+  reason: z.string().nullable(),
+  stages: z.array(z.number()),
+  percentage: z.number().nullable(),
+  enabled: z.boolean().nullable(),
+  timeInStageMs: z.number().nullable(),
+  users: z.number().nullable(),
+  minUsers: z.number().nullable(),
+  earliestPromotionAt: z.string().nullable(),
+  safety: Evidence.nullable(),
+  harm: z.array(Evidence),
+  assessedAt: z.string().nullable(),
+  lastAction: z.string().nullable(),
+});
+export const PlansOut = z.object({ plans: z.array(PlanViewOut) });
+export const PlanChangeOut = z.object({ plan: PlanViewOut, eventId: z.string().nullable() });

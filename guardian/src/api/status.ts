@@ -3,6 +3,7 @@
  * the channels a rollback notifies): a snapshot read on every request, so it is always the
  * current rules file and the last cycle.
  */
+import type { Plan } from '../plans/schema.ts';
 import type { Rule } from '../rules/schema.ts';
 import type { Channel } from '../store/types.ts';
 
@@ -25,6 +26,8 @@ export interface GuardianStatusSnapshot {
   readonly lastReloadError: string | null;
   /** Channels a rollback notifies (from the rules file's notify section). */
   readonly channels: readonly Channel[];
+  /** The release plans in force (none when absent). */
+  readonly plans?: readonly Plan[];
 }
 
 /** Reads the daemon's state now. */

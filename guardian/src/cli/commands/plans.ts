@@ -9,9 +9,10 @@ import { randomUUID } from 'node:crypto';
 import { channelsFromNotify } from '../../cycle/run.ts';
 import { GuardianError } from '../../errors.ts';
 import type { Plan } from '../../plans/schema.ts';
+import { finiteOrNull, planView } from '../../plans/view.ts';
 import { formatDuration } from '../../rules/duration.ts';
 import { loadRulesFile } from '../../rules/parse.ts';
-import type { Channel, Flag, PlanState, PlanStatus } from '../../store/types.ts';
+import type { Channel, PlanStatus } from '../../store/types.ts';
 import type { CliCommand, CliIo } from '../io.ts';
 import { cliActor, commandConfig, COMMON_OPTIONS, COMMON_USAGE, openStore, parseCommandArgs, renderTable, reportError, requireFlag, when } from '../shared.ts';
 
@@ -59,62 +60,17 @@ const CHANGES = {
   abort: { status: 'aborted', from: ['active', 'paused', 'stopped'], kind: 'plan_aborted' },
 } as const satisfies Record<Exclude<Sub, 'list'>, { status: PlanStatus; from: readonly PlanStatus[]; kind: string }>;
 
-/** One plan as `list` shows it (JSON keys as printed with --json). */
-interface PlanRow {
-  readonly flag: string;
-  readonly status: PlanStatus | 'not started';
-  readonly reason: string | null;
-  readonly stages: readonly number[];
-  readonly percentage: number | null;
-  readonly enabled: boolean | null;
-  readonly timeInStageMs: number | null;
-  readonly users: number | null;
-  readonly minUsers: number | null;
-  readonly earliestPromotionAt: string | null;
-  readonly safety: Record<string, unknown> | null;
-  readonly harm: readonly Record<string, unknown>[];
-  readonly assessedAt: string | null;
-  readonly lastAction: string | null;
-}
-
-function num(v: unknown): number | null {
-  return typeof v === 'number' && Number.isFinite(v) ? v : null;
-}
-
-function planRow(plan: Plan, flag: Flag | undefined, state: PlanState | undefined, now: Date): PlanRow {
-  const r = state?.lastReport ?? null;
-  const stage = plan.stages.find((s) => s.percentage === flag?.rolloutPercentage);
-  const safety = r !== null && typeof r['safety'] === 'object' && r['safety'] !== null ? (r['safety'] as Record<string, unknown>) : null;
-  const harm = r !== null && Array.isArray(r['harm']) ? (r['harm'] as Record<string, unknown>[]) : [];
-  return {
-    flag: plan.flag,
-    status: state?.status ?? 'not started',
-    reason: state?.reason ?? null,
-    stages: plan.stages.map((s) => s.percentage),
-    percentage: flag?.rolloutPercentage ?? null,
-    enabled: flag?.enabled ?? null,
-    timeInStageMs: flag ? Math.max(0, now.getTime() - flag.stageStartedAt.getTime()) : null,
-    users: r === null ? null : num(r['users']),
-    minUsers: stage?.minUsers ?? null,
-    earliestPromotionAt: flag && stage && stage !== plan.stages[plan.stages.length - 1] ? new Date(flag.stageStartedAt.getTime() + stage.minTimeMs).toISOString() : null,
-    safety,
-    harm,
-    assessedAt: state?.assessedAt?.toISOString() ?? null,
-    lastAction: r === null ? null : typeof r['action'] === 'string' ? `${r['action']}: ${String(r['reason'] ?? '')}` : null,
-  };
-}
-
 function safetyText(s: Record<string, unknown> | null): string {
   if (s === null) return '-';
-  const logE = num(s['logE']);
-  const threshold = num(s['threshold']);
+  const logE = finiteOrNull(s['logE']);
+  const threshold = finiteOrNull(s['threshold']);
   if (logE === null || threshold === null) return '-';
   return `${Math.exp(logE).toPrecision(3)} of ${Math.exp(threshold).toPrecision(3)}${s['safe'] === true ? ' (safe)' : ''}`;
 }
 
 function harmText(h: readonly Record<string, unknown>[]): string {
   if (h.length === 0) return '-';
-  return h.map((g) => `${String(g['ruleId'])} ${String(g['kind'])}${num(g['logE']) !== null && num(g['threshold']) !== null ? ` ${Math.exp(num(g['logE'])!).toPrecision(2)}/${Math.exp(num(g['threshold'])!).toPrecision(2)}` : ''}`).join(', ');
+  return h.map((g) => `${String(g['ruleId'])} ${String(g['kind'])}${finiteOrNull(g['logE']) !== null && finiteOrNull(g['threshold']) !== null ? ` ${Math.exp(finiteOrNull(g['logE'])!).toPrecision(2)}/${Math.exp(finiteOrNull(g['threshold'])!).toPrecision(2)}` : ''}`).join(', ');
 }
 
 async function loadPlans(io: CliIo, rulesFile: string): Promise<{ plans: readonly Plan[]; channels: Channel[] }> {
@@ -148,7 +104,7 @@ async function run(args: readonly string[], io: CliIo): Promise<number> {
         const flagBy = new Map(flags.map((f) => [f.name, f]));
         const stateBy = new Map(states.map((s) => [s.flag, s]));
         const now = new Date();
-        const rows = plans.map((p) => planRow(p, flagBy.get(p.flag), stateBy.get(p.flag), now));
+        const rows = plans.map((p) => planView(p, flagBy.get(p.flag), stateBy.get(p.flag), now));
         if (json) {
           io.stdout(`${JSON.stringify({ plans: rows }, null, 2)}\n`);
           return 0;
