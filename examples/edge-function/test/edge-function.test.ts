@@ -4,6 +4,7 @@
 // the definitions, Realtime for changes). A target gets the AI flow, a user outside the rollout the
 // classic one, and a rollback in the database reaches the running isolate without a restart.
 import { execFile, spawn } from 'node:child_process';
+import { createRequire } from 'node:module';
 import type { ChildProcess } from 'node:child_process';
 import { cpSync } from 'node:fs';
 import { join } from 'node:path';
@@ -18,7 +19,9 @@ import { bucket } from '../../../sdk/src/index.ts';
 
 const run = promisify(execFile);
 const EXAMPLE = fileURLToPath(new URL('..', import.meta.url));
-const DENO = join(REPO_ROOT, 'node_modules/.bin/deno');
+// The Deno executable itself, not node_modules/.bin/deno: that is a Node wrapper which runs Deno with
+// spawnSync, so a signal to it would leave the server running (holding the test run's stderr open).
+const DENO = (createRequire(join(REPO_ROOT, 'package.json'))('deno/install_api.cjs') as { runInstall(): string }).runInstall();
 const FUNCTION = 'supabase/functions/booking-agent/index.ts';
 const QA = '00000000-0000-4000-8000-00000000a001'; // a target of booking_agent_enabled (seed: 25%)
 const OUTSIDE = Array.from({ length: 100 }, (_, i) => `user-${i}`).find((u) => bucket('booking_agent_enabled', u) > 25)!;
@@ -39,7 +42,10 @@ afterAll(async () => {
   if (deno && deno.exitCode === null) {
     const exited = new Promise((resolve) => deno.once('exit', resolve));
     deno.kill('SIGTERM');
+    // A server that does not stop on SIGTERM is killed: it must never outlive the test run.
+    const timer = setTimeout(() => deno.kill('SIGKILL'), 5_000);
     await exited;
+    clearTimeout(timer);
   }
   app?.remove();
   await double?.stop();
@@ -62,8 +68,10 @@ describe('examples/edge-function under Deno (from the tarball)', () => {
     deno = spawn(DENO, ['run', '-A', '--node-modules-dir=manual', FUNCTION], {
       cwd: app.dir,
       env: { ...denoEnv(), PORT: '0', SUPABASE_URL: double.url, SUPABASE_SERVICE_ROLE_KEY: jwt({ role: 'service_role' }) },
-      stdio: ['ignore', 'pipe', 'inherit'],
+      stdio: ['ignore', 'pipe', 'pipe'],
     });
+    let stderr = '';
+    deno.stderr!.on('data', (d: Buffer) => void (stderr = (stderr + d.toString()).slice(-4000)));
     url = await new Promise<string>((resolve, reject) => {
       deno.stdout!.on('data', (d: Buffer) => {
         const m = /listening on (\S+)/.exec(d.toString());
@@ -72,7 +80,7 @@ describe('examples/edge-function under Deno (from the tarball)', () => {
           resolve(m[1]!);
         }
       });
-      deno.once('exit', (code) => reject(new Error(`deno exited with ${code}`)));
+      deno.once('exit', (code) => reject(new Error(`deno exited with ${code}: ${stderr}`)));
     });
     expect(await ask(QA)).toEqual({ flow: 'ai-agent', userId: QA });
     expect(await ask(OUTSIDE)).toEqual({ flow: 'classic', userId: OUTSIDE });
