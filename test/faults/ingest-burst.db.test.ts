@@ -128,26 +128,27 @@ describe(`fault suite: ingestion burst of ${REQUESTS} concurrent 0.54 MB batches
     const cyclesBefore = await cyclesRun(base);
 
     let peak = baseline;
-    let sampling = true;
     const notReady: number[] = [];
-    const sampler = (async () => {
-      while (sampling) {
-        peak = Math.max(peak, rssOf(pid));
-        const ready = await fetch(`${base}/readyz`).then(
-          (r) => r.status,
-          () => 0,
-        );
-        if (ready !== 200) notReady.push(ready);
-        await new Promise((r) => setTimeout(r, 50));
-      }
-    })();
+    // RSS and /readyz sampled every 50 ms while the burst runs (a sampling rate, not a wait).
+    const sample = async (): Promise<void> => {
+      peak = Math.max(peak, rssOf(pid));
+      const ready = await fetch(`${base}/readyz`).then(
+        (r) => r.status,
+        () => 0,
+      );
+      if (ready !== 200) notReady.push(ready);
+    };
+    let inFlight: Promise<void> | undefined;
+    const sampler = setInterval(() => {
+      inFlight ??= sample().finally(() => (inFlight = undefined));
+    }, 50);
     const started = Date.now();
     const statuses = await Promise.all(Array.from({ length: REQUESTS }, post));
     const burstMs = Date.now() - started;
     // Cycles keep coming after the burst as during it: one more interval seen.
     const cyclesAfterBurst = await cyclesRun(base);
-    sampling = false;
-    await sampler;
+    clearInterval(sampler);
+    await inFlight;
 
     const counts: Record<string, number> = {};
     for (const s of statuses) counts[s] = (counts[s] ?? 0) + 1;

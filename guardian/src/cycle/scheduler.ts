@@ -75,6 +75,11 @@ export class Scheduler {
     return this.#skipped;
   }
 
+  /** True while a confirmation asked for with {@link soon} waits for its timer. */
+  get confirmationPending(): boolean {
+    return this.#soon !== undefined;
+  }
+
   /** True while a cycle runs. */
   get busy(): boolean {
     return this.#inFlight !== undefined;
