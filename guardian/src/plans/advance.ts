@@ -67,6 +67,8 @@ export interface StageAssessment {
   readonly earliestAt?: string;
   /** Why it is not promoted (or why it is), in words. */
   readonly reason: string;
+  /** What still stands in the way of a promotion, one item each (empty when it may be promoted). */
+  readonly waitingFor: readonly string[];
 }
 
 const plural = (n: number, w: string): string => `${n} ${w}${n === 1 ? '' : 's'}`;
@@ -117,7 +119,7 @@ export function assessStage(plan: Plan, flag: Flag, history: readonly HistoryPoi
   const timeInStageMs = Math.max(0, at.getTime() - flag.stageStartedAt.getTime());
   const stage = plan.stages[index];
   const next = plan.stages[index + 1];
-  const base = { index, timeInStageMs, harm, users: 0, promote: false, timedOut: false };
+  const base = { index, timeInStageMs, harm, users: 0, promote: false, timedOut: false, waitingFor: [] };
   if (stage === undefined) {
     return { ...base, reason: `${flag.name} is at ${flag.rolloutPercentage}%, which is not a stage of its plan (${plan.stages.map((s) => `${s.percentage}%`).join(' → ')})` };
   }
@@ -150,7 +152,7 @@ export function assessStage(plan: Plan, flag: Flag, history: readonly HistoryPoi
         `${users} flag-on users, ${formatDuration(timeInStageMs)} in stage): promote to ${next.percentage}%`,
     };
   }
-  return { ...common, reason: `waiting at ${stage.percentage}%: ${why.join('; ')}` };
+  return { ...common, waitingFor: why, reason: `waiting at ${stage.percentage}%: ${why.join('; ')}` };
 }
 
 /** What the plan step did for one plan this cycle. */
@@ -272,17 +274,7 @@ async function advanceChecked(plan: Plan, stored: PlanState | undefined, rules: 
       const reason =
         `${plan.flag} was changed by ${flag.updatedBy ?? 'someone'} (version ${state.flagVersion} → ${flag.version}) while its release plan ran: ` +
         `the plan is paused and never fights a person; \`guardian plans resume ${plan.flag}\` continues from the flag's current state`;
-      const { plan: s, event } = await deps.store.setPlanStatus({
-        flag: plan.flag,
-        status: 'paused',
-        reason,
-        actor: deps.actor,
-        expectedStatus: ['active'],
-        expectedFlagVersion: state.flagVersion,
-        event: { kind: 'plan_paused', idempotencyKey: `plan_paused:${plan.flag}:${flag.version}:changed`, channels: deps.channels, evidence: { cause: 'manual_change', from_version: state.flagVersion, to_version: flag.version } },
-      });
-      deps.logger.warn({ flag: plan.flag, eventId: event?.id }, `plan paused: ${reason}`);
-      return { ...base, status: s.status, action: 'paused', reason, ...(event ? { eventId: event.id } : {}) };
+      return { ...base, ...(await pausePlan(deps, plan, flag, { cause: 'manual_change', reason, evidence: { from_version: state.flagVersion, to_version: flag.version }, expectedFlagVersion: state.flagVersion })) };
     }
     // Waiting for its first enable (or a lock to lift): adopt the change.
     await deps.store.setPlanStatus({ flag: plan.flag, status: 'active', reason: '', actor: deps.actor, expectedStatus: ['active'], expectedFlagVersion: state.flagVersion });
@@ -308,15 +300,7 @@ async function advanceChecked(plan: Plan, stored: PlanState | undefined, rules: 
     harm,
   };
   if (a.index === -1) {
-    const { plan: s, event } = await deps.store.setPlanStatus({
-      flag: plan.flag,
-      status: 'paused',
-      reason: a.reason,
-      actor: deps.actor,
-      expectedStatus: ['active'],
-      event: { kind: 'plan_paused', idempotencyKey: `plan_paused:${plan.flag}:${flag.version}:not_a_stage`, channels: deps.channels, evidence: { cause: 'not_a_stage', percentage: flag.rolloutPercentage } },
-    });
-    return { ...report, status: s.status, action: 'paused', reason: a.reason, ...(event ? { eventId: event.id } : {}) };
+    return { ...report, ...(await pausePlan(deps, plan, flag, { cause: 'not_a_stage', reason: a.reason, evidence: { percentage: flag.rolloutPercentage } })) };
   }
   if (a.next === undefined) {
     const { plan: s } = await deps.store.setPlanStatus({ flag: plan.flag, status: 'completed', reason: 'reached its last stage', actor: deps.actor, expectedStatus: ['active'] });
@@ -344,19 +328,33 @@ async function advanceChecked(plan: Plan, stored: PlanState | undefined, rules: 
     }
   }
   if (a.timedOut) {
-    const reason = `${plan.flag} spent ${formatDuration(a.timeInStageMs)} at ${a.stage!.percentage}% (max_time ${formatDuration(a.stage!.maxTimeMs)}) without evidence either way — ${a.reason.replace(/^waiting at \d+%: /, '')}. The plan is paused: it never promotes on a hunch; \`guardian plans resume ${plan.flag}\` gives the stage another max_time`;
-    const { plan: s, event } = await deps.store.setPlanStatus({
-      flag: plan.flag,
-      status: 'paused',
-      reason,
-      actor: deps.actor,
-      expectedStatus: ['active'],
-      event: { kind: 'plan_paused', idempotencyKey: `plan_paused:${plan.flag}:${flag.version}:max_time`, channels: deps.channels, evidence: { ...evidence, cause: 'max_time' } },
-    });
-    deps.logger.warn({ flag: plan.flag, eventId: event?.id }, `plan paused: ${reason}`);
-    return { ...report, status: s.status, action: 'paused', reason, ...(event ? { eventId: event.id } : {}) };
+    const reason = `${plan.flag} spent ${formatDuration(a.timeInStageMs)} at ${a.stage!.percentage}% (max_time ${formatDuration(a.stage!.maxTimeMs)}) without evidence either way — ${a.waitingFor.join('; ')}. The plan is paused: it never promotes on a hunch; \`guardian plans resume ${plan.flag}\` gives the stage another max_time`;
+    return { ...report, ...(await pausePlan(deps, plan, flag, { cause: 'max_time', reason, evidence })) };
   }
   return { ...report, action: 'waiting', reason: a.reason };
+}
+
+/**
+ * Pauses a plan and tells the team, once per cause and flag version (the event's idempotency key):
+ * a person's change, a percentage that is not a stage, or a stage past its max_time.
+ */
+async function pausePlan(
+  deps: PlanStepDeps,
+  plan: Plan,
+  flag: Flag,
+  pause: { readonly cause: string; readonly reason: string; readonly evidence: Readonly<Record<string, unknown>>; readonly expectedFlagVersion?: number },
+): Promise<Pick<PlanReport, 'status' | 'action' | 'reason' | 'eventId'>> {
+  const { plan: s, event } = await deps.store.setPlanStatus({
+    flag: plan.flag,
+    status: 'paused',
+    reason: pause.reason,
+    actor: deps.actor,
+    expectedStatus: ['active'],
+    ...(pause.expectedFlagVersion === undefined ? {} : { expectedFlagVersion: pause.expectedFlagVersion }),
+    event: { kind: 'plan_paused', idempotencyKey: `plan_paused:${plan.flag}:${flag.version}:${pause.cause}`, channels: deps.channels, evidence: { ...pause.evidence, cause: pause.cause } },
+  });
+  deps.logger.warn({ flag: plan.flag, eventId: event?.id }, `plan paused: ${pause.reason}`);
+  return { status: s.status, action: 'paused', reason: pause.reason, ...(event ? { eventId: event.id } : {}) };
 }
 
 /** The evidence stored with a promote or pause event (JSON, shown in alerts). */
