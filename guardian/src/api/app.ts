@@ -14,9 +14,9 @@ import { cors } from 'hono/cors';
 import type { z } from 'zod';
 
 import { isGuardianError } from '../errors.ts';
-import { planView } from '../plans/view.ts';
+import { PLAN_CHANGES, planView } from '../plans/view.ts';
 import type { Logger } from '../logger.ts';
-import type { Flag, FlagEdit, PlanStatus, RollbackEvent, Store } from '../store/types.ts';
+import type { Flag, FlagEdit, RollbackEvent, Store } from '../store/types.ts';
 import { constantTimeEqual, createAuthenticator, FailureLimiter, requireRole, type Authenticator, type AuthOptions, type Principal } from './auth.ts';
 import { ChangeHub, type StreamMessage } from './hub.ts';
 import { openApiDocument, type OperationSpec } from './openapi.ts';
@@ -670,12 +670,13 @@ export function createAdminApi(deps: AdminApiDeps): Hono {
       return c.json({ plans: plans.map((p) => planView(p, flags.find((f) => f.name === p.flag), states.find((x) => x.flag === p.flag), at)) });
     },
   );
-  const PLAN_CHANGES = [
-    { action: 'pause', operationId: 'pausePlan', status: 'paused', from: ['active'], kind: 'plan_paused', summary: 'Stop promoting the flag (the guardian still rolls it back on harm).' },
-    { action: 'resume', operationId: 'resumePlan', status: 'active', from: ['paused', 'stopped'], kind: 'plan_resumed', summary: 'Promote again, from the flag\u2019s current state.' },
-    { action: 'abort', operationId: 'abortPlan', status: 'aborted', from: ['active', 'paused', 'stopped'], kind: 'plan_aborted', summary: 'End the plan for good: the flag stays where it is.' },
-  ] as const satisfies readonly { action: string; operationId: string; status: PlanStatus; from: readonly PlanStatus[]; kind: string; summary: string }[];
-  for (const change of PLAN_CHANGES) {
+  const PLAN_OPERATIONS = [
+    { action: 'pause', operationId: 'pausePlan', summary: 'Stop promoting the flag (the guardian still rolls it back on harm).' },
+    { action: 'resume', operationId: 'resumePlan', summary: 'Promote again, from the flag\u2019s current state.' },
+    { action: 'abort', operationId: 'abortPlan', summary: 'End the plan for good: the flag stays where it is.' },
+  ] as const;
+  for (const operation of PLAN_OPERATIONS) {
+    const change = { ...operation, ...PLAN_CHANGES[operation.action] };
     op(
       {
         method: 'post',

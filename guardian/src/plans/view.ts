@@ -64,3 +64,15 @@ export function planView(plan: Plan, flag: Flag | undefined, state: PlanState | 
   };
 }
 
+/**
+ * A person's hand on a plan (`guardian plans pause|resume|abort`, `POST /api/v1/plans/{flag}/…`):
+ * the status each sets, the statuses it may be set from, and the event kind that records it.
+ *
+ * @example
+ * const { status, from, kind } = PLAN_CHANGES.pause; // 'paused', ['active'], 'plan_paused'
+ */
+export const PLAN_CHANGES = {
+  pause: { status: 'paused', from: ['active'], kind: 'plan_paused' },
+  resume: { status: 'active', from: ['paused', 'stopped'], kind: 'plan_resumed' },
+  abort: { status: 'aborted', from: ['active', 'paused', 'stopped'], kind: 'plan_aborted' },
+} as const satisfies Record<string, { status: PlanStatus; from: readonly PlanStatus[]; kind: 'plan_paused' | 'plan_resumed' | 'plan_aborted' }>;

@@ -9,10 +9,10 @@ import { randomUUID } from 'node:crypto';
 import { channelsFromNotify } from '../../cycle/run.ts';
 import { GuardianError } from '../../errors.ts';
 import type { Plan } from '../../plans/schema.ts';
-import { finiteOrNull, planView } from '../../plans/view.ts';
+import { finiteOrNull, PLAN_CHANGES, planView } from '../../plans/view.ts';
 import { formatDuration } from '../../rules/duration.ts';
 import { loadRulesFile } from '../../rules/parse.ts';
-import type { Channel, PlanStatus } from '../../store/types.ts';
+import type { Channel } from '../../store/types.ts';
 import type { CliCommand, CliIo } from '../io.ts';
 import { cliActor, commandConfig, COMMON_OPTIONS, COMMON_USAGE, openStore, parseCommandArgs, renderTable, reportError, requireFlag, when } from '../shared.ts';
 
@@ -53,12 +53,6 @@ const OPTIONS = {
 type Sub = 'list' | 'pause' | 'resume' | 'abort';
 const SUBS: readonly Sub[] = ['list', 'pause', 'resume', 'abort'];
 
-/** What each change does: the status it sets, from which, and its event kind. */
-const CHANGES = {
-  pause: { status: 'paused', from: ['active'], kind: 'plan_paused' },
-  resume: { status: 'active', from: ['paused', 'stopped'], kind: 'plan_resumed' },
-  abort: { status: 'aborted', from: ['active', 'paused', 'stopped'], kind: 'plan_aborted' },
-} as const satisfies Record<Exclude<Sub, 'list'>, { status: PlanStatus; from: readonly PlanStatus[]; kind: string }>;
 
 function safetyText(s: Record<string, unknown> | null): string {
   if (s === null) return '-';
@@ -141,7 +135,7 @@ async function run(args: readonly string[], io: CliIo): Promise<number> {
     const actor = cliActor(io.env, values.actor);
     const { plans, channels } = await loadPlans(io, rulesFile);
     if (!plans.some((p) => p.flag === name)) throw new GuardianError('BAD_ARGUMENT', `<flag>: ${name} has no release plan in ${rulesFile} (plans: ${plans.map((p) => p.flag).join(', ') || 'none'})`);
-    const change = CHANGES[sub];
+    const change = PLAN_CHANGES[sub];
     const store = await openStore(io.env, values['database-url']);
     try {
       const flag = await requireFlag(store, name, '<flag>');
