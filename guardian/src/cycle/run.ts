@@ -88,7 +88,8 @@ export async function runCycle(deps: CycleDeps): Promise<CycleReport> {
   let flags: Flag[];
   let states: RuleState[];
   try {
-    [flags, states] = await Promise.all([deps.store.listFlags(), deps.store.loadRuleState()]);
+    // Only the counters of the rule state are read here (its evidence is written, never read back).
+    [flags, states] = await Promise.all([deps.store.listFlags(), deps.store.loadRuleState({ evidence: false })]);
   } catch (err) {
     const info = errorInfo(err);
     errors.push(info);
@@ -96,7 +97,13 @@ export async function runCycle(deps: CycleDeps): Promise<CycleReport> {
     return finish();
   }
   const flagByName = new Map(flags.map((f) => [f.name, f]));
-  const stateByKey = new Map(states.map((s) => [`${s.ruleId}\u0000${s.flag}`, s]));
+  // Rule → flag → state: two lookups of existing strings instead of a key built per pair.
+  const stateByRule = new Map<string, Map<string, RuleState>>();
+  for (const s of states) {
+    let byFlag = stateByRule.get(s.ruleId);
+    if (!byFlag) stateByRule.set(s.ruleId, (byFlag = new Map()));
+    byFlag.set(s.flag, s);
+  }
 
   // Which (rule, flag) pairs are judged; the rest are reported as skipped.
   const watches: Watch[] = [];
@@ -231,7 +238,7 @@ export async function runCycle(deps: CycleDeps): Promise<CycleReport> {
     const { rule, flag } = w;
     const base = { ruleId: rule.id, flag: flag.name, source: rule.source };
     const log = { rule: rule.id, flag: flag.name, source: rule.source };
-    const previous = stateByKey.get(`${rule.id}\u0000${flag.name}`);
+    const previous = stateByRule.get(rule.id)?.get(flag.name);
     const already = actedOn.get(flag.name);
     if (already !== undefined) {
       results.push({ ...base, action: 'skipped', skipped: `rule ${already} already rolled this flag back in this cycle` });
@@ -413,9 +420,14 @@ function currentSegments(list: readonly Watch[], at: Date): Map<string, Segment>
   for (const w of list) {
     const prev = byFlag.get(w.flag.name);
     const relative = w.rule.condition.kind === 'relative';
-    byFlag.set(w.flag.name, { flag: w.flag, window: Math.max(prev?.window ?? 0, w.rule.window), relativeOnly: (prev?.relativeOnly ?? true) && relative });
+    if (prev) {
+      prev.window = Math.max(prev.window, w.rule.window);
+      prev.relativeOnly = prev.relativeOnly && relative;
+    } else byFlag.set(w.flag.name, { flag: w.flag, window: Math.max(0, w.rule.window), relativeOnly: relative });
   }
-  return new Map([...byFlag].map(([name, s]) => [name, { ...s, since: segmentStart(s.flag.stageStartedAt, s.window, at) }]));
+  const out = new Map<string, Segment>();
+  for (const [name, s] of byFlag) out.set(name, { flag: s.flag, window: s.window, relativeOnly: s.relativeOnly, since: segmentStart(s.flag.stageStartedAt, s.window, at) });
+  return out;
 }
 
 /**

@@ -76,13 +76,19 @@ export function betaBinomialLogE(errors: number, total: number, p0: number, prio
 export function betaBinomialLowerBound(errors: number, total: number, alpha: number, prior: { a: number; b: number } = BETA_PRIOR): number {
   if (total <= 0 || errors <= 0) return 0;
   const target = Math.log(1 / alpha);
+  // betaBinomialLogE(errors, total, p, prior) with its p-free part computed once (the same
+  // operations in the same order, so the same value to the last bit at every p).
+  const s = errors;
+  const f = total - errors;
+  const fixed = logBeta(prior.a + s, prior.b + f) - logBeta(prior.a, prior.b);
+  const logE = (p: number): number => fixed - s * Math.log(p) - f * Math.log1p(-p);
   let lo = 0;
   let hi = errors / total;
-  if (betaBinomialLogE(errors, total, hi, prior) >= target) return hi;
+  if (logE(hi) >= target) return hi;
   for (let i = 0; i < 60; i++) {
     const mid = (lo + hi) / 2;
     if (mid <= 0) break;
-    if (betaBinomialLogE(errors, total, mid, prior) >= target) lo = mid;
+    if (logE(mid) >= target) lo = mid;
     else hi = mid;
   }
   return lo;
@@ -184,14 +190,57 @@ export function relativeLogLRs(c: TwoSample, margin: number, mixture: readonly R
  * mixtureLogE([0, 0], [{ ratio: 2, weight: 0.5 }, { ratio: 3, weight: 0.5 }]); // 0
  */
 export function mixtureLogE(logLRs: readonly number[], mixture: readonly RatioComponent[] = RELATIVE_MIXTURE): number {
+  // Two passes over the components instead of an array of the weighted logs (no allocation):
+  // each term is computed the same way both times, and summed in the same order.
   let max = -Infinity;
-  const logs = mixture.map(({ weight }, k) => {
-    const l = Math.log(weight) + (logLRs[k] ?? 0);
+  for (let k = 0; k < mixture.length; k++) {
+    const l = Math.log(mixture[k]!.weight) + (logLRs[k] ?? 0);
     if (l > max) max = l;
-    return l;
-  });
+  }
   if (max === -Infinity) return max;
-  return max + Math.log(logs.reduce((acc, l) => acc + Math.exp(l - max), 0));
+  let sum = 0;
+  for (let k = 0; k < mixture.length; k++) sum = sum + Math.exp(Math.log(mixture[k]!.weight) + (logLRs[k] ?? 0) - max);
+  return max + Math.log(sum);
+}
+
+/**
+ * {@link relativeLogE} of fixed counts as a function of the margin, for the bisection of
+ * {@link relativeLowerBound}: what does not depend on the margin (the logs of the ratios and
+ * weights, ln(1 + (ρ − 1) share)) is computed once. Each evaluation does the same floating-point
+ * operations in the same order as {@link relativeLogE}, so it returns the same value to the last
+ * bit; it only skips the recomputation and the two arrays per evaluation.
+ */
+function relativeLogEOfMargin(c: TwoSample, mixture: readonly RatioComponent[]): (margin: number) => number {
+  const nT = c.treatmentTotal;
+  const nC = c.controlTotal;
+  if (mixture.length === 0 || !(nT > 0 && nC > 0)) return () => 0;
+  const share = nT / (nT + nC);
+  const n = mixture.length;
+  const logRatio = new Float64Array(n);
+  const logShare = new Float64Array(n);
+  const logWeight = new Float64Array(n);
+  const terms = new Float64Array(n);
+  for (let k = 0; k < n; k++) {
+    const { ratio, weight } = mixture[k]!;
+    logRatio[k] = Math.log(ratio);
+    logShare[k] = Math.log1p((ratio - 1) * share);
+    logWeight[k] = Math.log(weight);
+  }
+  return (margin) => {
+    const xT = c.treatmentErrors + nT * Math.max(0, -margin);
+    const xC = c.controlErrors + nC * Math.max(0, margin);
+    const m = xT + xC;
+    let max = -Infinity;
+    for (let k = 0; k < n; k++) {
+      const l = logWeight[k]! + (xT * logRatio[k]! - m * logShare[k]!);
+      terms[k] = l;
+      if (l > max) max = l;
+    }
+    if (max === -Infinity) return max;
+    let sum = 0;
+    for (let k = 0; k < n; k++) sum = sum + Math.exp(terms[k]! - max);
+    return max + Math.log(sum);
+  };
 }
 
 /**
@@ -205,13 +254,14 @@ export function mixtureLogE(logLRs: readonly number[], mixture: readonly RatioCo
  */
 export function relativeLowerBound(c: TwoSample, alpha: number, mixture: readonly RatioComponent[] = RELATIVE_MIXTURE): number {
   const target = Math.log(1 / alpha);
+  const logE = relativeLogEOfMargin(c, mixture);
   let hi = c.treatmentErrors / c.treatmentTotal - c.controlErrors / c.controlTotal;
   let lo = -1;
-  if (relativeLogE(c, hi, mixture) >= target) return hi;
-  if (relativeLogE(c, lo, mixture) < target) return lo;
+  if (logE(hi) >= target) return hi;
+  if (logE(lo) < target) return lo;
   for (let i = 0; i < 60; i++) {
     const mid = (lo + hi) / 2;
-    if (relativeLogE(c, mid, mixture) >= target) lo = mid;
+    if (logE(mid) >= target) lo = mid;
     else hi = mid;
   }
   return lo;

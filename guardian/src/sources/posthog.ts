@@ -64,6 +64,7 @@ export const MAX_EXCLUDED_USERS = 1000;
 
 /** ` AND distinct_id NOT IN (…)` for a flag's target list (quoted literals), or nothing. */
 function excluded(f: FlagQuery): string {
+  if (f.excludeUsers === undefined || f.excludeUsers.length === 0) return '';
   const users = [...new Set(f.excludeUsers ?? [])].filter((u) => typeof u === 'string' && u !== '').sort().slice(0, MAX_EXCLUDED_USERS);
   return users.length === 0 ? '' : ` AND distinct_id NOT IN (${users.map(hogqlString).join(', ')})`;
 }
@@ -82,9 +83,17 @@ export function buildPosthogQuery(flags: readonly FlagQuery[]): string {
     if (!FLAG_NAME_PATTERN.test(f.flag)) throw new Error(`buildPosthogQuery: ${JSON.stringify(f.flag)} is not a valid flag name`);
   }
   const earliest = new Date(Math.min(...flags.map((f) => f.since.getTime())));
-  const keys = flags.map((f) => hogqlString(f.flag)).join(', ');
-  const variant = flags.map((f) => `flag = ${hogqlString(f.flag)}, properties[${hogqlString(`$feature/${f.flag}`)}]`).join(', ');
-  const since = flags.map((f) => `flag = ${hogqlString(f.flag)}, timestamp >= ${hogqlTime(f.since)}${excluded(f)}`).join(', ');
+  // Each flag's quoted key once, and each distinct start time once (flags of one stage share it).
+  const quoted = flags.map((f) => hogqlString(f.flag));
+  const times = new Map<number, string>();
+  const time = (d: Date): string => {
+    let t = times.get(d.getTime());
+    if (t === undefined) times.set(d.getTime(), (t = hogqlTime(d)));
+    return t;
+  };
+  const keys = quoted.join(', ');
+  const variant = flags.map((f, i) => `flag = ${quoted[i]!}, properties[${hogqlString(`$feature/${f.flag}`)}]`).join(', ');
+  const since = flags.map((f, i) => `flag = ${quoted[i]!}, timestamp >= ${time(f.since)}${excluded(f)}`).join(', ');
   return [
     'SELECT',
     `  arrayJoin([${keys}]) AS flag,`,

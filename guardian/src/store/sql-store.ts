@@ -33,6 +33,7 @@ import type {
   RollbackEvent,
   RollbackRequest,
   RuleState,
+  RuleStateQuery,
   Store,
 } from './types.ts';
 
@@ -326,8 +327,9 @@ export class SqlStore implements Store {
     return rows[0] ? toEvent(rows[0]) : undefined;
   }
 
-  async loadRuleState(): Promise<RuleState[]> {
-    return (await this.#q('load rule state', 'select * from public.guardian_rule_state order by rule_id, flag_name')).map(toRuleState);
+  async loadRuleState(options: RuleStateQuery = {}): Promise<RuleState[]> {
+    const columns = options.evidence === false ? 'rule_id, flag_name, consecutive_breaches, last_verdict, null as last_evidence, updated_at' : '*';
+    return (await this.#q('load rule state', `select ${columns} from public.guardian_rule_state order by rule_id, flag_name`)).map(toRuleState);
   }
 
   async saveRuleState(states: readonly Omit<RuleState, 'updatedAt'>[], at: Date): Promise<void> {
@@ -378,12 +380,26 @@ export class SqlStore implements Store {
   async observationHistory(source: string, queries: readonly HistoryQuery[]): Promise<Map<string, HistoryPoint[]>> {
     const out = new Map<string, HistoryPoint[]>(queries.map((q) => [q.flag, []]));
     if (queries.length === 0) return out;
+    // Times as epoch milliseconds (float8): tens of thousands of rows a cycle at scale, and a
+    // number is far cheaper to read than a timestamptz's text.
     const rows = await this.#q(
       'read observations',
-      'select * from public.guardian_observation_history($1, $2::jsonb)',
+      `select flag_name, (extract(epoch from since) * 1000)::float8 as since_ms, (extract(epoch from at) * 1000)::float8 as at_ms, unit,
+              treatment_total, treatment_errors, control_total, control_errors
+         from public.guardian_observation_history($1, $2::jsonb)`,
       [source, JSON.stringify(historyArgs(queries))],
     );
-    for (const r of rows) out.get(String(r['flag_name']))?.push(toHistoryPoint(r));
+    let flag: string | undefined;
+    let list: HistoryPoint[] | undefined;
+    for (const r of rows) {
+      // Rows come ordered by flag: look each flag's list up once.
+      const name = String(r['flag_name']);
+      if (name !== flag) {
+        flag = name;
+        list = out.get(name);
+      }
+      list?.push(historyPointFromEpochRow(r));
+    }
     return out;
   }
 
@@ -515,6 +531,26 @@ export function toHistoryPoint(r: Row): HistoryPoint {
   const ct = r['control_total'];
   const ce = r['control_errors'];
   return ct === null || ct === undefined ? { at, unit, treatment, ...since } : { at, unit, treatment, control: { total: Number(ct), errors: Number(ce ?? 0) }, ...since };
+}
+
+/** A number from a float8 column (a JS number from pg and PGlite; text only from a driver that sends it so). */
+function num(v: unknown): number {
+  return typeof v === 'number' ? v : Number(v);
+}
+
+/**
+ * A `guardian_observation_history` row read with its times as epoch ms (`at_ms`, `since_ms`) as a
+ * decide() history point: the same point {@link toHistoryPoint} makes of the row with timestamps.
+ */
+export function historyPointFromEpochRow(r: Row): HistoryPoint {
+  const at = new Date(num(r['at_ms']));
+  const treatment = { total: Number(r['treatment_total']), errors: Number(r['treatment_errors']) };
+  const unit = r['unit'] === 'events' ? 'events' : 'users';
+  const sinceMs = r['since_ms'];
+  const ct = r['control_total'];
+  if (ct === null || ct === undefined) return sinceMs === null || sinceMs === undefined ? { at, unit, treatment } : { at, unit, treatment, since: new Date(num(sinceMs)) };
+  const control = { total: Number(ct), errors: Number(r['control_errors'] ?? 0) };
+  return sinceMs === null || sinceMs === undefined ? { at, unit, treatment, control } : { at, unit, treatment, control, since: new Date(num(sinceMs)) };
 }
 
 /** The `guardian_flag_usage` document (jsonb: an object, or its text from PGlite/PostgREST). */

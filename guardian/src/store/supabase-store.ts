@@ -42,6 +42,7 @@ import type {
   RollbackEvent,
   RollbackRequest,
   RuleState,
+  RuleStateQuery,
   Store,
 } from './types.ts';
 
@@ -357,8 +358,11 @@ export class SupabaseStore implements Store {
     return rows?.[0] ? toEvent(rows[0]) : undefined;
   }
 
-  async loadRuleState(): Promise<RuleState[]> {
-    const rows = await this.#pages('load rule state', (from, to) => this.#client.from('guardian_rule_state').select('*').order('rule_id').order('flag_name').range(from, to));
+  async loadRuleState(options: RuleStateQuery = {}): Promise<RuleState[]> {
+    const table = () => this.#client.from('guardian_rule_state');
+    const rows = await this.#pages('load rule state', (from, to) =>
+      (options.evidence === false ? table().select('rule_id,flag_name,consecutive_breaches,last_verdict,updated_at') : table().select('*')).order('rule_id').order('flag_name').range(from, to),
+    );
     return rows.map(toRuleState);
   }
 

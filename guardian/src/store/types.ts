@@ -239,6 +239,12 @@ export interface EventQuery {
   readonly limit?: number;
 }
 
+/** Options of {@link Store.loadRuleState}. */
+export interface RuleStateQuery {
+  /** Read each pair's `lastEvidence` (default true); false leaves it null. */
+  readonly evidence?: boolean;
+}
+
 /**
  * The persisted memory of one (rule, flag) pair.
  *
@@ -523,7 +529,12 @@ export interface Store extends AdminStore {
   restore(req: RestoreRequest): Promise<RollbackEvent>;
   listEvents(query?: EventQuery): Promise<RollbackEvent[]>;
   getEvent(id: string): Promise<RollbackEvent | undefined>;
-  loadRuleState(): Promise<RuleState[]>;
+  /**
+   * Every (rule, flag) pair's state. With `{ evidence: false }` the states come without their
+   * stored evidence (`lastEvidence` null): the cycle reads only the counters, and at thousands
+   * of flags the evidence documents are most of the read.
+   */
+  loadRuleState(options?: RuleStateQuery): Promise<RuleState[]>;
   saveRuleState(states: readonly Omit<RuleState, 'updatedAt'>[], at: Date): Promise<void>;
   appendObservations(observations: readonly Observation[]): Promise<void>;
   /** Per flag: the observations of its stage described by {@link HistoryQuery}, oldest first, each with its `since`. */
