@@ -9,6 +9,7 @@ import { createBrowserClient, createServerClient } from '../src/index.ts';
 import type { EvaluatedFlagRecord, RollbackEvent } from '../src/index.ts';
 import { RollbackGuardianProvider } from '../src/openfeature/server.ts';
 import { RollbackGuardianWebProvider } from '../src/openfeature/web.ts';
+import { ROLLBACK_JITTER_MS } from '../src/client/internal/sync.ts';
 import { flag, flush, ManualTimers, MemoryTransport, pub } from './helpers/memory-transport.ts';
 
 const mine = (name: string, value: boolean, over: Partial<EvaluatedFlagRecord> = {}): EvaluatedFlagRecord => ({ name, value, reason: 'SPLIT', version: 1, guardState: 'watching', rollbackMessage: null, ...over });
@@ -132,6 +133,36 @@ describe('no thundering herd', () => {
     expect(transport.loads).toBe(afterLive + 1);
     await timers.advance(500); // 0.25 × 2000 ms
     expect(transport.loads).toBe(afterLive + 2);
+  });
+
+  test('a rollback that keeps the flag on for some users (a step back) is fetched within ROLLBACK_JITTER_MS, even after a slower fetch was scheduled', async () => {
+    const transport = new MemoryTransport();
+    transport.mine = [mine('a', true), mine('b', true)];
+    const timers = new ManualTimers();
+    const randoms = [0.9, 0.5];
+    const client = createBrowserClient({ transport, timers, random: () => randoms.shift() ?? 0, refetchJitterMs: 2_000 });
+    await client.ready();
+    transport.status('live');
+    await flush();
+    const heard: string[] = [];
+    client.onRollback((e) => {
+      heard.push(e.flag);
+    });
+    const loads = transport.loads;
+    // An ordinary change to b: its fetch is spread over the whole 2 s (0.9 × 2000 ms).
+    transport.push({ type: 'UPDATE', name: 'b', version: 2, record: pub(flag('b', { version: 2, rolloutPercentage: 30 })) });
+    // The guardian steps a back: still enabled, now rolled back; this user's value needs the database.
+    transport.mine = [mine('a', false, { version: 2, guardState: 'rolled_back', reason: 'SPLIT' }), mine('b', true, { version: 2 })];
+    transport.push({ type: 'UPDATE', name: 'a', version: 2, record: pub(flag('a', { version: 2, rolloutPercentage: 10, guardState: 'rolled_back' })) });
+    await timers.advance(ROLLBACK_JITTER_MS * 0.5 - 1);
+    expect(transport.loads).toBe(loads);
+    await timers.advance(1); // 0.5 × 250 ms: one fetch for both changes
+    await flush();
+    expect(transport.loads).toBe(loads + 1);
+    await timers.advance(2_000);
+    expect(transport.loads).toBe(loads + 1);
+    expect(heard).toEqual(['a']);
+    expect(client.isEnabled('a')).toBe(false);
   });
 
   test('a change that turns a flag off for everyone applies without any fetch', async () => {

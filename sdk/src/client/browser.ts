@@ -1,7 +1,7 @@
 import { checkMs, SdkError } from './errors.ts';
 import { checkBehaviour, ListenerHub, plainText, safeString } from './internal/base.ts';
 import type { ClientBehaviourOptions, FlagChangeEvent } from './internal/base.ts';
-import { defaultTimers, silentLogger, Sync } from './internal/sync.ts';
+import { defaultTimers, ROLLBACK_JITTER_MS, silentLogger, Sync } from './internal/sync.ts';
 import type { EvaluatedFlagRecord, FlagChange, FlagEvaluation, FlagTransport, SdkLogger, StorageAdapter, Timers } from './types.ts';
 
 /**
@@ -290,8 +290,11 @@ export class BrowserFlagClient extends ListenerHub {
       this.replace([...[...this.values.values()].filter((r) => r.name !== rec.name), off], true);
       return;
     }
-    // Targets are not visible here, so the user's value is asked of the database again (spread).
-    this.sync.refreshSoon();
+    // Targets are not visible here, so the user's value is asked of the database again (spread);
+    // sooner when the row says the guardian just rolled the flag back (a step back keeps it on for
+    // some users): the users it hurts must hear it within a second, not after the whole spread.
+    const rollback = rec !== null && rec.guardState === 'rolled_back' && held !== undefined && held.guardState !== 'rolled_back';
+    this.sync.refreshSoon(rollback ? ROLLBACK_JITTER_MS : Infinity);
   }
 }
 

@@ -1,5 +1,13 @@
 import type { FlagChange, FlagTransport, SdkLogger, SubscriptionStatus, Timers } from '../types.ts';
 
+/**
+ * Upper bound of the random delay before the re-fetch that a rollback needs in client mode (a
+ * step back: the user's value depends on targets the client cannot see, so it is asked of the
+ * database). Shorter than the usual spread, so every client hears a rollback within a second,
+ * while a rollback's herd is still spread over a quarter of a second.
+ */
+export const ROLLBACK_JITTER_MS = 250;
+
 /** What a {@link Sync} needs from its client. */
 export interface SyncHost {
   /** Fetches and applies the flags; rejects on failure. */
@@ -43,6 +51,8 @@ export class Sync {
   private readonly abort = new AbortController();
   private lastFingerprint: string | null = null;
   private soon: unknown = null;
+  /** The delay bound the scheduled re-fetch (`soon`) was drawn under. */
+  private soonBound = 0;
   private everLive = false;
 
   constructor(host: SyncHost, opts: SyncOptions) {
@@ -64,15 +74,24 @@ export class Sync {
    * A re-fetch after a change or a reconnect, spread in time: waits a random delay below
    * `jitterMs` (so a change does not make every client hit the database at the same instant), and
    * every further request before it fires joins that one fetch (a burst of changes: one fetch).
+   * `maxDelayMs` bounds the delay further (a rollback: see {@link ROLLBACK_JITTER_MS}); a fetch
+   * already scheduled under a longer bound is drawn again under this one.
    */
-  refreshSoon(): void {
-    if (this.stopped || this.soon !== null) return;
+  refreshSoon(maxDelayMs: number = Infinity): void {
+    if (this.stopped) return;
+    const bound = Math.min(this.opts.jitterMs, Math.max(0, maxDelayMs));
+    if (this.soon !== null) {
+      if (this.soonBound <= bound) return;
+      this.opts.timers.clearTimeout(this.soon);
+      this.soon = null;
+    }
     const r = this.opts.random();
-    const delay = Math.floor((Number.isFinite(r) ? Math.min(Math.max(r, 0), 1) : 0) * this.opts.jitterMs);
+    const delay = Math.floor((Number.isFinite(r) ? Math.min(Math.max(r, 0), 1) : 0) * bound);
     if (delay <= 0) {
       void this.refresh();
       return;
     }
+    this.soonBound = bound;
     this.soon = this.opts.timers.setTimeout(() => {
       this.soon = null;
       void this.refresh();
