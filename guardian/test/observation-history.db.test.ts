@@ -4,6 +4,8 @@
  * stage: same rows, same order, same verdicts, on PostgreSQL and PGlite, through a long
  * simulated stage in segments with rules reloads (the window changes), rows without `since`
  * (written before segments), ties on `at`, late writes, several stages and sources, and pruning.
+ * The tail read the cycle uses (`guardian_observation_tail`, migration 20251203300000) leaves
+ * out the older polls of the current segment and still gives the same verdicts and evidence.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -82,6 +84,7 @@ describe.each([
     let verdicts = 0;
     let checked = 0;
     let segmentsSeen = 0;
+    let tailed = 0;
     // 150 polls, 4 minutes apart (10 h): a 1h window, reloaded to 2h after 6 h (segments change length mid-stage).
     for (let poll = 1; poll <= 150; poll++) {
       const at = new Date(stage.getTime() + poll * 4 * MIN);
@@ -126,6 +129,24 @@ describe.each([
           checked++;
         }
       }
+      // The tail read (what the cycle reads): the last `consecutive` polls of the current segment,
+      // the finals, and how many were left out; decide reaches the same verdict, evidence's polls included.
+      for (const source of ['posthog', 'sentry']) {
+        const full = await store.observationHistory(source, queries);
+        for (const tail of [1, 2, 3]) {
+          const bounded = await store.observationTail(source, queries, tail);
+          for (const flag of flags) {
+            const all = (full.get(flag) ?? []).map((p) => ({ ...p, segment: segmentIndex(stage, window, p.since) }));
+            const t = bounded.get(flag)!;
+            const part = t.points.map((p) => ({ ...p, segment: segmentIndex(stage, window, p.since) }));
+            expect(part.length + t.omitted).toBe(all.length);
+            expect(part.slice(-tail)).toEqual(all.slice(-tail));
+            const rule = { ...(source === 'posthog' ? relative : absolute), window, consecutive: Math.max(1, tail) };
+            expect(decide(rule, part, flag, { polls: part.length + t.omitted })).toEqual(decide(rule, all, flag));
+            if (t.omitted > 0) tailed++;
+          }
+        }
+      }
       // The read is bounded: the current segment's polls plus one row per earlier segment (and the legacy rows).
       const current = (await store.observationHistory('posthog', queries)).get('hist_a') ?? [];
       expect(current.length).toBeLessThanOrEqual(30 + 1 + Math.floor(poll / 15) + 2 + 1);
@@ -133,6 +154,7 @@ describe.each([
     expect(checked).toBe(150 * 2 * 3);
     expect(verdicts).toBeGreaterThan(0); // the late regression of hist_c is caught: the comparison covered breaches too
     expect(segmentsSeen).toBeGreaterThan(4);
+    expect(tailed).toBeGreaterThan(100); // polls were left out, often
     // An older stage, and the stage start as the segment: the same as before too.
     await compare('posthog', flags.map((flag) => ({ flag, stageStartedAt: oldStage, segmentSince: oldStage })));
     await compare('posthog', flags.map((flag) => ({ flag, stageStartedAt: stage, segmentSince: stage })));

@@ -237,6 +237,7 @@ export function apiStore(opts: { url: string; token: string; fetch?: typeof fetc
     saveRuleState: unsupported('rule state'),
     appendObservations: unsupported('observations'),
     observationHistory: unsupported('observations'),
+    observationTail: unsupported('observations'),
     pruneObservations: unsupported('observations'),
     recordExposures: unsupported('exposures'),
     exposureCounts: unsupported('exposures'),

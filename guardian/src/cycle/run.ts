@@ -136,18 +136,27 @@ export async function runCycle(deps: CycleDeps): Promise<CycleReport> {
     }),
   );
 
-  // What decide needs of each flag's current stage (one query per source): every poll of the
-  // current segment and the last poll of each earlier one. Read before this poll is stored, so
-  // the poll can be checked against the last stored poll of its segment (sources/validate.ts).
+  // What decide needs of each flag's current stage (one query per source): the last polls of the
+  // current segment (as many as the longest breach run of the source's rules: this poll makes
+  // the run's last), the last poll of each earlier segment, and how many polls were left out
+  // (the evidence counts them). Read before this poll is stored, so the poll can be checked
+  // against the last stored poll of its segment (sources/validate.ts).
   const histories = new Map<string, Map<string, HistoryPoint[]>>();
+  const omitted = new Map<string, Map<string, number>>();
   for (const { sourceId, segments } of polls) {
     const queries = [...segments.values()].map((s) => ({ flag: s.flag.name, stageStartedAt: s.flag.stageStartedAt, segmentSince: s.since }));
+    const found = new Map<string, HistoryPoint[]>();
+    const left = new Map<string, number>();
     try {
-      histories.set(sourceId, await deps.store.observationHistory(sourceId, queries));
+      for (const [flag, t] of await deps.store.observationTail(sourceId, queries, tailOf(watchesBySource.get(sourceId) ?? []))) {
+        found.set(flag, t.points);
+        if (t.omitted > 0) left.set(flag, t.omitted);
+      }
     } catch (err) {
       deps.logger.error({ err, source: sourceId }, 'cycle: could not read observation history');
-      histories.set(sourceId, new Map());
     }
+    histories.set(sourceId, found);
+    omitted.set(sourceId, left);
   }
 
   const observations: Observation[] = [];
@@ -258,7 +267,9 @@ export async function runCycle(deps: CycleDeps): Promise<CycleReport> {
       } else {
         // The segments are those the source was asked for: the longest window of the flag's rules on that source.
         const window = segmentsBySource.get(rule.source)?.get(flag.name)?.window ?? rule.window;
-        verdict = decide(window === rule.window ? rule : { ...rule, window }, histories.get(rule.source)?.get(flag.name) ?? [], flag.name);
+        const history = histories.get(rule.source)?.get(flag.name) ?? [];
+        const left = omitted.get(rule.source)?.get(flag.name);
+        verdict = decide(window === rule.window ? rule : { ...rule, window }, history, flag.name, left === undefined ? undefined : { polls: history.length + left });
       }
     } catch (err) {
       const info = errorInfo(err);
@@ -358,6 +369,17 @@ export async function runCycle(deps: CycleDeps): Promise<CycleReport> {
     deps.logger.warn({ err }, 'cycle: could not prune old observations');
   }
   return finish();
+}
+
+/**
+ * How many of the current segment's last polls a source's history read keeps: the longest breach
+ * run (`consecutive`) of its rules, whose last poll is this cycle's (at least 1: the last stored
+ * poll, which this poll is checked against).
+ */
+function tailOf(watches: readonly Watch[]): number {
+  let tail = 1;
+  for (const w of watches) if (w.rule.consecutive > tail) tail = w.rule.consecutive;
+  return tail;
 }
 
 /** The watches of each source, in order: one pass, appended in place (linear in the watches). */

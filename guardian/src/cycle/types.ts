@@ -2,6 +2,7 @@
  * Types of the guardian cycle: what it needs (injected once by the daemon or a test) and the
  * report it returns of what it saw and did.
  */
+import type { DecideOptions } from '../decide/decide.ts';
 import type { Evidence, HistoryPoint, Verdict, VerdictKind } from '../decide/types.ts';
 import type { PlanReport } from '../plans/advance.ts';
 import type { Rule, RulesConfig } from '../rules/schema.ts';
@@ -38,7 +39,7 @@ export interface CycleMetrics {
 }
 
 /** The decision function (the detection engineer's `decide`). */
-export type DecideFn = (rule: Rule, history: readonly HistoryPoint[], flag: string) => Verdict;
+export type DecideFn = (rule: Rule, history: readonly HistoryPoint[], flag: string, options?: DecideOptions) => Verdict;
 
 /**
  * What {@link runCycle} needs. Side effects only through these.

@@ -14,6 +14,12 @@ export type DecisionRule = Pick<Rule, 'id' | 'flags' | 'condition' | 'window' | 
 export interface DecideOptions {
   /** Compute the confidence bounds for the evidence (default true). Bounds never change the verdict's kind; benchmarks turn them off for speed. */
   readonly bounds?: boolean;
+  /**
+   * How many polls `history` stands for, when the caller passes only what decide reads of it (the
+   * last `consecutive` polls of the current segment and the earlier segments' last polls, see the
+   * store's `observationTail`); shown as the evidence's `polls`. Default `history.length`.
+   */
+  readonly polls?: number;
 }
 
 type PointState = 'breach' | 'clear' | 'insufficient' | 'invalid';
@@ -188,7 +194,7 @@ function cohort(c: CohortCounts): CohortEvidence {
   return { total: c.total, errors: c.errors, rate: rate(c) };
 }
 
-function evidenceFor(rule: DecisionRule, history: readonly HistoryPoint[], last: HistoryPoint, ev: PointEval, bounds: boolean): Evidence {
+function evidenceFor(rule: DecisionRule, polls: number, last: HistoryPoint, ev: PointEval, bounds: boolean): Evidence {
   const cond = rule.condition;
   const unit = last.unit ?? 'users';
   const t = ev.treatment ?? last.treatment;
@@ -198,7 +204,7 @@ function evidenceFor(rule: DecisionRule, history: readonly HistoryPoint[], last:
     treatment: cohort(t),
     ...(c ? { control: cohort(c) } : {}),
     window: rule.window,
-    polls: history.length,
+    polls,
     at: last.at.toISOString(),
     ...(ev.logE === undefined ? {} : { log_e_value: ev.logE }),
     ...(ev.segments === undefined ? {} : { segments: ev.segments }),
@@ -281,7 +287,7 @@ export function decide(rule: DecisionRule, history: readonly HistoryPoint[], fla
   }
   const finals = segmentFinals(history);
   const ev = evaluatePoint(rule, last, finals);
-  const evidence = evidenceFor(rule, history, last, ev, bounds);
+  const evidence = evidenceFor(rule, options.polls ?? history.length, last, ev, bounds);
   if (ev.state === 'invalid') {
     return { kind: 'no_data', ruleId: rule.id, flag, consecutive: 0, reason: `No usable data for ${flag}: ${ev.why}.`, evidence };
   }

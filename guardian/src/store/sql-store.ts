@@ -25,6 +25,7 @@ import type {
   Flag,
   FlagPatch,
   HistoryQuery,
+  HistoryTail,
   Observation,
   PlanState,
   PlanStatusRequest,
@@ -399,6 +400,30 @@ export class SqlStore implements Store {
         list = out.get(name);
       }
       list?.push(historyPointFromEpochRow(r));
+    }
+    return out;
+  }
+
+  async observationTail(source: string, queries: readonly HistoryQuery[], tail: number): Promise<Map<string, HistoryTail>> {
+    const out = new Map<string, { points: HistoryPoint[]; omitted: number }>(queries.map((q) => [q.flag, { points: [], omitted: 0 }]));
+    if (queries.length === 0) return out;
+    const rows = await this.#q(
+      'read observations',
+      `select flag_name, (extract(epoch from since) * 1000)::float8 as since_ms, (extract(epoch from at) * 1000)::float8 as at_ms, unit,
+              treatment_total, treatment_errors, control_total, control_errors, omitted
+         from public.guardian_observation_tail($1, $2::jsonb, $3::integer)`,
+      [source, JSON.stringify(historyArgs(queries)), Math.max(1, Math.trunc(tail))],
+    );
+    let flag: string | undefined;
+    let entry: { points: HistoryPoint[]; omitted: number } | undefined;
+    for (const r of rows) {
+      const name = String(r['flag_name']);
+      if (name !== flag) {
+        flag = name;
+        entry = out.get(name);
+        if (entry) entry.omitted = Number(r['omitted'] ?? 0);
+      }
+      entry?.points.push(historyPointFromEpochRow(r));
     }
     return out;
   }

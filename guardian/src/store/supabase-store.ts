@@ -34,6 +34,7 @@ import type {
   Flag,
   FlagPatch,
   HistoryQuery,
+  HistoryTail,
   Observation,
   PlanState,
   PlanStatusRequest,
@@ -402,6 +403,20 @@ export class SupabaseStore implements Store {
     const args = { p_source: source, p_queries: historyArgs(queries) };
     const rows = await this.#pages('read observations', (from, to) => this.#client.rpc('guardian_observation_history', args).range(from, to));
     for (const r of rows) out.get(String(r['flag_name']))?.push(toHistoryPoint(r));
+    return out;
+  }
+
+  async observationTail(source: string, queries: readonly HistoryQuery[], tail: number): Promise<Map<string, HistoryTail>> {
+    const out = new Map<string, { points: HistoryPoint[]; omitted: number }>(queries.map((q) => [q.flag, { points: [], omitted: 0 }]));
+    if (queries.length === 0) return out;
+    const args = { p_source: source, p_queries: historyArgs(queries), p_tail: Math.max(1, Math.trunc(tail)) };
+    const rows = await this.#pages('read observations', (from, to) => this.#client.rpc('guardian_observation_tail', args).range(from, to));
+    for (const r of rows) {
+      const entry = out.get(String(r['flag_name']));
+      if (!entry) continue;
+      entry.omitted = Number(r['omitted'] ?? 0);
+      entry.points.push(toHistoryPoint(r));
+    }
     return out;
   }
 

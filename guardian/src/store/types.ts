@@ -279,6 +279,14 @@ export interface Observation {
   readonly control?: CohortCounts;
 }
 
+/** One flag's bounded history ({@link Store.observationTail}). */
+export interface HistoryTail {
+  /** Oldest first, as {@link Store.observationHistory} gives them, without the left-out polls. */
+  readonly points: HistoryPoint[];
+  /** Polls of the current segment left out (older than the tail). */
+  readonly omitted: number;
+}
+
 /**
  * Which observations to read back for one flag: those of its stage that `decide` needs — every
  * poll at or after `segmentSince` (the current segment) and the last poll of each earlier segment.
@@ -539,6 +547,13 @@ export interface Store extends AdminStore {
   appendObservations(observations: readonly Observation[]): Promise<void>;
   /** Per flag: the observations of its stage described by {@link HistoryQuery}, oldest first, each with its `since`. */
   observationHistory(source: string, queries: readonly HistoryQuery[]): Promise<Map<string, HistoryPoint[]>>;
+  /**
+   * {@link observationHistory} bounded by what decide reads (`guardian_observation_tail`): per
+   * flag the last `tail` polls of the current segment (every one when a poll there was counted
+   * under another segmentation), the last poll of each earlier segment, and how many polls of the
+   * current segment were left out. The cycle's read at scale.
+   */
+  observationTail(source: string, queries: readonly HistoryQuery[], tail: number): Promise<Map<string, HistoryTail>>;
   /** Removes observations older than `before` (bounded storage). Returns how many. */
   pruneObservations(before: Date): Promise<number>;
   /**
