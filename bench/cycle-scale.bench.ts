@@ -133,6 +133,7 @@ async function main(): Promise<void> {
         const seReq: number[] = [];
         const lastJudged = new Map<string, number>();
         const sentryPerCycle: number[] = [];
+        const posthogPerCycle: number[] = [];
         let missed = 0;
         await stats(); // reset
         gc();
@@ -155,12 +156,15 @@ async function main(): Promise<void> {
             if (s.error?.code === 'SOURCE_TIMEOUT' || Object.values(s.noDataReasons).some((r) => r === 'timeout')) missed++;
           }
           let sentryJudged = 0;
+          let posthogJudged = 0;
           for (const r of report.results) {
             if (r.verdict === undefined || r.verdict.kind === 'no_data') continue;
             lastJudged.set(`${r.source}:${r.flag}`, k);
             if (r.source === 'sentry') sentryJudged++;
+            else if (r.source === 'posthog') posthogJudged++;
           }
           sentryPerCycle.push(sentryJudged);
+          posthogPerCycle.push(posthogJudged);
         }
         const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
         const oldest = (source: string): string => {
@@ -169,7 +173,7 @@ async function main(): Promise<void> {
           const never = names.some((name) => !lastJudged.has(`${source}:${name}`));
           if (!never) return `${worst} cycles = ${((worst * intervalMs) / 60_000).toFixed(1)} min`;
           // Not every flag was judged within the run: project the rotation from the flags judged per cycle.
-          const perCycle = source === 'sentry' ? med(sentryPerCycle) : n;
+          const perCycle = med(source === 'sentry' ? sentryPerCycle : posthogPerCycle);
           const rotation = perCycle > 0 ? Math.ceil(n / perCycle) : Infinity;
           return `rotation ${rotation} cycles = ${((rotation * intervalMs) / 60_000).toFixed(1)} min (${perCycle} judged/cycle)`;
         };
