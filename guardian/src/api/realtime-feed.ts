@@ -12,8 +12,8 @@
  * rollback event.
  *
  * Realtime buffers nothing: changes made while the socket is down are lost, so every SUBSCRIBED
- * after the first (supabase-js rejoins after a socket drop, a channel error or a join timeout, with
- * its reconnect backoff) is reported as a gap, and the hub publishes `reset`. A channel the server
+ * that follows a failure or a drop (supabase-js rejoins after a socket drop, a channel error or a
+ * join timeout, with the backoff below) is reported as a gap, and the hub publishes `reset`. A channel the server
  * closed is not rejoined by supabase-js: this feed subscribes a new one after 1 s, 2 s, … 30 s.
  */
 import { createClient, type RealtimeChannel, type SupabaseClient } from '@supabase/supabase-js';
@@ -91,6 +91,29 @@ export function realtimeChangePayload(change: RealtimeChange): string | undefine
 }
 
 /**
+ * `client.realtime.disconnect()` without its stray timer: supabase-js 2.119.1 (realtime-js
+ * phoenix/socketAdapter.js) races the close against a 10 s `setTimeout` it never clears, which
+ * would hold a stopping guardian's process open for 10 s. The timer is made while `disconnect()`
+ * runs synchronously, so it is created unref'd here; everything else is supabase-js' own close.
+ */
+async function disconnect(client: SupabaseClient): Promise<void> {
+  const original = globalThis.setTimeout;
+  const unrefd = ((fn: (...args: unknown[]) => void, ms?: number, ...args: unknown[]) => {
+    const t = original(fn, ms, ...args);
+    t.unref();
+    return t;
+  }) as typeof setTimeout;
+  let closing: Promise<unknown>;
+  globalThis.setTimeout = unrefd;
+  try {
+    closing = client.realtime.disconnect();
+  } finally {
+    globalThis.setTimeout = original;
+  }
+  await closing.catch(() => {});
+}
+
+/**
  * Options of {@link realtimeChangeFeed}.
  *
  * @example
@@ -140,6 +163,8 @@ export function realtimeChangeFeed(opts: RealtimeFeedOptions): RealtimeChangeFee
   let closed = false;
   let live = false;
   let everLive = false;
+  /** A subscription failed or dropped since the last SUBSCRIBED: changes may have been missed. */
+  let gap = false;
   let retry: ReturnType<typeof setTimeout> | undefined;
   let attempt = 0;
 
@@ -159,6 +184,7 @@ export function realtimeChangeFeed(opts: RealtimeFeedOptions): RealtimeChangeFee
       if (mine() && msg.extension === 'postgres_changes' && msg.status === 'error') {
         opts.logger?.warn({ reason: msg.message }, 'change stream: Realtime refused the postgres_changes subscription; subscribing again');
         down();
+        gap = true;
         renew(onPayload, onGap, settled);
       }
     });
@@ -170,7 +196,8 @@ export function realtimeChangeFeed(opts: RealtimeFeedOptions): RealtimeChangeFee
       if (status === 'SUBSCRIBED') {
         attempt = 0;
         // Realtime buffers nothing: whatever changed while we were not subscribed is lost.
-        if (everLive && !live) onGap();
+        if (gap) onGap();
+        gap = false;
         live = true;
         everLive = true;
         settled();
@@ -178,6 +205,7 @@ export function realtimeChangeFeed(opts: RealtimeFeedOptions): RealtimeChangeFee
       }
       const was = live;
       down();
+      gap = true;
       settled();
       if (status === 'CLOSED') {
         // The server closed the channel: supabase-js does not rejoin it.
@@ -229,9 +257,15 @@ export function realtimeChangeFeed(opts: RealtimeFeedOptions): RealtimeChangeFee
       if (retry) clearTimeout(retry);
       retry = undefined;
       channel = undefined;
-      // Leaves every channel, then closes the socket and stops its heartbeat and reconnect timers.
-      await client.removeAllChannels().catch(() => {});
-      await client.realtime.disconnect().catch(() => {});
+      // Leaves every channel (answered at once by a connected server, at once when disconnected),
+      // then closes the socket, which stops its heartbeat and reconnect timers.
+      await Promise.all(
+        client.realtime.getChannels().map(async (ch) => {
+          const status = await ch.unsubscribe().catch(() => 'error');
+          if (status === 'ok') ch.teardown();
+        }),
+      );
+      await disconnect(client);
     },
   };
 }
