@@ -196,7 +196,12 @@ export function realtimeChangeFeed(opts: RealtimeFeedOptions): RealtimeChangeFee
       if (status === 'SUBSCRIBED') {
         attempt = 0;
         // Realtime buffers nothing: whatever changed while we were not subscribed is lost.
-        if (gap) onGap();
+        if (gap) {
+          opts.logger?.info('change stream: Realtime subscribed again; clients are told to re-fetch (reset)');
+          onGap();
+        } else if (!everLive) {
+          opts.logger?.info('change stream: following feature_flags and rollback_events through Supabase Realtime');
+        }
         gap = false;
         live = true;
         everLive = true;
