@@ -25,6 +25,7 @@ import { ADMIN_TOKEN, caller, openStream } from './api-helpers.ts';
 import { linesSink } from './cycle-helpers.ts';
 
 const SECRET_TARGET = 'rt-secret-target-user-7';
+const SERVICE_ROLE_KEY = supabaseKey('service_role');
 
 let db: TestDatabase;
 let rest: PostgrestDouble;
@@ -66,7 +67,7 @@ describe('the change stream of guardian start on Supabase (client mode) is fed b
     daemon = await startDaemon({
       env: {
         SUPABASE_URL: rest.url,
-        SUPABASE_SERVICE_ROLE_KEY: supabaseKey('service_role'),
+        SUPABASE_SERVICE_ROLE_KEY: SERVICE_ROLE_KEY,
         RULES_FILE: join(dir, 'rules.yaml'),
         PORT: '0',
         HOST: '127.0.0.1',
@@ -153,6 +154,8 @@ describe('the change stream of guardian start on Supabase (client mode) is fed b
     await vi.waitFor(() => expect(stream.events.some((e) => e.event === 'reset')).toBe(true), { timeout: 20_000 });
     expect(realtime.joins).toBeGreaterThan(joins);
     expect(logLines.join('\n')).toContain('lost Realtime; reconnecting');
+    expect(logLines.join('\n')).toContain('Realtime subscribed again');
+    expect(logLines.join('\n')).not.toContain(SERVICE_ROLE_KEY);
     await db.sql.query(`update public.feature_flags set rollout_percentage = 61 where name = 'insights_agent_enabled'`);
     await vi.waitFor(() => expect(stream.events.some((e) => e.event === 'flag' && e.data.includes('"rolloutPercentage":61'))).toBe(true), { timeout: 10_000 });
     const resetAt = stream.events.findIndex((e) => e.event === 'reset');
@@ -192,6 +195,26 @@ describe('realtimeChangeFeed on its own', () => {
     expect(feed.client.realtime.isConnected()).toBe(false);
     await vi.waitFor(() => expect(realtime.sockets).toBe(0));
     expect(heard).not.toContain('gap');
+  });
+
+  it('a channel the server closes is subscribed again after a backoff, with a gap, and changes still arrive', async () => {
+    const heard: string[] = [];
+    const feed = realtimeChangeFeed({ url: rest.url, serviceRoleKey: supabaseKey('service_role') });
+    try {
+      await feed.start((p) => heard.push(p), () => heard.push('gap'));
+      expect(feed.live).toBe(true);
+      const joins = realtime.joins;
+      realtime.closeChannels();
+      await vi.waitFor(() => expect(feed.live).toBe(false));
+      await vi.waitFor(() => expect(feed.live).toBe(true), { timeout: 15_000 });
+      expect(realtime.joins).toBe(joins + 1);
+      expect(heard).toEqual(['gap']);
+      await db.sql.query(`update public.feature_flags set rollout_percentage = 63 where name = 'insights_agent_enabled'`);
+      await vi.waitFor(() => expect(heard.some((p) => p.includes('"rollout_percentage":63'))).toBe(true), { timeout: 10_000 });
+      expect(feed.client.realtime.getChannels()).toHaveLength(1);
+    } finally {
+      await feed.close();
+    }
   });
 
   it('a rejected join is retried; the first subscription after it is a gap', async () => {

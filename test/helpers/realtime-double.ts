@@ -4,7 +4,7 @@
  * `phx_join` with `postgres_changes` bindings answered by `phx_reply` with server ids (or a
  * rejection); the `system` "Subscribed to PostgreSQL" message; `postgres_changes` events
  * `{ids, data:{schema, table, commit_timestamp, type, columns, record, old_record, errors}}` routed
- * by binding id and event type; heartbeats answered; forced disconnects.
+ * by binding id and event type; heartbeats answered; forced disconnects and server-side `phx_close`.
  *
  * It attaches to an HTTP server's `upgrade` event, so it can share a port (and so the project URL
  * supabase-js is given) with a REST double. Changes come from the REAL database: a test-only
@@ -173,6 +173,17 @@ export class RealtimeDouble {
   disconnectAll(): void {
     for (const c of this.#conns) c.ws.terminate();
     this.#conns.clear();
+  }
+
+  /**
+   * Closes every joined channel from the server side (`phx_close`, as Realtime does when it shuts a
+   * channel down); the sockets stay open. supabase-js reports CLOSED and does not rejoin by itself.
+   */
+  closeChannels(): void {
+    for (const conn of this.#conns) {
+      for (const ch of conn.channels.values()) this.#send(conn, [ch.joinRef, null, ch.topic, 'phx_close', {}]);
+      conn.channels.clear();
+    }
   }
 
   /** Detaches from the server, drops every socket and stops listening (the trigger stays). */
