@@ -173,36 +173,84 @@ describe('the change stream of guardian start on Supabase (client mode) is fed b
 });
 
 describe('realtimeChangeFeed on its own', () => {
-  const timers = (): number => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+  /**
+   * Records the timers supabase-js and the feed make (by the stack that made them) while `run`
+   * runs, and returns those still pending and holding the process (ref'd) when it ends.
+   */
+  async function timersLeftBy(run: (pending: () => string[]) => Promise<void>): Promise<string[]> {
+    const made = new Map<ReturnType<typeof setTimeout>, string>();
+    const real = { setTimeout: globalThis.setTimeout, setInterval: globalThis.setInterval, clearTimeout: globalThis.clearTimeout, clearInterval: globalThis.clearInterval };
+    const ours = (stack: string): boolean => stack.includes('@supabase') || stack.includes('realtime-feed.ts');
+    globalThis.setTimeout = ((fn: (...a: unknown[]) => void, ms?: number, ...args: unknown[]) => {
+      const stack = new Error().stack ?? '';
+      const h = real.setTimeout(
+        (...a: unknown[]) => {
+          made.delete(h);
+          fn(...a);
+        },
+        ms,
+        ...args,
+      );
+      if (ours(stack)) made.set(h, `setTimeout ${String(ms)} ms ${stack.split('\n').slice(2, 4).join(' ')}`);
+      return h;
+    }) as typeof setTimeout;
+    globalThis.setInterval = ((fn: (...a: unknown[]) => void, ms?: number, ...args: unknown[]) => {
+      const stack = new Error().stack ?? '';
+      const h = real.setInterval(fn, ms, ...args);
+      if (ours(stack)) made.set(h, `setInterval ${String(ms)} ms ${stack.split('\n').slice(2, 4).join(' ')}`);
+      return h;
+    }) as typeof setInterval;
+    globalThis.clearTimeout = ((h?: ReturnType<typeof setTimeout>) => {
+      if (h) made.delete(h);
+      real.clearTimeout(h);
+    }) as typeof clearTimeout;
+    globalThis.clearInterval = ((h?: ReturnType<typeof setInterval>) => {
+      if (h) made.delete(h);
+      real.clearInterval(h);
+    }) as typeof clearInterval;
+    const pending = (): string[] => [...made.entries()].filter(([h]) => h.hasRef()).map(([, what]) => what);
+    try {
+      await run(pending);
+    } finally {
+      Object.assign(globalThis, real);
+    }
+    return pending();
+  }
 
   it('close() leaves no channel, socket or timer behind', async () => {
     await vi.waitFor(() => expect(realtime.sockets).toBe(0));
-    // The pool keeps one idle client (and its idle timer) from here on: the query below reuses it.
-    await db.sql.query('select 1');
-    const before = timers();
     const heard: string[] = [];
-    const feed = realtimeChangeFeed({ url: rest.url, serviceRoleKey: supabaseKey('service_role') });
-    await feed.start((p) => heard.push(p), () => heard.push('gap'));
-    expect(feed.live).toBe(true);
-    await db.sql.query(`update public.feature_flags set rollout_percentage = 62 where name = 'insights_agent_enabled'`);
-    await vi.waitFor(() => expect(heard.some((p) => p.includes('"rollout_percentage":62'))).toBe(true), { timeout: 10_000 });
-    expect(timers()).toBeGreaterThan(before); // the socket's heartbeat, at least
-    await feed.close();
+    let whileLive: string[] = [];
+    let feed: ReturnType<typeof realtimeChangeFeed> | undefined;
+    const left = await timersLeftBy(async (pending) => {
+      feed = realtimeChangeFeed({ url: rest.url, serviceRoleKey: SERVICE_ROLE_KEY });
+      try {
+        await feed.start((p) => heard.push(p), () => heard.push('gap'));
+        expect(feed.live).toBe(true);
+        await db.sql.query(`update public.feature_flags set rollout_percentage = 62 where name = 'insights_agent_enabled'`);
+        await vi.waitFor(() => expect(heard.some((p) => p.includes('"rollout_percentage":62'))).toBe(true), { timeout: 10_000 });
+        whileLive = pending();
+      } finally {
+        await feed.close();
+      }
+    });
     // At once, not eventually: a timer left running (supabase-js' own 10 s disconnect race) would hold a stopping process open.
-    expect(timers()).toBeLessThanOrEqual(before);
-    expect(feed.live).toBe(false);
-    expect(feed.client.realtime.getChannels()).toEqual([]);
-    expect(feed.client.realtime.isConnected()).toBe(false);
+    expect(whileLive.length).toBeGreaterThan(0); // the recorder sees supabase-js' timers (the socket's heartbeat, at least)
+    expect(left).toEqual([]);
+    expect(feed!.live).toBe(false);
+    expect(feed!.client.realtime.getChannels()).toEqual([]);
+    expect(feed!.client.realtime.isConnected()).toBe(false);
     await vi.waitFor(() => expect(realtime.sockets).toBe(0));
     expect(heard).not.toContain('gap');
   });
 
   it('a channel the server closes is subscribed again after a backoff, with a gap, and changes still arrive', async () => {
     const heard: string[] = [];
-    const feed = realtimeChangeFeed({ url: rest.url, serviceRoleKey: supabaseKey('service_role') });
+    const feed = realtimeChangeFeed({ url: rest.url, serviceRoleKey: SERVICE_ROLE_KEY });
     try {
       await feed.start((p) => heard.push(p), () => heard.push('gap'));
       expect(feed.live).toBe(true);
+      expect(realtime.sockets).toBe(1);
       const joins = realtime.joins;
       realtime.closeChannels();
       await vi.waitFor(() => expect(feed.live).toBe(false));
