@@ -265,6 +265,24 @@ describe('realtimeChangeFeed on its own', () => {
     }
   });
 
+  it('a subscription Realtime ends with a system error is made again, with a gap', async () => {
+    const heard: string[] = [];
+    const feed = realtimeChangeFeed({ url: rest.url, serviceRoleKey: SERVICE_ROLE_KEY });
+    try {
+      await feed.start((p) => heard.push(p), () => heard.push('gap'));
+      expect(feed.live).toBe(true);
+      realtime.failSubscriptions('Subscription lost: replication slot is gone');
+      await vi.waitFor(() => expect(feed.live).toBe(false));
+      await vi.waitFor(() => expect(feed.live).toBe(true), { timeout: 15_000 });
+      expect(heard).toEqual(['gap']);
+      await db.sql.query(`update public.feature_flags set rollout_percentage = 64 where name = 'insights_agent_enabled'`);
+      await vi.waitFor(() => expect(heard.some((p) => p.includes('"rollout_percentage":64'))).toBe(true), { timeout: 10_000 });
+      expect(feed.client.realtime.getChannels()).toHaveLength(1);
+    } finally {
+      await feed.close();
+    }
+  });
+
   it('a rejected join is retried; the first subscription after it is a gap', async () => {
     realtime.rejectJoins = 'RealtimeDisabledForConfiguration: test';
     const heard: string[] = [];

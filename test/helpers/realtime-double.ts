@@ -186,6 +186,22 @@ export class RealtimeDouble {
     }
   }
 
+  /**
+   * Ends every live postgres_changes subscription with a `system` error message (the channel
+   * stays joined but hears nothing more). (unverified) The shape mirrors the documented "ok"
+   * message with `status: 'error'`, as the SDK's transport already expects; not confirmed
+   * against a live Realtime.
+   */
+  failSubscriptions(message: string): void {
+    for (const conn of this.#conns) {
+      for (const ch of conn.channels.values()) {
+        if (!ch.live) continue;
+        ch.live = false;
+        this.#send(conn, [ch.joinRef, null, ch.topic, 'system', { extension: 'postgres_changes', channel: ch.topic.replace(/^realtime:/, ''), status: 'error', message }]);
+      }
+    }
+  }
+
   /** Detaches from the server, drops every socket and stops listening (the trigger stays). */
   async stop(): Promise<void> {
     this.#server.off('upgrade', this.#onUpgrade);
