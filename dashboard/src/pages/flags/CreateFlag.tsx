@@ -96,7 +96,7 @@ export function CreateFlag(props: { onCreated(f: Flag): void }): ReactNode {
               <label htmlFor="new-group">Bucket group (optional)</label>
               <input id="new-group" type="text" autoComplete="off" spellCheck={false} value={group} onChange={(e) => setGroup(e.target.value)} aria-invalid={errors.bucketGroup ? true : undefined} aria-describedby={described('bucketGroup', 'new-group-help')} />
               <p id="new-group-help" className="help small muted">Flags of one group nest their cohorts (the 10% are inside the 50%).</p>
-              {errors.bucketGroup && <p id="new-group-error" className="field-error">{errors.bucketGroup}</p>}
+              {errors.bucketGroup && <p id="new-bucketGroup-error" className="field-error">{errors.bucketGroup}</p>}
             </div>
           </div>
           <div className="field">

@@ -95,7 +95,7 @@ export function safetyWords(s: Readonly<Record<string, unknown>> | null): string
   return `${head}: flag-on ${cohortText(cohort(s['treatment']), unit)} vs flag-off ${cohortText(cohort(s['control']), unit)}${evidence}${terms}.`;
 }
 
-const HARM_KIND: Record<string, string> = { ok: 'no harm shown', breach: 'harm shown', insufficient_data: 'too few users', skipped: 'skipped', failed: 'could not be judged', no_data: 'no data' };
+const HARM_KIND: Record<string, string> = { ok: 'no harm shown', healthy: 'no harm shown', breach: 'harm shown', insufficient_data: 'too few users', skipped: 'skipped', failed: 'could not be judged', no_data: 'no data' };
 
 /** One guard rule's evidence of harm in words. */
 export function harmWords(h: Readonly<Record<string, unknown>>): string {
