@@ -70,10 +70,14 @@ export class AdminApi {
   private readonly token: TokenSource;
   private readonly fetchImpl: typeof fetch;
 
-  constructor(base: string, token: TokenSource, fetchImpl: typeof fetch = (...a) => globalThis.fetch(...a)) {
+  private readonly onUnauthorized: ((err: ApiError) => void) | undefined;
+
+  /** `onUnauthorized` hears every 401 (the credentials expired or were revoked: sign in again). */
+  constructor(base: string, token: TokenSource, options: { fetch?: typeof fetch; onUnauthorized?: (err: ApiError) => void } = {}) {
     this.base = base.replace(/\/$/, '');
     this.token = token;
-    this.fetchImpl = fetchImpl;
+    this.fetchImpl = options.fetch ?? ((...a) => globalThis.fetch(...a));
+    this.onUnauthorized = options.onUnauthorized;
   }
 
   /** Headers every request carries (the stream reader uses them too). */
@@ -98,7 +102,11 @@ export class AdminApi {
       if ((err as Error).name === 'AbortError') throw err;
       throw new ApiError(0, 'network', `Could not reach the guardian at ${this.base} (${(err as Error).message}). Check that it is running and try again.`);
     }
-    if (!res.ok) throw await toError(res);
+    if (!res.ok) {
+      const err = await toError(res);
+      if (res.status === 401) this.onUnauthorized?.(err);
+      throw err;
+    }
     return res;
   }
 
