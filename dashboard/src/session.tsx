@@ -83,13 +83,17 @@ export function SessionGate(props: { config: DashboardConfig; children: ReactNod
 
   /** Back to the sign-in form with the reason, when the guardian or Supabase ends the session. */
   const expire = useCallback((why: string, end: () => void) => {
-    end();
-    setSession(null);
-    setError(`Your session has ended: ${why} Sign in again.`);
+    setSession((s) => {
+      // Only a session that was working ends here; a refused sign-in is told by start().
+      if (s === null) return s;
+      end();
+      setError(`Your session has ended: ${why.replace(/ Send "Authorization.*$/, '')} Sign in again.`);
+      return null;
+    });
   }, []);
 
   /** `end` forgets the session here; `leave` (the person's sign-out) also ends it at the provider. */
-  async function start(api: AdminApi, end: () => void, leave: () => void = end): Promise<boolean> {
+  async function start(api: AdminApi, end: () => void, leave: () => void = end, resumed = false): Promise<boolean> {
     try {
       const me = await api.me();
       setSession({
@@ -107,7 +111,9 @@ export function SessionGate(props: { config: DashboardConfig; children: ReactNod
       return true;
     } catch (err) {
       end();
-      setError(err instanceof ApiError ? err.describe() : (err as Error).message);
+      // A stored session the guardian now refuses has ended (expired, revoked); anything else failed to sign in.
+      if (resumed && err instanceof ApiError && err.status === 401) setError(`Your session has ended: ${err.message.replace(/ Send "Authorization.*$/, '')} Sign in again.`);
+      else setError(err instanceof ApiError ? err.describe() : (err as Error).message);
       return false;
     }
   }
@@ -147,13 +153,13 @@ export function SessionGate(props: { config: DashboardConfig; children: ReactNod
       const stored = sessionStorage.getItem(TOKEN_KEY);
       if (stored) {
         const { api, end } = tokenApi(stored);
-        await start(api, end);
+        await start(api, end, end, true);
       } else if (supabase) {
         const { data, error: sessionError } = await supabase.auth.getSession();
         if (cancelled) return;
         if (data.session) {
           const { api, end, leave } = supabaseApi(supabase);
-          await start(api, end, leave);
+          await start(api, end, leave, true);
         } else if (startup.linkError) setError(startup.linkError);
         else if (sessionError) setError(`Your session has ended: ${sessionError.message}. Sign in again.`);
         else if (startup.hadSession) setError('Your session has expired and could not be renewed. Sign in again.');
