@@ -54,6 +54,13 @@ function linkError(): string | null {
   return description === null ? null : `The sign-in link did not work: ${description}. Ask for a new link.`;
 }
 
+/** "Your session has ended: <why>" in one clean sentence (without the API's how-to-send-a-token tail). */
+function ended(why: string): string {
+  const w = why.replace(/\s*Send "Authorization.*$/, '').trim();
+  return `${SESSION_ENDED}: ${w}${/sign in again/i.test(w) ? '' : ' Sign in again.'}`;
+}
+const SESSION_ENDED = 'Your session has ended';
+
 function hadStoredSupabaseSession(): boolean {
   try {
     return localStorage.getItem(SUPABASE_STORAGE_KEY) !== null;
@@ -87,7 +94,7 @@ export function SessionGate(props: { config: DashboardConfig; children: ReactNod
       // Only a session that was working ends here; a refused sign-in is told by start().
       if (s === null) return s;
       end();
-      setError(`Your session has ended: ${why.replace(/ Send "Authorization.*$/, '')} Sign in again.`);
+      setError(ended(why));
       return null;
     });
   }, []);
@@ -112,7 +119,7 @@ export function SessionGate(props: { config: DashboardConfig; children: ReactNod
     } catch (err) {
       end();
       // A stored session the guardian now refuses has ended (expired, revoked); anything else failed to sign in.
-      if (resumed && err instanceof ApiError && err.status === 401) setError(`Your session has ended: ${err.message.replace(/ Send "Authorization.*$/, '')} Sign in again.`);
+      if (resumed && err instanceof ApiError && err.status === 401) setError(ended(err.message));
       else setError(err instanceof ApiError ? err.describe() : (err as Error).message);
       return false;
     }
@@ -138,7 +145,7 @@ export function SessionGate(props: { config: DashboardConfig; children: ReactNod
         return;
       }
       setSession((s) => {
-        if (s && s.me.via === 'supabase') setError('Your session has ended: Supabase Auth could not renew it (it expired or was signed out elsewhere). Sign in again.');
+        if (s && s.me.via === 'supabase') setError(ended('Supabase Auth could not renew it (it expired or was signed out elsewhere).'));
         return s && s.me.via === 'supabase' ? null : s;
       });
     });
@@ -161,8 +168,8 @@ export function SessionGate(props: { config: DashboardConfig; children: ReactNod
           const { api, end, leave } = supabaseApi(supabase);
           await start(api, end, leave, true);
         } else if (startup.linkError) setError(startup.linkError);
-        else if (sessionError) setError(`Your session has ended: ${sessionError.message}. Sign in again.`);
-        else if (startup.hadSession) setError('Your session has expired and could not be renewed. Sign in again.');
+        else if (sessionError) setError(ended(`${sessionError.message}.`));
+        else if (startup.hadSession) setError(ended('it expired and could not be renewed.'));
       }
       if (!cancelled) setChecking(false);
     })();
@@ -248,7 +255,7 @@ function SignIn(props: {
           <span className="logo" aria-hidden="true">⟲</span> Rollback Guardian
         </h1>
         <p className="muted">Sign in to manage flags, rollouts and rollbacks.</p>
-        {props.error && <ErrorNotice title="Sign-in failed">{props.error}</ErrorNotice>}
+        {props.error && <ErrorNotice {...(props.error.startsWith(SESSION_ENDED) || props.error.startsWith('The sign-in link') ? {} : { title: 'Sign-in failed' })}>{props.error}</ErrorNotice>}
         {props.supabase && (
           <form onSubmit={(e) => void submitEmail(e, false)} aria-labelledby="signin-email-title">
             <h2 id="signin-email-title">With your account</h2>
