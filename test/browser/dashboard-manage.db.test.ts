@@ -125,9 +125,11 @@ plans:
     expect(await card.textContent()).toContain('support is busy');
 
     // Someone else resumes it through the API: the open page shows it without a reload.
-    const r = await fetch(`${b.url}/api/v1/plans/ai_beta_users/resume`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' }, body: JSON.stringify({ reason: 'support is free again', notify: false }) });
+    const r = await fetch(`${b.url}/api/v1/plans/ai_beta_users/resume`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' }, body: JSON.stringify({ reason: flows.HOSTILE, notify: false }) });
     expect(r.status).toBe(200);
     await expect.poll(() => card.locator('[data-plan-status]').getAttribute('data-plan-status'), { timeout: 5_000 }).toBe('active');
+    // Its reason (a hostile one here) is text.
+    await flows.hostileRendersAsText(page, flows.HOSTILE, 'plans page');
     await shot(page, 'manage-plans-live');
     await page.close();
   });
