@@ -177,6 +177,25 @@ plans:
     await page.close();
   });
 
+  test('Roll back now, stepping back: the flag goes to its previous stage and is marked rolled back', async () => {
+    // insights_agent_enabled was at 10% before its 50% (its history gives the previous stage).
+    await db.sql.query("update feature_flags set rollout_percentage = 10 where name = 'insights_agent_enabled'");
+    await db.sql.query("update feature_flags set rollout_percentage = 50 where name = 'insights_agent_enabled'");
+    const page = await flows.open(browser, b, EDITOR, '/admin/flags/insights_agent_enabled');
+    await page.getByRole('button', { name: 'Roll back insights_agent_enabled now…' }).click();
+    const dialog = page.getByRole('dialog', { name: 'Roll back insights_agent_enabled now?' });
+    await dialog.getByRole('radio', { name: /Step back to the previous rollout stage/ }).check();
+    expect(await dialog.textContent()).toContain('It goes from 50% to its previous stage');
+    await dialog.getByLabel(/Reason \(required/).fill('latency up at 50%');
+    await dialog.getByRole('button', { name: 'Step back now' }).click();
+    await expect.poll(async () => (await flagRow('insights_agent_enabled'))?.guard_state, { timeout: 5_000 }).toBe('rolled_back');
+    expect(await flagRow('insights_agent_enabled')).toMatchObject({ enabled: true, rollout_percentage: 10 });
+    await page.getByRole('heading', { name: 'Restore will put back exactly' }).waitFor();
+    expect(await page.locator('.restore-list').first().textContent()).toContain('Rollout: 50% (now 10%)');
+    await shot(page, 'manage-stepped-back');
+    await page.close();
+  });
+
   test('create a flag (admin): field errors from the API next to the field; created off; an editor sees it disabled with the reason', async () => {
     const editor = await flows.open(browser, b, EDITOR, '/admin/');
     const newButton = editor.getByRole('button', { name: 'New flag…' });
