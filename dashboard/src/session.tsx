@@ -60,6 +60,7 @@ function ended(why: string): string {
   return `${SESSION_ENDED}: ${w}${/sign in again/i.test(w) ? '' : ' Sign in again.'}`;
 }
 const SESSION_ENDED = 'Your session has ended';
+const RENEW_FAILED = 'it expired and Supabase Auth could not renew it (or you were signed out elsewhere).';
 
 function hadStoredSupabaseSession(): boolean {
   try {
@@ -131,7 +132,15 @@ export function SessionGate(props: { config: DashboardConfig; children: ReactNod
   };
   const supabaseApi = (sb: SupabaseClient) => {
     const end = () => void sb.auth.signOut({ scope: 'local' });
-    const api = new AdminApi(config.apiBase, async () => (await sb.auth.getSession()).data.session?.access_token ?? null, { onUnauthorized: (e) => expire(e.message, end) });
+    // No token at all means supabase-js dropped the session (its refresh was refused): say that,
+    // not the guardian's "no credentials".
+    let lost = false;
+    const token = async () => {
+      const t = (await sb.auth.getSession()).data.session?.access_token ?? null;
+      lost = t === null;
+      return t;
+    };
+    const api = new AdminApi(config.apiBase, token, { onUnauthorized: (e) => expire(lost ? RENEW_FAILED : e.message, end) });
     return { api, end, leave: () => void sb.auth.signOut() };
   };
 
@@ -145,7 +154,7 @@ export function SessionGate(props: { config: DashboardConfig; children: ReactNod
         return;
       }
       setSession((s) => {
-        if (s && s.me.via === 'supabase') setError(ended('Supabase Auth could not renew it (it expired or was signed out elsewhere).'));
+        if (s && s.me.via === 'supabase') setError(ended(RENEW_FAILED));
         return s && s.me.via === 'supabase' ? null : s;
       });
     });
@@ -169,7 +178,7 @@ export function SessionGate(props: { config: DashboardConfig; children: ReactNod
           await start(api, end, leave, true);
         } else if (startup.linkError) setError(startup.linkError);
         else if (sessionError) setError(ended(`${sessionError.message}.`));
-        else if (startup.hadSession) setError(ended('it expired and could not be renewed.'));
+        else if (startup.hadSession) setError(ended(RENEW_FAILED));
       }
       if (!cancelled) setChecking(false);
     })();

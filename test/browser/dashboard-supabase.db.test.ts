@@ -213,7 +213,7 @@ rules:
       expect(expiresAt).toBeGreaterThan(0);
       await expect.poll(() => Date.now() > expiresAt * 1000 + 500, { timeout: 15_000, interval: 200 }).toBe(true);
       await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Rollbacks' }).click();
-      const alert = page.getByRole('alert').filter({ hasText: 'Your session has ended' });
+      const alert = page.getByRole('alert').filter({ hasText: 'Your session has ended: it expired and Supabase Auth could not renew it' });
       await alert.waitFor();
       await accountForm(page).waitFor();
       expect(auth.requests).toContain('POST /auth/v1/token?grant_type=refresh_token');
