@@ -4,7 +4,7 @@
  * stage: same rows, same order, same verdicts, on PostgreSQL and PGlite, through a long
  * simulated stage in segments with rules reloads (the window changes), rows without `since`
  * (written before segments), ties on `at`, late writes, several stages and sources, and pruning.
- * The tail read the cycle uses (`guardian_observation_tail`, migration 20251203300000) leaves
+ * The tail read the cycle uses (`guardian_observation_tail`, migration 20251203220000) leaves
  * out the older polls of the current segment and still gives the same verdicts and evidence.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
