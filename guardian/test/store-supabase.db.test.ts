@@ -83,6 +83,9 @@ describe('SupabaseStore through supabase-js and the PostgREST double', () => {
     const hist = (await store.observationHistory('bulk', [{ flag: 'f9', stageStartedAt: stage, segmentSince: stage }])).get('f9') ?? [];
     expect(hist).toHaveLength(1500);
     expect(hist.at(-1)?.treatment.total).toBe(1500);
+    // The cycle's bounded read through PostgREST: the last polls and how many were left out.
+    const tail = (await store.observationTail('bulk', [{ flag: 'f9', stageStartedAt: stage, segmentSince: stage }], 2)).get('f9');
+    expect(tail).toEqual({ points: hist.slice(-2), omitted: 1498 });
     const { rows } = await db.sql.query<{ n: number }>("select count(*)::int as n from guardian_observations where at < '2027-01-01T00:00:00Z'");
     expect(rows[0]!.n).toBeGreaterThanOrEqual(1500);
     expect(await store.pruneObservations(new Date('2027-01-01T00:00:00Z'))).toBe(rows[0]!.n);

@@ -356,12 +356,13 @@ export class SqlStore implements Store {
 
   async appendObservations(observations: readonly Observation[]): Promise<void> {
     if (observations.length === 0) return;
+    const iso = isoTimes();
     const rows = observations.map((o) => ({
       source: o.source,
       flag_name: o.flag,
-      stage_started_at: o.stageStartedAt.toISOString(),
-      since: (o.since ?? o.stageStartedAt).toISOString(),
-      at: o.at.toISOString(),
+      stage_started_at: iso(o.stageStartedAt),
+      since: iso(o.since ?? o.stageStartedAt),
+      at: iso(o.at),
       unit: o.unit,
       treatment_total: o.treatment.total,
       treatment_errors: o.treatment.errors,
@@ -514,7 +515,22 @@ export class SqlStore implements Store {
 
 /** The `p_queries` argument of `guardian_observation_history`. */
 export function historyArgs(queries: readonly HistoryQuery[]): { flag: string; stage: string; segment_since: string }[] {
-  return queries.map((q) => ({ flag: q.flag, stage: q.stageStartedAt.toISOString(), segment_since: q.segmentSince.toISOString() }));
+  const iso = isoTimes();
+  return queries.map((q) => ({ flag: q.flag, stage: iso(q.stageStartedAt), segment_since: iso(q.segmentSince) }));
+}
+
+/**
+ * `Date#toISOString` remembered per time for one batch: the flags of a cycle share a few stage
+ * and segment starts and one poll time, and at thousands of flags formatting each again shows.
+ */
+export function isoTimes(): (d: Date) => string {
+  const seen = new Map<number, string>();
+  return (d) => {
+    const ms = d.getTime();
+    let text = seen.get(ms);
+    if (text === undefined) seen.set(ms, (text = d.toISOString()));
+    return text;
+  };
 }
 
 /** The `p_batch` argument of `guardian_record_exposures`. */
