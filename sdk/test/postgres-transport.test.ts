@@ -157,9 +157,8 @@ describe('postgres transport on real PostgreSQL', () => {
       ]);
       // A later real change proves the stale ones were received (same connection, in order) and ignored.
       await db.sql.query(`update feature_flags set rollout_percentage = 42 where name = 'ai_beta_users'`);
-      // (The payload's row applies it at once; the re-fetch for this version's targets follows.)
       await vi.waitFor(() => expect(server.getFlag('ai_beta_users')?.rolloutPercentage).toBe(42), { timeout: 10_000 });
-      await vi.waitFor(() => expect(loads.length).toBe(before + 1), { timeout: 10_000 });
+      expect(loads.length).toBe(before + 1);
       expect(server.getFlag('insights_agent_enabled')?.guardState).toBe('rolled_back');
     } finally {
       await me.close();
@@ -193,17 +192,6 @@ describe('postgres transport on real PostgreSQL', () => {
   test('parseChange reads flag payloads of the change feed and nothing else', () => {
     expect(parseChange('{"table":"feature_flags","op":"UPDATE","name":"f_1","version":4}')).toEqual({ type: 'UPDATE', name: 'f_1', version: 4, record: null });
     expect(parseChange('{"table":"feature_flags","op":"DELETE","name":"f_1"}')).toEqual({ type: 'DELETE', name: 'f_1', version: null, record: null });
-    // The row's public fields (guardian_notify_change): a record, so a rollback applies without waiting for a re-fetch.
-    const row = { name: 'f_1', enabled: true, rollout_percentage: 10, bucket_group: null, guard_state: 'rolled_back', rollback_message: 'Paused', description: '', updated_at: '2026-01-01T00:00:00Z', updated_by: 'guardian' };
-    expect(parseChange(JSON.stringify({ table: 'feature_flags', op: 'UPDATE', name: 'f_1', version: 5, row }))).toEqual({
-      type: 'UPDATE',
-      name: 'f_1',
-      version: 5,
-      record: { name: 'f_1', description: '', enabled: true, rolloutPercentage: 10, bucketGroup: null, version: 5, guardState: 'rolled_back', rollbackMessage: 'Paused' },
-    });
-    // A row cut short to fit a notification, or one that is not a flag row: no record (the client re-fetches).
-    expect(parseChange(JSON.stringify({ table: 'feature_flags', op: 'UPDATE', name: 'f_1', version: 5, row, partial: true }))?.record).toBeNull();
-    expect(parseChange(JSON.stringify({ table: 'feature_flags', op: 'UPDATE', name: 'f_1', version: 5, row: { name: 'f_1' } }))?.record).toBeNull();
     expect(parseChange('{"table":"rollback_events","op":"INSERT","id":"1","flag":"f_1","kind":"restore"}')).toBeUndefined();
     expect(parseChange('{"table":"feature_flags","op":"TRUNCATE","name":"f_1"}')).toBeUndefined();
     expect(parseChange('nope')).toBeUndefined();

@@ -157,7 +157,7 @@ export function postgresTransport(pool: PgPoolLike, options: PostgresTransportOp
  *
  * @example
  * parseChange('{"table":"feature_flags","op":"UPDATE","name":"booking_agent_enabled","version":4}');
- * // { type: 'UPDATE', name: 'booking_agent_enabled', version: 4, record: null } (no row: a re-fetch)
+ * // { type: 'UPDATE', name: 'booking_agent_enabled', version: 4, record: null }
  */
 export function parseChange(payload: string | undefined): FlagChange | undefined {
   if (payload === undefined) return undefined;
@@ -168,21 +168,10 @@ export function parseChange(payload: string | undefined): FlagChange | undefined
     return undefined;
   }
   if (body === null || typeof body !== 'object') return undefined;
-  const { table, op, name, version, row, partial } = body as Record<string, unknown>;
+  const { table, op, name, version } = body as Record<string, unknown>;
   if (table !== 'feature_flags' || typeof name !== 'string' || (op !== 'INSERT' && op !== 'UPDATE' && op !== 'DELETE')) return undefined;
-  const v = typeof version === 'number' && Number.isFinite(version) ? version : null;
-  // The payload carries the row's public fields (never its targets) unless it was too large for a
-  // notification (`partial`): with them a client applies a rollback at once, as with Realtime,
-  // instead of waiting for a spread re-fetch; without them it re-fetches what it needs.
-  let record: Omit<FlagRecord, 'targets'> | null = null;
-  if (op !== 'DELETE' && v !== null && partial !== true && row !== null && typeof row === 'object' && !Array.isArray(row)) {
-    try {
-      record = parseFlagRow({ ...(row as Record<string, unknown>), version: v }, 'guardian_changes');
-    } catch {
-      record = null;
-    }
-  }
-  return { type: op, name, version: v, record };
+  // The payload carries no row (targets are never public): the client re-fetches what it needs.
+  return { type: op, name, version: typeof version === 'number' && Number.isFinite(version) ? version : null, record: null };
 }
 
 /**
