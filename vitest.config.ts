@@ -15,7 +15,7 @@ export default defineConfig({
     testTimeout: 60_000,
     // expect.poll waits for a condition; its default of 1 s is a speed goal a loaded machine misses.
     expect: { poll: { timeout: 15_000 } },
-    hookTimeout: 60_000,
+    hookTimeout: 120_000,
     // Database tests each create their own throwaway database, so files may run in parallel.
     fileParallelism: true,
     maxWorkers: 2,
