@@ -1,6 +1,6 @@
 # The guardian image. Runs the same command as README's `npm start` (whose script `exec`s it), but
 # node itself, never npm, as PID 1, so SIGTERM reaches the guardian directly:
-#   node guardian/bin/guardian.ts start
+#   node guardian/bin/guardian.js start
 # With no DATABASE_URL / SUPABASE_URL it uses the embedded database in /app/.data (a volume).
 # Node 22.18+ runs the guardian's TypeScript sources directly (type stripping), so the guardian has
 # no build step; the SDK it imports is resolved through its exports map to sdk/dist, built by tsc in
@@ -27,6 +27,11 @@ COPY dashboard/package.json dashboard/package.json
 RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY sdk ./sdk
 RUN node sdk/scripts/build.ts
+# The bundled CLI (esbuild, a dev dependency): `docker exec … guardian flags list` answers fast.
+# bin/guardian.js uses it only while the sources it was built from are unchanged (COPY keeps
+# their mtimes), else it runs the sources; the daemon always runs the sources.
+COPY guardian ./guardian
+RUN node guardian/scripts/build-cli.ts
 
 # 2. The dashboard's static files (Vite is a dev dependency, so it is built here and left behind).
 FROM node:22.23.3-bookworm-slim AS dashboard
@@ -51,6 +56,7 @@ COPY package.json package-lock.json ./
 COPY sdk ./sdk
 COPY --from=sdk-build /app/sdk/dist ./sdk/dist
 COPY guardian ./guardian
+COPY --from=sdk-build /app/guardian/dist/cli ./guardian/dist/cli
 COPY --from=dashboard /app/dashboard/dist ./dashboard/dist
 COPY supabase/migrations ./supabase/migrations
 COPY supabase/seed.sql supabase/test-shim.sql ./supabase/
@@ -65,4 +71,4 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.PORT || 8787) + '/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 # The guardian handles SIGTERM itself: it finishes the cycle in flight and exits 0.
 STOPSIGNAL SIGTERM
-CMD ["node", "guardian/bin/guardian.ts", "start"]
+CMD ["node", "guardian/bin/guardian.js", "start"]

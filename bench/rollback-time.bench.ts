@@ -140,7 +140,7 @@ await watcher.query('listen guardian_changes');
 
 // The daemon, as a user starts it.
 const guardianLog: string[] = [];
-const child = spawn(process.execPath, ['guardian/bin/guardian.ts', 'start'], {
+const child = spawn(process.execPath, ['guardian/bin/guardian.js', 'start'], {
   env: {
     PATH: process.env.PATH ?? '',
     DATABASE_URL: db.url,

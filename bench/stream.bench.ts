@@ -72,7 +72,7 @@ for (let i = 0; i < Math.max(10, Math.round(N / 10)); i++) {
   let readAt = 0;
   results['cli']!.push(
     await timeChange(
-      () => run(process.execPath, [join(root, 'guardian/bin/guardian.ts'), 'flags', 'set', 'ai_ga_enabled', '--percentage', String(p)], { env: { ...process.env, DATABASE_URL: databaseUrl }, cwd: root }),
+      () => run(process.execPath, [join(root, 'guardian/bin/guardian.js'), 'flags', 'set', 'ai_ga_enabled', '--percentage', String(p)], { env: { ...process.env, DATABASE_URL: databaseUrl }, cwd: root }),
       (e) => flagAt(p)(e) && (readAt ||= Date.now()) > 0,
     ),
   );

@@ -25,9 +25,10 @@ describe('the guardian image', () => {
     expect(docker).not.toMatch(/^(CMD|ENTRYPOINT) .*npm/m);
   });
 
-  it('what the image runs: production dependencies only, HEALTHCHECK passes, SIGTERM exits 0', async () => {
+  it('what the image runs: production dependencies only, HEALTHCHECK passes, SIGTERM exits 0, the bundled CLI answers', async () => {
     const { stdout } = await run('bash', [`${root}scripts/image-smoke.sh`], { cwd: root, timeout: 170_000 });
     expect(stdout).toContain('image-smoke: OK');
     expect(stdout).toContain('Rollback Guardian');
+    expect(stdout).toMatch(/image-smoke: guardian \S+ \(node \S+, bundled CLI\); validate OK/);
   }, 180_000);
 });

@@ -38,13 +38,13 @@ export async function cli(args: readonly string[], env: Record<string, string> =
 }
 
 /**
- * Runs `node guardian/bin/guardian.ts <args>` (or another `script`) as a child process (the Node
+ * Runs `node guardian/bin/guardian.js <args>` (or another `script`) as a child process (the Node
  * that runs vitest, which is the project's Node 22), with `env` on top of a minimal environment.
  *
  * @example
  * const r = await cliProcess(['events', '--database-url', db.url]);
  */
-export function cliProcess(args: readonly string[], env: Record<string, string> = {}, timeoutMs = 20_000, script = join(REPO_ROOT, 'guardian/bin/guardian.ts')): Promise<CliResult & { readonly ms: number }> {
+export function cliProcess(args: readonly string[], env: Record<string, string> = {}, timeoutMs = 20_000, script = join(REPO_ROOT, 'guardian/bin/guardian.js')): Promise<CliResult & { readonly ms: number }> {
   const started = Date.now();
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [script, ...args], {
@@ -80,13 +80,13 @@ export interface RunningProcess {
 }
 
 /**
- * Starts `node guardian/bin/guardian.ts <args>` in a clean environment (nothing from the test
+ * Starts `node guardian/bin/guardian.js <args>` in a clean environment (nothing from the test
  * runner's: no DATABASE_URL, no SUPABASE_URL) plus `env`, and returns at once.
  *
  * @example
  * const run = startProcess(['start'], { GUARDIAN_DATA_DIR: dir, PORT: '0' });
  */
-export function startProcess(args: readonly string[], env: Record<string, string>, command: readonly string[] = [process.execPath, join(REPO_ROOT, 'guardian/bin/guardian.ts')]): RunningProcess {
+export function startProcess(args: readonly string[], env: Record<string, string>, command: readonly string[] = [process.execPath, join(REPO_ROOT, 'guardian/bin/guardian.js')]): RunningProcess {
   const [file, ...pre] = command as [string, ...string[]];
   const child = spawn(file, [...pre, ...args], { cwd: REPO_ROOT, env: { PATH: process.env['PATH'] ?? '', HOME: tmpdir(), ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';

@@ -22,7 +22,7 @@ describe('guardian --help and --version', () => {
     for (const name of Object.keys(COMMAND_TABLE)) expect(help.stdout).toMatch(new RegExp(`^  ${name} +\\S`, 'm'));
     const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
     const version = await cli(['--version']);
-    expect(version).toEqual({ code: 0, stdout: `guardian ${pkg.version} (node ${process.versions.node})\n`, stderr: '' });
+    expect(version).toEqual({ code: 0, stdout: `guardian ${pkg.version} (node ${process.versions.node}, from source)\n`, stderr: '' });
   });
 });
 

@@ -81,7 +81,7 @@ describe('text limits and control characters', () => {
 describe('output into a closed pipe (guardian events | head -1)', () => {
   it.each([[['--help']], [['events', '--database-url']]])('guardian %j exits 0 quietly, no EPIPE stack trace', async (args) => {
     const full = args.includes('--database-url') ? [...args, db.url] : args;
-    const child = spawn(process.execPath, [join(REPO_ROOT, 'guardian/bin/guardian.ts'), ...full], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [join(REPO_ROOT, 'guardian/bin/guardian.js'), ...full], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
     // The reader goes away before the command writes anything.
     child.stdout.destroy();
     let stderr = '';

@@ -1,5 +1,5 @@
 /**
- * The `guardian` binary as a real child process (`node guardian/bin/guardian.ts …` on the
+ * The `guardian` binary as a real child process (`node guardian/bin/guardian.js …` on the
  * project's Node 22) against a real throwaway PostgreSQL: exit codes, what goes to stdout and
  * stderr, the database reached through DATABASE_URL or --database-url, and an unreachable
  * database failing fast.

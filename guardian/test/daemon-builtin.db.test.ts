@@ -86,7 +86,10 @@ describe('guardian start with GUARDIAN_INGEST_KEY: the builtin source (real Post
     const raw = await db.sql.query<{ n: number }>("select count(*)::int as n from guardian_exposures where user_key like 'on-%' or user_key like 'off-%'");
     expect(raw.rows[0]?.n).toBe(0); // only hashes are stored
 
-    const metrics = await (await fetch(`${daemon.http.url}/metrics`)).text();
+    // The counter moves after the rollback's transaction commits: wait for it, do not race it.
+    const scrape = async () => (await fetch(`${daemon!.http.url}/metrics`)).text();
+    await waitFor(async () => /guardian_rollbacks_total\{flag="booking_agent_enabled",action="disable"\} 1/.test(await scrape()), 10_000, 'rollback counted');
+    const metrics = await scrape();
     expect(metrics).toMatch(/guardian_exposures_total\{result="accepted"\} 1600/);
     expect(metrics).toMatch(/guardian_exposure_requests_total\{status="401"\} 1/);
     expect(metrics).toMatch(/guardian_rollbacks_total\{flag="booking_agent_enabled",action="disable"\} 1/);

@@ -87,7 +87,7 @@ rules:
     );
     const env = { PATH: process.env['PATH'] ?? '', DATABASE_URL: db.url, RULES_FILE: join(dir, 'rules.yaml'), PORT: '0', HOST: '127.0.0.1', SMTP_URL: smtp.url, LOG_LEVEL: 'warn' };
     const startGuardian = (): ChildProcess => {
-      const c = spawn(process.execPath, [join(ROOT, 'guardian/bin/guardian.ts'), 'start'], { cwd: ROOT, env, stdio: ['ignore', 'ignore', 'pipe'] });
+      const c = spawn(process.execPath, [join(ROOT, 'guardian/bin/guardian.js'), 'start'], { cwd: ROOT, env, stdio: ['ignore', 'ignore', 'pipe'] });
       children.push(c);
       return c;
     };

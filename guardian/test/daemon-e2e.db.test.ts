@@ -59,6 +59,7 @@ describe('guardian daemon end to end (real PostgreSQL, SMTP and webhook; PostHog
   const logLines: string[] = [];
   let breachVisibleAt: number | undefined;
   let posthogCalls = 0;
+  let breachAnswers = 0;
 
   beforeAll(async () => {
     db = await createTestDatabase();
@@ -72,6 +73,7 @@ describe('guardian daemon end to end (real PostgreSQL, SMTP and webhook; PostHog
       .post('/api/projects/4242/query/', (body: { query?: { kind?: string }; refresh?: string }) => body.query?.kind === 'HogQLQuery' && body.refresh === 'force_blocking')
       .reply(() => {
         posthogCalls++;
+        if (breachVisibleAt !== undefined) breachAnswers++;
         return breachVisibleAt === undefined
           ? [200, posthogAnswer({ users: 400, errors: 4 }, { users: 1200, errors: 12 })]
           : [200, posthogAnswer({ users: 600, errors: 90 }, { users: 1800, errors: 18 })];
@@ -128,9 +130,7 @@ describe('guardian daemon end to end (real PostgreSQL, SMTP and webhook; PostHog
       const r = await db.sql.query<{ enabled: boolean }>(`select enabled from feature_flags where name = 'booking_agent_enabled'`);
       return r.rows[0]?.enabled === false;
     }, 3 * INTERVAL_MS, 'flag off');
-    const offAfterMs = Date.now() - breachVisibleAt;
-    console.log(`e2e: flag off ${offAfterMs} ms after the breach became visible (interval ${INTERVAL_MS} ms)`);
-    expect(offAfterMs).toBeLessThanOrEqual(INTERVAL_MS + 500);
+    console.log(`e2e: flag off ${Date.now() - breachVisibleAt} ms after the breach became visible (interval ${INTERVAL_MS} ms)`);
 
     // One Slack message and one email, delivered from the outbox.
     await waitFor(() => hook.requests.length >= 1 && smtp.mails.length >= 1, 10_000, 'slack and email');
@@ -140,7 +140,13 @@ describe('guardian daemon end to end (real PostgreSQL, SMTP and webhook; PostHog
     await waitFor(() => cycleAt() > t1, 2 * INTERVAL_MS, 'one more cycle');
     const t2 = cycleAt();
     await waitFor(() => cycleAt() > t2, 2 * INTERVAL_MS, 'two more cycles');
-    await new Promise((r) => setTimeout(r, 600));
+    // Within one interval, counted in polls rather than milliseconds (a loaded machine stretches
+    // time, not polls): the first answer that showed the breach turned the flag off, and the
+    // rolled-back flag was never polled again.
+    expect(breachAnswers).toBe(1);
+    const outboxDone = async () =>
+      (await db.sql.query<{ n: number }>(`select count(*)::int as n from notification_outbox where status = 'delivered'`)).rows[0]?.n === 2;
+    await waitFor(outboxDone, 10_000, 'outbox delivered');
     expect(hook.requests).toHaveLength(1);
     expect(smtp.mails).toHaveLength(1);
 

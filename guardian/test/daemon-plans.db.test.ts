@@ -135,7 +135,9 @@ describe('release plans with the real daemon (real PostgreSQL, SMTP and webhook;
     expect(titles.filter((t) => t.includes('plan_bad promoted to 50%'))).toHaveLength(1);
     expect(titles.filter((t) => t.includes('plan_bad') && t.includes('stepped'))).toHaveLength(1);
     // Metrics saw the plans' actions and stages.
-    const metrics = await (await fetch(`${daemon.http.url}/metrics`)).text();
+    const scrape = async () => (await fetch(`${daemon!.http.url}/metrics`)).text();
+    await waitFor(async () => /guardian_plan_actions_total\{flag="plan_bad",action="stopped"\} 1/.test(await scrape()), 10_000, 'plan actions counted');
+    const metrics = await scrape();
     expect(metrics).toMatch(/guardian_plan_actions_total\{flag="plan_good",action="promoted"\} 1/);
     expect(metrics).toMatch(/guardian_plan_actions_total\{flag="plan_good",action="completed"\} 1/);
     expect(metrics).toMatch(/guardian_plan_actions_total\{flag="plan_bad",action="stopped"\} 1/);

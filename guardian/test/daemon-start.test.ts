@@ -1,5 +1,5 @@
 /**
- * README's run command, as a real process: `node guardian/bin/guardian.ts start` (what `npm start`
+ * README's run command, as a real process: `node guardian/bin/guardian.js start` (what `npm start`
  * runs) with no database configured starts the guardian on the embedded PGlite database, prints
  * what it watches and where, serves /healthz and /readyz, and on SIGTERM finishes and exits 0.
  * Bad configuration exits 1 with every problem named.

@@ -115,7 +115,7 @@ describe('applyMigrations on PGlite', () => {
     } finally {
       await db.drop();
     }
-  });
+  }, 120_000); // PGlite applies every migration twice: about 10 s alone, far more on a loaded machine
 });
 
 describe('npm run db:migrate (scripts/migrate.ts)', () => {

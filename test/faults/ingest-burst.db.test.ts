@@ -21,7 +21,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
 
 const ROOT = resolve(import.meta.dirname, '../..');
-const BIN = join(ROOT, 'guardian/bin/guardian.ts');
+const BIN = join(ROOT, 'guardian/bin/guardian.js');
 const KEY = 'burst-ingest-key-0123456789abcdef';
 const FLAG = 'booking_agent_enabled';
 const FULL = process.env['FAULTS_FULL'] === '1';

@@ -69,7 +69,7 @@ afterAll(async () => {
 });
 
 function startGuardian(rulesFile: string): { child: ChildProcess; banner: Promise<void>; stderr: () => string } {
-  const child = spawn(process.execPath, [join(ROOT, 'guardian/bin/guardian.ts'), 'start'], {
+  const child = spawn(process.execPath, [join(ROOT, 'guardian/bin/guardian.js'), 'start'], {
     cwd: ROOT,
     env: { PATH: process.env['PATH'] ?? '', DATABASE_URL: db.url, RULES_FILE: rulesFile, PORT: '0', HOST: '127.0.0.1', SMTP_URL: smtp.url, LOG_LEVEL: 'error' },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -46,7 +46,9 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
     return 0;
   }
   if (name === '--version' || name === '-v' || name === 'version') {
-    io.stdout(`guardian ${version()} (node ${process.versions.node})\n`);
+    // Which build answered: the bundle (guardian/dist/cli, made by `npm ci`) or the sources.
+    const build = import.meta.url.includes('/dist/cli/') ? 'bundled CLI' : 'from source';
+    io.stdout(`guardian ${version()} (node ${process.versions.node}, ${build})\n`);
     return 0;
   }
   const entry = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
