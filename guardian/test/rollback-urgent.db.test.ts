@@ -207,6 +207,14 @@ describe('admin API urgent: true, seen through the SDK stream transport', () => 
     fetch(`${api.base}${path}`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
 
   it('validates urgent, marks the flag, and the client ignores holdUntil; restore clears the mark', async () => {
+    // Documented: the OpenAPI document lists urgent in the rollback body, optional (the body stays backward compatible).
+    const doc = (await (await fetch(`${api.base}/openapi.json`)).json()) as {
+      paths: Record<string, { post?: { requestBody?: { content: Record<string, { schema: { properties?: Record<string, { type?: string; description?: string }>; required?: string[] } }> } } }>;
+    };
+    const body0 = doc.paths['/flags/{name}/rollback']?.post?.requestBody?.content['application/json']?.schema;
+    expect(body0?.properties?.['urgent']).toMatchObject({ type: 'boolean', description: expect.stringContaining('holdUntil') });
+    expect(body0?.required ?? []).not.toContain('urgent');
+
     const bad = await post('/flags/booking_agent_enabled/rollback', { reason: 'errors', urgent: 'yes' });
     expect(bad.status).toBe(400);
     expect(JSON.stringify(await bad.json())).toContain('urgent');
