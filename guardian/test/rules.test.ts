@@ -189,6 +189,9 @@ rules:
     expect(problems(parseRules(file(`, rollback_message: "${'x'.repeat(501)}"`, '')))).toEqual(['defaults.rollback_message: message longer than 500 characters (got 501)']);
     expect(problems(parseRules(file('', ', rollback_message: "  "')))).toEqual(['rules[0].rollback_message: is blank: write the text users should see, or leave rollback_message out']);
     expect(problems(parseRules(file('', ', rollback_message: 42')))).toEqual(['rules[0].rollback_message: must be text (the message users see after this rule rolls a flag back), got 42']);
+    const noted = ok(parseRules(file(', rollback_message: "Back soon.", urgent: true', ', action: notify_only')));
+    expect(noted.notes).toContainEqual({ path: 'rules[0]', message: 'rollback_message and urgent have no effect with action notify_only (the flag is not changed)' });
+    expect(noted.notes.filter((n) => n.path === 'rules[1]')).toEqual([]);
     // The generated JSON Schema names both fields for editors.
     const schema = JSON.parse(rulesJsonSchemaText()) as { $defs?: unknown };
     expect(JSON.stringify(schema)).toContain('"rollback_message"');
