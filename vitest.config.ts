@@ -11,7 +11,10 @@ export default defineConfig({
   ssr: { resolve: { conditions: [SOURCE, 'module', 'node', 'development|production'] } },
   test: {
     include: ['sdk/test/**/*.test.ts', 'guardian/test/**/*.test.ts', 'supabase/test/**/*.test.ts', 'test/**/*.test.ts', 'examples/*/test/**/*.test.ts'],
-    testTimeout: 30_000,
+    // A bound for a hung test, not a speed goal: the suite must pass on a loaded two-core machine.
+    testTimeout: 60_000,
+    // expect.poll waits for a condition; its default of 1 s is a speed goal a loaded machine misses.
+    expect: { poll: { timeout: 15_000 } },
     hookTimeout: 60_000,
     // Database tests each create their own throwaway database, so files may run in parallel.
     fileParallelism: true,

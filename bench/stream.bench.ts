@@ -7,13 +7,31 @@
 // 1 s). Then a client that was disconnected during 50 changes reconnects with Last-Event-ID and
 // must get all 50; then 1,000 idle stream clients (raw sockets, tiny on the client side) are
 // opened and the process's extra memory is printed (goal: under 100 MB).
+// The Supabase rows: the same admin API in client mode (SupabaseStore over the PostgREST protocol
+// double, the stream fed by Supabase Realtime through the Realtime protocol double on the same
+// port, both on the same database), changes made by SQL and by guardian rollbacks (the SQL
+// function through PostgREST, as the Supabase store calls it). The double stands in for Realtime's
+// WAL decoding with a trigger and NOTIFY: the figure is our feed's and the double's, not hosted
+// Realtime's (its own delay between commit and socket is not measured here). The rollback row
+// includes the PostgREST round trips of the rollback itself.
 // BENCH_CHANGES overrides the 200 changes per way (the CLI does a tenth of them: each is a process start).
 import { execFile } from 'node:child_process';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 
-import { ADMIN_TOKEN, openStream, startApi } from '../guardian/test/api-helpers.ts';
+import { serve, type ServerType } from '@hono/node-server';
+import { Hono } from 'hono';
+
+import { createAdminApi } from '../guardian/src/api/app.ts';
+import { FailureLimiter } from '../guardian/src/api/auth.ts';
+import { pipeFeed } from '../guardian/src/api/feed.ts';
+import { ChangeHub } from '../guardian/src/api/hub.ts';
+import { realtimeChangeFeed } from '../guardian/src/api/realtime-feed.ts';
+import { SupabaseStore } from '../guardian/src/store/supabase-store.ts';
+import { ADMIN_TOKEN, BASE_STATUS, JWT_SECRET, SUPABASE_URL, openStream, startApi } from '../guardian/test/api-helpers.ts';
+import { PostgrestDouble, supabaseKey } from '../test/helpers/postgrest-double.ts';
+import { RealtimeDouble } from '../test/helpers/realtime-double.ts';
 
 const N = Math.max(20, Number(process.env['BENCH_CHANGES'] ?? 200));
 const run = promisify(execFile);
@@ -99,6 +117,61 @@ console.log(`  ${'all'.padEnd(18)} n=${String(all.length).padStart(4)}  p50 ${pc
 console.log(
   `  ${'cli, from commit'.padEnd(18)} n=${String(cliFromCommit.length).padStart(4)}  p50 ${pct(cliFromCommit, 50).toFixed(1).padStart(7)}  p95 ${pct(cliFromCommit, 95).toFixed(1).padStart(7)}  (the cli row includes starting a Node process per change; this one starts at the change's own time in the database)`,
 );
+
+// Supabase in client mode: the admin API over PostgREST, its stream fed by Realtime (both doubles).
+{
+  const rest = await PostgrestDouble.start({ databaseUrl });
+  const realtime = await RealtimeDouble.start({ databaseUrl, server: rest.httpServer });
+  const serviceRoleKey = supabaseKey('service_role');
+  const store = new SupabaseStore({ url: rest.url, serviceRoleKey });
+  const hub = new ChangeHub({ heartbeatMs: 0 });
+  const stopFeed = await pipeFeed(realtimeChangeFeed({ url: rest.url, serviceRoleKey }), hub, store);
+  const app = new Hono();
+  app.route(
+    '/api/v1',
+    createAdminApi({ store, auth: { adminToken: ADMIN_TOKEN, jwtSecret: JWT_SECRET, supabaseUrl: SUPABASE_URL }, hub, status: () => BASE_STATUS, limiter: new FailureLimiter({ perWindow: 1000 }), allowedOrigins: [] }),
+  );
+  const server: ServerType = await new Promise((resolve) => {
+    const s = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' }, () => resolve(s));
+  });
+  const port = (server.address() as { port: number }).port;
+  const sb = await openStream(`http://127.0.0.1:${port}/api/v1/stream`, ADMIN_TOKEN);
+  await until(() => sb.comments.includes('connected'), 'the Supabase stream');
+  const timeSb = async (act: () => Promise<unknown>, seen: (e: { event: string; data: string }) => boolean): Promise<number> => {
+    const mark = sb.events.length;
+    const t0 = performance.now();
+    await act();
+    await until(() => sb.events.slice(mark).some(seen), 'the event over Realtime');
+    return performance.now() - t0;
+  };
+  const sbResults: Record<string, number[]> = { 'supabase: sql': [], 'supabase: rollback': [] };
+  for (let i = 0; i < N; i++) {
+    const p = i % 2 === 0 ? 47 : 48;
+    sbResults['supabase: sql']!.push(await timeSb(() => api.sql.query(`update feature_flags set rollout_percentage = $1 where name = 'ai_ga_enabled'`, [p]), flagAt(p)));
+  }
+  for (let i = 0; i < N; i++) {
+    const flag = 'session_agent_enabled';
+    await api.sql.query(`update feature_flags set enabled = true, guard_state = 'watching' where name = $1`, [flag]);
+    sbResults['supabase: rollback']!.push(
+      await timeSb(
+        () => store.rollback({ flag, action: 'disable', actor: 'guardian', idempotencyKey: `bench-sb-${i}-${Date.now()}`, channels: [], ruleId: 'bench', reason: 'bench' }),
+        (e) => e.event === 'rollback_event',
+      ),
+    );
+  }
+  console.log(`change → SSE client latency (ms), Supabase client mode: Realtime feed through the Realtime protocol double (not hosted Realtime); goal p95 < 1000`);
+  for (const [way, xs] of Object.entries(sbResults)) {
+    console.log(`  ${way.padEnd(18)} n=${String(xs.length).padStart(4)}  p50 ${pct(xs, 50).toFixed(1).padStart(7)}  p95 ${pct(xs, 95).toFixed(1).padStart(7)}  max ${Math.max(...xs).toFixed(1).padStart(7)}`);
+  }
+  sb.close();
+  await sb.ended;
+  hub.close();
+  await new Promise<void>((r) => server.close(() => r()));
+  await stopFeed();
+  await store.close();
+  await realtime.stop();
+  await rest.stop();
+}
 
 // A client away during 50 changes.
 const lastId = stream.events.at(-1)!.id!;

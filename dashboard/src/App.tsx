@@ -9,6 +9,7 @@ export const loadFlagsPage = () => import('./pages/FlagsPage.tsx');
 const FlagsPage = lazy(() => loadFlagsPage().then((m) => ({ default: m.FlagsPage })));
 const FlagPage = lazy(() => import('./pages/FlagPage.tsx').then((m) => ({ default: m.FlagPage })));
 const RollbacksPage = lazy(() => import('./pages/RollbacksPage.tsx').then((m) => ({ default: m.RollbacksPage })));
+const PlansPage = lazy(() => import('./pages/PlansPage.tsx').then((m) => ({ default: m.PlansPage })));
 const GuardianPage = lazy(() => import('./pages/GuardianPage.tsx').then((m) => ({ default: m.GuardianPage })));
 const PreviewPage = lazy(() => import('./pages/PreviewPage.tsx').then((m) => ({ default: m.PreviewPage })));
 import { Link, useLocation } from './router.tsx';
@@ -28,6 +29,7 @@ function LiveStatus(): ReactNode {
 
 const NAV = [
   { to: '/', label: 'Flags', match: (p: string) => p === '/' || p.startsWith('/flags') },
+  { to: '/plans', label: 'Plans', match: (p: string) => p.startsWith('/plans') },
   { to: '/rollbacks', label: 'Rollbacks', match: (p: string) => p.startsWith('/rollbacks') },
   { to: '/guardian', label: 'Guardian', match: (p: string) => p.startsWith('/guardian') },
   { to: '/preview', label: 'User preview', match: (p: string) => p.startsWith('/preview') },
@@ -38,6 +40,7 @@ function Page(props: { path: string }): ReactNode {
   const flag = /^\/flags\/([^/]+)\/?$/.exec(path);
   if (flag) return <FlagPage name={decodeURIComponent(flag[1]!)} />;
   if (path === '/' || path === '/flags' || path === '/flags/') return <FlagsPage />;
+  if (path.startsWith('/plans')) return <PlansPage />;
   if (path.startsWith('/rollbacks')) return <RollbacksPage />;
   if (path.startsWith('/guardian')) return <GuardianPage />;
   if (path.startsWith('/preview')) return <PreviewPage />;

@@ -3,7 +3,7 @@
  * (supabase-js, loaded only when SUPABASE_URL and the anon key are configured). The role the API
  * reports (`GET /me`) decides which controls are enabled.
  */
-import { createContext, useContext, useEffect, useState } from 'react';
+import { createContext, useCallback, useContext, useEffect, useRef, useState } from 'react';
 import type { FormEvent, ReactNode } from 'react';
 import type { SupabaseClient } from '@supabase/supabase-js';
 import { AdminApi, ApiError } from './api/client.ts';
@@ -38,11 +38,36 @@ export function useCan(role: Role): { allowed: boolean; reason: string } {
 }
 
 const TOKEN_KEY = 'rollback-guardian.admin-token';
+/** Where supabase-js keeps the session (localStorage), named so the gate can tell a lost session from none. */
+const SUPABASE_STORAGE_KEY = 'rollback-guardian.supabase-auth';
 
 async function loadSupabase(config: DashboardConfig): Promise<SupabaseClient | null> {
   if (!config.supabaseUrl || !config.supabaseAnonKey) return null;
   const { createClient } = await import('@supabase/supabase-js');
-  return createClient(config.supabaseUrl, config.supabaseAnonKey, { auth: { persistSession: true, detectSessionInUrl: true } });
+  return createClient(config.supabaseUrl, config.supabaseAnonKey, { auth: { persistSession: true, detectSessionInUrl: true, storageKey: SUPABASE_STORAGE_KEY } });
+}
+
+/** The error Supabase Auth put in the URL fragment of a failed sign-in link, if any. */
+function linkError(): string | null {
+  const hash = window.location.hash.startsWith('#') ? new URLSearchParams(window.location.hash.slice(1)) : null;
+  const description = hash?.get('error_description') ?? null;
+  return description === null ? null : `The sign-in link did not work: ${description}. Ask for a new link.`;
+}
+
+/** "Your session has ended: <why>" in one clean sentence (without the API's how-to-send-a-token tail). */
+function ended(why: string): string {
+  const w = why.replace(/\s*Send "Authorization.*$/, '').trim();
+  return `${SESSION_ENDED}: ${w}${/sign in again/i.test(w) ? '' : ' Sign in again.'}`;
+}
+const SESSION_ENDED = 'Your session has ended';
+const RENEW_FAILED = 'it expired and Supabase Auth could not renew it (or you were signed out elsewhere).';
+
+function hadStoredSupabaseSession(): boolean {
+  try {
+    return localStorage.getItem(SUPABASE_STORAGE_KEY) !== null;
+  } catch {
+    return false;
+  }
 }
 
 export function SessionGate(props: { config: DashboardConfig; children: ReactNode }): ReactNode {
@@ -51,6 +76,10 @@ export function SessionGate(props: { config: DashboardConfig; children: ReactNod
   const [session, setSession] = useState<Session | null>(null);
   const [checking, setChecking] = useState(true);
   const [error, setError] = useState<string | null>(null);
+  // Read before supabase-js starts: it consumes the URL fragment and drops a session it cannot refresh.
+  const [startup] = useState(() => ({ linkError: linkError(), hadSession: hadStoredSupabaseSession() }));
+  // True while the person signs out: the SIGNED_OUT that follows is theirs, not an expiry.
+  const signingOut = useRef(false);
 
   useEffect(() => {
     if (!config.supabaseUrl) return;
@@ -60,18 +89,77 @@ export function SessionGate(props: { config: DashboardConfig; children: ReactNod
     });
   }, [config]);
 
-  async function start(api: AdminApi, onFail: () => void): Promise<boolean> {
+  /** Back to the sign-in form with the reason, when the guardian or Supabase ends the session. */
+  const expire = useCallback((why: string, end: () => void) => {
+    setSession((s) => {
+      // Only a session that was working ends here; a refused sign-in is told by start().
+      if (s === null) return s;
+      end();
+      setError(ended(why));
+      return null;
+    });
+  }, []);
+
+  /** `end` forgets the session here; `leave` (the person's sign-out) also ends it at the provider. */
+  async function start(api: AdminApi, end: () => void, leave: () => void = end, resumed = false): Promise<boolean> {
     try {
       const me = await api.me();
-      setSession({ api, me, config, signOut: () => { onFail(); setSession(null); } });
+      setSession({
+        api,
+        me,
+        config,
+        signOut: () => {
+          signingOut.current = true;
+          leave();
+          setSession(null);
+          setError(null);
+        },
+      });
       setError(null);
       return true;
     } catch (err) {
-      onFail();
-      setError(err instanceof ApiError ? err.describe() : (err as Error).message);
+      end();
+      // A stored session the guardian now refuses has ended (expired, revoked); anything else failed to sign in.
+      if (resumed && err instanceof ApiError && err.status === 401) setError(ended(err.message));
+      else setError(err instanceof ApiError ? err.describe() : (err as Error).message);
       return false;
     }
   }
+
+  const tokenApi = (token: string) => {
+    const end = () => sessionStorage.removeItem(TOKEN_KEY);
+    return { api: new AdminApi(config.apiBase, async () => token, { onUnauthorized: (e) => expire(e.message, end) }), end };
+  };
+  const supabaseApi = (sb: SupabaseClient) => {
+    const end = () => void sb.auth.signOut({ scope: 'local' });
+    // No token at all means supabase-js dropped the session (its refresh was refused): say that,
+    // not the guardian's "no credentials".
+    let lost = false;
+    const token = async () => {
+      const t = (await sb.auth.getSession()).data.session?.access_token ?? null;
+      lost = t === null;
+      return t;
+    };
+    const api = new AdminApi(config.apiBase, token, { onUnauthorized: (e) => expire(lost ? RENEW_FAILED : e.message, end) });
+    return { api, end, leave: () => void sb.auth.signOut() };
+  };
+
+  // Supabase ended the session by itself (its refresh token was refused or revoked): say so.
+  useEffect(() => {
+    if (!supabase) return;
+    const { data } = supabase.auth.onAuthStateChange((event) => {
+      if (event !== 'SIGNED_OUT') return;
+      if (signingOut.current) {
+        signingOut.current = false;
+        return;
+      }
+      setSession((s) => {
+        if (s && s.me.via === 'supabase') setError(ended(RENEW_FAILED));
+        return s && s.me.via === 'supabase' ? null : s;
+      });
+    });
+    return () => data.subscription.unsubscribe();
+  }, [supabase]);
 
   // Resume a stored session on load.
   useEffect(() => {
@@ -80,10 +168,17 @@ export function SessionGate(props: { config: DashboardConfig; children: ReactNod
     void (async () => {
       const stored = sessionStorage.getItem(TOKEN_KEY);
       if (stored) {
-        await start(new AdminApi(config.apiBase, async () => stored), () => sessionStorage.removeItem(TOKEN_KEY));
+        const { api, end } = tokenApi(stored);
+        await start(api, end, end, true);
       } else if (supabase) {
-        const { data } = await supabase.auth.getSession();
-        if (data.session && !cancelled) await start(supabaseApi(config, supabase), () => void supabase.auth.signOut());
+        const { data, error: sessionError } = await supabase.auth.getSession();
+        if (cancelled) return;
+        if (data.session) {
+          const { api, end, leave } = supabaseApi(supabase);
+          await start(api, end, leave, true);
+        } else if (startup.linkError) setError(startup.linkError);
+        else if (sessionError) setError(ended(`${sessionError.message}.`));
+        else if (startup.hadSession) setError(ended(RENEW_FAILED));
       }
       if (!cancelled) setChecking(false);
     })();
@@ -102,16 +197,17 @@ export function SessionGate(props: { config: DashboardConfig; children: ReactNod
       error={error}
       onToken={async (token) => {
         sessionStorage.setItem(TOKEN_KEY, token);
-        return start(new AdminApi(config.apiBase, async () => token), () => sessionStorage.removeItem(TOKEN_KEY));
+        const { api, end } = tokenApi(token);
+        return start(api, end);
       }}
-      onSupabase={async () => (supabase ? start(supabaseApi(config, supabase), () => void supabase.auth.signOut()) : false)}
+      onSupabase={async () => {
+        if (!supabase) return false;
+        const { api, end, leave } = supabaseApi(supabase);
+        return start(api, end, leave);
+      }}
       setError={setError}
     />
   );
-}
-
-function supabaseApi(config: DashboardConfig, supabase: SupabaseClient): AdminApi {
-  return new AdminApi(config.apiBase, async () => (await supabase.auth.getSession()).data.session?.access_token ?? null);
 }
 
 function SignIn(props: {
@@ -168,7 +264,7 @@ function SignIn(props: {
           <span className="logo" aria-hidden="true">⟲</span> Rollback Guardian
         </h1>
         <p className="muted">Sign in to manage flags, rollouts and rollbacks.</p>
-        {props.error && <ErrorNotice title="Sign-in failed">{props.error}</ErrorNotice>}
+        {props.error && <ErrorNotice {...(props.error.startsWith(SESSION_ENDED) || props.error.startsWith('The sign-in link') ? {} : { title: 'Sign-in failed' })}>{props.error}</ErrorNotice>}
         {props.supabase && (
           <form onSubmit={(e) => void submitEmail(e, false)} aria-labelledby="signin-email-title">
             <h2 id="signin-email-title">With your account</h2>

@@ -103,11 +103,14 @@ const envSchema = z
   .superRefine((env, ctx) => {
     const hasUrl = env.SUPABASE_URL !== undefined;
     const hasKey = env.SUPABASE_SERVICE_ROLE_KEY !== undefined;
-    if (hasUrl && !hasKey) {
+    // SUPABASE_URL with only the anon key is Supabase Auth for the dashboard's sign-in, beside a
+    // store of its own (DATABASE_URL or the embedded database).
+    const authOnly = env.SUPABASE_ANON_KEY !== undefined;
+    if (hasUrl && !hasKey && !authOnly) {
       ctx.addIssue({
         code: 'custom',
         path: ['SUPABASE_SERVICE_ROLE_KEY'],
-        message: 'must be set when SUPABASE_URL is set (set both or neither)',
+        message: 'must be set when SUPABASE_URL is set (set both or neither; SUPABASE_URL with SUPABASE_ANON_KEY alone is the dashboard\'s sign-in only)',
       });
     }
     if (hasKey && !hasUrl) {

@@ -338,7 +338,7 @@ function adminAuthWords(config: GuardianConfig): string {
     ...(config.adminToken !== undefined ? ['GUARDIAN_ADMIN_TOKEN'] : []),
     ...(config.jwtSecret !== undefined || config.supabase !== undefined ? ['Supabase Auth tokens'] : []),
   ];
-  const stream = config.store === 'supabase' ? '; the change stream has no feed on Supabase (clients use Realtime)' : '';
+  const stream = config.store === 'supabase' ? '; the change stream is fed by Supabase Realtime (feature_flags, rollback_events)' : '';
   return `${ways.length ? `sign in with ${ways.join(' or ')}` : 'closed: set GUARDIAN_ADMIN_TOKEN or SUPABASE_JWT_SECRET to use it'}${stream}`;
 }
 

@@ -120,6 +120,15 @@ describe('loadConfig', () => {
     ]);
   });
 
+  it('accepts SUPABASE_URL with only the anon key: Supabase Auth for the dashboard beside its own store', () => {
+    const config = loadConfig({ DATABASE_URL: 'postgres://guardian@db/app', SUPABASE_URL: 'https://x.supabase.co', SUPABASE_ANON_KEY: 'eyJanon', SUPABASE_JWT_SECRET: 'a'.repeat(32) });
+    expect(config.store).toBe('pg');
+    expect(config.supabaseAuth).toEqual({ url: 'https://x.supabase.co', anonKey: 'eyJanon' });
+    expect(problemsOf({ SUPABASE_URL: 'https://x.supabase.co' })).toEqual([
+      { key: 'SUPABASE_SERVICE_ROLE_KEY', message: "must be set when SUPABASE_URL is set (set both or neither; SUPABASE_URL with SUPABASE_ANON_KEY alone is the dashboard's sign-in only)" },
+    ]);
+  });
+
   it('collects the secrets a logger must redact', () => {
     const config = loadConfig({
       DATABASE_URL: 'postgres://guardian:db%40pass@db/app',

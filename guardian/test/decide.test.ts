@@ -339,7 +339,7 @@ describe('decide over a stage counted in segments (the window)', () => {
       if (segmentedStage({ rule, polls: 24 * 60, segmentPolls: 60, perPoll: 50, pOn: () => 0.02, pOff: 0.02, random }).firstBreach !== undefined) breaches++;
     }
     expect(breaches / runs).toBeLessThanOrEqual(0.05);
-  });
+  }, 120_000); // 200 simulated days of cycles: CPU-bound, seconds alone, far more on a loaded machine
 
   it('a regression that starts late in a long stage is caught within minutes, with the evidence of the segments behind it', () => {
     const random = rng(72);

@@ -1,6 +1,8 @@
 // The schema's own guarantees, on a real PostgreSQL and on PGlite: constraints with clear
 // messages, version and stage bookkeeping, the audit log (every change, whoever made it),
 // append-only logs, Realtime publication.
+import { readFile } from 'node:fs/promises';
+
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 
 import type { TestDatabase } from '../../test/helpers/db.ts';
@@ -202,6 +204,16 @@ describe.each(BACKENDS)('schema on $name', ({ create }) => {
     expect(rows.map((r) => r.tablename)).toContain('feature_flags');
     const ident = await db.sql.query<{ relreplident: string }>("select relreplident from pg_catalog.pg_class where oid = 'public.feature_flags'::regclass");
     expect(ident.rows[0]!.relreplident).toBe('f');
+  });
+
+  test('rollback_events is in the supabase_realtime publication (the guardian hears it through Realtime on Supabase), and its migration runs again', async () => {
+    const published = async (): Promise<string[]> =>
+      (await db.sql.query<{ tablename: string }>("select tablename from pg_catalog.pg_publication_tables where pubname = 'supabase_realtime' and schemaname = 'public' order by 1")).rows.map((r) => r.tablename);
+    const before = await published();
+    expect(before).toEqual(expect.arrayContaining(['feature_flags', 'rollback_events']));
+    const again = await readFile(new URL('../migrations/20251203213000_realtime_rollback_events.sql', import.meta.url), 'utf8');
+    await db.sql.exec(again);
+    expect(await published()).toEqual(before);
   });
 
   test('guardian_observations has its lookup index', async () => {

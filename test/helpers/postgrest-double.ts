@@ -415,6 +415,11 @@ export class PostgrestDouble {
     return double;
   }
 
+  /** The HTTP server underneath (a Realtime double attaches to its `upgrade` requests: one project URL). */
+  get httpServer(): Server {
+    return this.#server;
+  }
+
   /** Re-reads tables, columns and functions (PostgREST's `NOTIFY pgrst, 'reload schema'`). */
   async reloadSchemaCache(): Promise<void> {
     this.#cache = this.#loadSchemaCache();

@@ -2,7 +2,7 @@
  * The admin API over fetch: a Bearer token on every request, `If-Match` with the version a write
  * was made on, and every non-2xx turned into an {@link ApiError} whose message is words for a person.
  */
-import type { AuditChange, Flag, FlagPatch, GuardianStatus, Me, RollbackEvent, Usage } from './types.ts';
+import type { AuditChange, Flag, FlagPatch, GuardianStatus, Me, NewFlag, PlanAction, PlanView, RollbackEvent, Usage } from './types.ts';
 
 export interface ApiIssue {
   readonly path: string;
@@ -70,10 +70,14 @@ export class AdminApi {
   private readonly token: TokenSource;
   private readonly fetchImpl: typeof fetch;
 
-  constructor(base: string, token: TokenSource, fetchImpl: typeof fetch = (...a) => globalThis.fetch(...a)) {
+  private readonly onUnauthorized: ((err: ApiError) => void) | undefined;
+
+  /** `onUnauthorized` hears every 401 (the credentials expired or were revoked: sign in again). */
+  constructor(base: string, token: TokenSource, options: { fetch?: typeof fetch; onUnauthorized?: (err: ApiError) => void } = {}) {
     this.base = base.replace(/\/$/, '');
     this.token = token;
-    this.fetchImpl = fetchImpl;
+    this.fetchImpl = options.fetch ?? ((...a) => globalThis.fetch(...a));
+    this.onUnauthorized = options.onUnauthorized;
   }
 
   /** Headers every request carries (the stream reader uses them too). */
@@ -98,7 +102,11 @@ export class AdminApi {
       if ((err as Error).name === 'AbortError') throw err;
       throw new ApiError(0, 'network', `Could not reach the guardian at ${this.base} (${(err as Error).message}). Check that it is running and try again.`);
     }
-    if (!res.ok) throw await toError(res);
+    if (!res.ok) {
+      const err = await toError(res);
+      if (res.status === 401) this.onUnauthorized?.(err);
+      throw err;
+    }
     return res;
   }
 
@@ -126,8 +134,21 @@ export class AdminApi {
   changeTargets(name: string, version: number, change: { add?: readonly string[]; remove?: readonly string[] }): Promise<{ flag: Flag; added: number; removed: number }> {
     return this.json('POST', `/flags/${enc(name)}/targets`, { body: change, version });
   }
-  rollback(name: string, version: number, body: { reason: string; stepBack?: boolean; notify?: boolean }): Promise<{ event: RollbackEvent; flag: Flag; alreadyRolledBack: boolean }> {
-    return this.json('POST', `/flags/${enc(name)}/rollback`, { body, version });
+  /** Rolls back now (the endpoint takes no If-Match: a rollback is never refused for being stale). */
+  rollback(name: string, body: { reason: string; stepBack?: boolean; notify?: boolean }): Promise<{ event: RollbackEvent; flag: Flag; alreadyRolledBack: boolean }> {
+    return this.json('POST', `/flags/${enc(name)}/rollback`, { body });
+  }
+  async createFlag(body: NewFlag): Promise<Flag> {
+    return (await this.json<{ flag: Flag }>('POST', '/flags', { body })).flag;
+  }
+  deleteFlag(name: string, version: number): Promise<void> {
+    return this.json('DELETE', `/flags/${enc(name)}`, { version });
+  }
+  async plans(signal?: AbortSignal): Promise<PlanView[]> {
+    return (await this.json<{ plans: PlanView[] }>('GET', '/plans', signal ? { signal } : {})).plans;
+  }
+  changePlan(flag: string, action: PlanAction, body: { reason?: string } = {}): Promise<{ plan: PlanView; eventId: string | null }> {
+    return this.json('POST', `/plans/${enc(flag)}/${action}`, { body });
   }
   restore(name: string, version: number, body: { eventId?: string; reason?: string }): Promise<{ event: RollbackEvent; flag: Flag }> {
     return this.json('POST', `/flags/${enc(name)}/restore`, { body, version });

@@ -143,11 +143,40 @@ export interface GuardianStatus {
   readonly verdicts: readonly Verdict[];
 }
 
+export type PlanStatus = 'active' | 'paused' | 'completed' | 'aborted' | 'stopped' | 'not started';
+export type PlanAction = 'pause' | 'resume' | 'abort';
+
+/** A release plan as `GET /api/v1/plans` shows it (guardian/src/plans/view.ts). */
+export interface PlanView {
+  readonly flag: string;
+  readonly status: PlanStatus;
+  readonly reason: string | null;
+  readonly stages: readonly number[];
+  readonly percentage: number | null;
+  readonly enabled: boolean | null;
+  readonly timeInStageMs: number | null;
+  readonly users: number | null;
+  readonly minUsers: number | null;
+  readonly earliestPromotionAt: string | null;
+  /** The non-inferiority evidence of the stage (counts, margin, alpha, logE, threshold, safe). */
+  readonly safety: Readonly<Record<string, unknown>> | null;
+  /** One verdict per guard rule (ruleId, kind, reason, logE, threshold). */
+  readonly harm: readonly Readonly<Record<string, unknown>>[];
+  readonly assessedAt: string | null;
+  readonly lastAction: string | null;
+}
+
 /** What the page learns before sign-in from /admin/config.json. */
 export interface DashboardConfig {
   readonly apiBase: string;
   readonly supabaseUrl: string | null;
   readonly supabaseAnonKey: string | null;
+}
+
+export interface NewFlag {
+  readonly name: string;
+  readonly description?: string;
+  readonly bucketGroup?: string | null;
 }
 
 export interface FlagPatch {

@@ -2,7 +2,7 @@
 import { useEffect, useRef } from 'react';
 import type { ReactNode } from 'react';
 
-export function ConfirmDialog(props: { open: boolean; title: string; confirmLabel: string; danger?: boolean; onConfirm(): void; onCancel(): void; children: ReactNode }): ReactNode {
+export function ConfirmDialog(props: { open: boolean; title: string; confirmLabel: string; danger?: boolean; confirmDisabled?: boolean; onConfirm(): void; onCancel(): void; children: ReactNode }): ReactNode {
   const ref = useRef<HTMLDialogElement>(null);
   useEffect(() => {
     const d = ref.current;
@@ -17,12 +17,12 @@ export function ConfirmDialog(props: { open: boolean; title: string; confirmLabe
   return (
     <dialog ref={ref} className="dialog" aria-labelledby="dialog-title" onCancel={(e) => { e.preventDefault(); props.onCancel(); }}>
       {props.open && (
-        <form method="dialog" onSubmit={(e) => { e.preventDefault(); props.onConfirm(); }}>
+        <form method="dialog" onSubmit={(e) => { e.preventDefault(); if (!props.confirmDisabled) props.onConfirm(); }}>
           <h2 id="dialog-title">{props.title}</h2>
           <div className="dialog-body">{props.children}</div>
           <div className="row end">
             <button type="button" onClick={props.onCancel}>Cancel</button>
-            <button type="submit" className={props.danger ? 'danger' : 'primary'}>{props.confirmLabel}</button>
+            <button type="submit" className={props.danger ? 'danger' : 'primary'} disabled={props.confirmDisabled}>{props.confirmLabel}</button>
           </div>
         </form>
       )}

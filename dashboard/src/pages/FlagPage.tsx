@@ -13,11 +13,12 @@ import { ConfirmDialog } from '../components/Dialog.tsx';
 import { DisabledReason, ErrorNotice, InfoNotice } from '../components/Notice.tsx';
 import { ago, counts, flagState, num, pct, targetsText, when, KIND_WORDS } from '../format.ts';
 import { useLiveMessages } from '../live.tsx';
-import { Link } from '../router.tsx';
+import { Link, navigate } from '../router.tsx';
 import { useCan, useSession } from '../session.tsx';
 import { AuditPanel } from './flag/AuditPanel.tsx';
 import { TargetsPanel } from './flag/TargetsPanel.tsx';
 import { UsagePanel } from './flag/UsagePanel.tsx';
+import { PlanCard, usePlans } from './plans/PlanCard.tsx';
 import { useFlagWriter } from './useFlagWriter.ts';
 
 export function FlagPage(props: { name: string }): ReactNode {
@@ -91,9 +92,12 @@ export function FlagPage(props: { name: string }): ReactNode {
         <ControlsCard flag={flag} writer={writer} />
         <RulesCard flag={flag} />
       </div>
+      <FlagPlan name={flag.name} />
+      {flag.enabled && flag.guardState !== 'rolled_back' && <RollbackNowCard flag={flag} writer={writer} />}
       <UsagePanel flag={flag} revision={revision} />
       <TargetsPanel flag={flag} writer={writer} />
       <AuditPanel flag={flag} revision={revision} />
+      <DeleteCard flag={flag} />
     </section>
   );
 }
@@ -319,6 +323,134 @@ function RulesCard(props: { flag: Flag }): ReactNode {
           Since {when(flag.exposures.since)}: {num(flag.exposures.on)} users with it on, {num(flag.exposures.off)} with it off.
         </p>
       )}
+    </div>
+  );
+}
+
+/** The flag's release plan, when the rules file has one for it. */
+function FlagPlan(props: { name: string }): ReactNode {
+  const { plans, error, reload } = usePlans();
+  const plan = plans?.find((p) => p.flag === props.name);
+  if (error) return <ErrorNotice title="Could not load the release plan">{error}</ErrorNotice>;
+  if (!plan) return null;
+  return <PlanCard plan={plan} showFlag={false} onChanged={() => void reload()} />;
+}
+
+/** Roll back now: a person's rollback, with a reason, of what the flag does to its users. */
+function RollbackNowCard(props: { flag: Flag; writer: Writer }): ReactNode {
+  const { api } = useSession();
+  const can = useCan('editor');
+  const { flag, writer } = props;
+  const [open, setOpen] = useState<Flag | null>(null);
+  const [reason, setReason] = useState('');
+  const [stepBack, setStepBack] = useState(false);
+  const [tried, setTried] = useState(false);
+  const locked = flag.guardState === 'locked';
+  const why = !can.allowed ? can.reason : locked ? 'The flag is locked: unlock it first (a locked flag is never rolled back).' : '';
+  const missing = reason.trim() === '';
+  return (
+    <div className="card" aria-labelledby="rollback-now-title">
+      <h2 id="rollback-now-title">Roll back now</h2>
+      <p className="small">
+        Turn the flag off (or step it back to its previous stage) at once, as the guardian would on a breach: a manual rollback event is written, the team is alerted, users see the rollback message, and
+        Restore puts back exactly what it had.
+      </p>
+      <button type="button" className="danger" disabled={why !== '' || writer.busy} aria-describedby={why ? 'rollback-now-why' : undefined} onClick={() => { setTried(false); setOpen(flag); }}>
+        Roll back {flag.name} now…
+      </button>
+      <DisabledReason id="rollback-now-why" reason={why} />
+      <ConfirmDialog
+        open={open !== null}
+        title={`Roll back ${flag.name} now?`}
+        confirmLabel={stepBack ? 'Step back now' : 'Turn off now'}
+        danger
+        onCancel={() => setOpen(null)}
+        onConfirm={() => {
+          setTried(true);
+          if (missing) return;
+          const base = open!;
+          setOpen(null);
+          void writer
+            .write(`Roll back ${base.name}`, base, async (b) => {
+              const r = await api.rollback(b.name, { reason: reason.trim(), ...(stepBack ? { stepBack: true } : {}) });
+              return { flag: r.flag, ...(r.alreadyRolledBack ? { note: 'It had already been rolled back; nothing more was changed.' } : { note: `Now ${r.flag.enabled ? `at ${r.flag.rolloutPercentage}%` : 'off'}; restore shows what comes back.` }) };
+            })
+            .then((ok) => ok && setReason(''));
+        }}
+      >
+        {open && (
+          <>
+            <p>{stepBack ? `It goes from ${open.rolloutPercentage}% to its previous stage (or off if it had none); users above that stage get it off at their next evaluation.` : affected(open, false)}</p>
+            <fieldset>
+              <legend>What to do</legend>
+              <label className="check">
+                <input type="radio" name="rollback-action" checked={!stepBack} onChange={() => setStepBack(false)} /> Turn it off for everyone (disable)
+              </label>
+              <label className="check">
+                <input type="radio" name="rollback-action" checked={stepBack} onChange={() => setStepBack(true)} /> Step back to the previous rollout stage
+              </label>
+            </fieldset>
+            <label htmlFor="rollback-reason">Reason (required: stored with the event and sent in the alerts)</label>
+            <textarea id="rollback-reason" rows={2} maxLength={2000} aria-required="true" aria-invalid={tried && missing} aria-describedby={tried && missing ? 'rollback-reason-error' : undefined} value={reason} onChange={(e) => setReason(e.target.value)} />
+            {tried && missing && <p id="rollback-reason-error" className="field-error" role="alert">Say why you roll it back: the reason is stored with the event and shown in the alerts.</p>}
+            {open.rollbackMessage ? <p className="small">Users will see: <q className="reason">{open.rollbackMessage}</q></p> : <p className="small muted">The flag has no rollback message: users are not told.</p>}
+          </>
+        )}
+      </ConfirmDialog>
+    </div>
+  );
+}
+
+/** Delete the flag (admins, and only when it is off), confirmed by typing its name. */
+function DeleteCard(props: { flag: Flag }): ReactNode {
+  const { api } = useSession();
+  const can = useCan('admin');
+  const { flag } = props;
+  const [open, setOpen] = useState<Flag | null>(null);
+  const [typed, setTyped] = useState('');
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  const why = !can.allowed ? can.reason.replace('Needs the admin role', 'Deleting a flag needs the admin role') : flag.enabled ? `Turn ${flag.name} off before deleting it: only a disabled flag can be deleted.` : '';
+
+  async function remove(base: Flag): Promise<void> {
+    setBusy(true);
+    setError(null);
+    try {
+      await api.deleteFlag(base.name, base.version);
+      navigate(`/?deleted=${encodeURIComponent(base.name)}`);
+    } catch (err) {
+      setError(`Delete ${base.name} failed: ${err instanceof ApiError ? err.describe() : (err as Error).message}`);
+    } finally {
+      setBusy(false);
+    }
+  }
+
+  return (
+    <div className="card danger-zone" aria-labelledby="delete-title">
+      <h2 id="delete-title">Delete this flag</h2>
+      <p className="small">The flag, its targets and its rollout are removed; its history and rollback events stay. Apps that still ask for it get their default.</p>
+      {error && <ErrorNotice onDismiss={() => setError(null)}>{error}</ErrorNotice>}
+      <button type="button" className="danger" disabled={why !== '' || busy} aria-describedby={why ? 'delete-why' : undefined} onClick={() => { setTyped(''); setOpen(flag); }}>
+        Delete {flag.name}…
+      </button>
+      <DisabledReason id="delete-why" reason={why} />
+      <ConfirmDialog
+        open={open !== null}
+        title={`Delete ${flag.name}?`}
+        confirmLabel="Delete for good"
+        danger
+        confirmDisabled={typed !== flag.name}
+        onCancel={() => setOpen(null)}
+        onConfirm={() => {
+          const base = open!;
+          setOpen(null);
+          void remove(base);
+        }}
+      >
+        <p>This cannot be undone. Type the flag’s name, <strong className="flag-name">{flag.name}</strong>, to confirm.</p>
+        <label htmlFor="delete-confirm-name">Flag name</label>
+        <input id="delete-confirm-name" type="text" autoComplete="off" spellCheck={false} value={typed} onChange={(e) => setTyped(e.target.value)} />
+      </ConfirmDialog>
     </div>
   );
 }

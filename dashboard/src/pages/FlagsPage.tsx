@@ -8,11 +8,12 @@ import { ApiError } from '../api/client.ts';
 import type { Flag } from '../api/types.ts';
 import { GuardBadge, OnOffBadge, VerdictBadge } from '../components/Badges.tsx';
 import { ErrorRateSpark } from '../components/ErrorRateSpark.tsx';
-import { ErrorNotice } from '../components/Notice.tsx';
+import { ErrorNotice, InfoNotice } from '../components/Notice.tsx';
 import { ago, num } from '../format.ts';
 import { useLiveMessages } from '../live.tsx';
 import { Link, navigate, useLocation } from '../router.tsx';
 import { useSession } from '../session.tsx';
+import { CreateFlag } from './flags/CreateFlag.tsx';
 
 const STATES = [
   { value: '', label: 'All flags' },
@@ -37,6 +38,8 @@ export function FlagsPage(): ReactNode {
   const { query } = useLocation();
   const search = query.get('search') ?? '';
   const state = query.get('state') ?? '';
+  const deleted = query.get('deleted');
+  const [created, setCreated] = useState<string | null>(null);
   const [flags, setFlags] = useState<Flag[] | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [touched, setTouched] = useState<Record<string, number>>({});
@@ -114,6 +117,18 @@ export function FlagsPage(): ReactNode {
         <h1 id="flags-title">Flags</h1>
         <p className="muted">{flags ? `${shown.length} of ${flags.length} flags` : 'Loading flags…'}</p>
       </div>
+      {deleted && <InfoNotice kind="success" onDismiss={() => navigate('/', { replace: true })}>Deleted {deleted}.</InfoNotice>}
+      {created && (
+        <InfoNotice kind="success" onDismiss={() => setCreated(null)}>
+          Created <Link to={`/flags/${encodeURIComponent(created)}`} className="flag-name">{created}</Link> (off, 0%).
+        </InfoNotice>
+      )}
+      <CreateFlag
+        onCreated={(f) => {
+          setCreated(f.name);
+          setFlags((list) => (list && !list.some((x) => x.name === f.name) ? [...list, f].sort((a, b) => a.name.localeCompare(b.name)) : list));
+        }}
+      />
       <div className="toolbar" role="search">
         <div className="field grow">
           <label htmlFor="flag-search">Search flags</label>

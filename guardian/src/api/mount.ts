@@ -2,8 +2,8 @@
  * The admin API as the daemon serves it: `/api/v1` (with its change stream) and the read-only
  * `/ofrep/v1/stream` (when GUARDIAN_OFREP_KEY is set), the hub fed by the database's change
  * notifications: LISTEN on a dedicated connection for PostgreSQL, PGlite's in-process listen for
- * the embedded database. On Supabase (PostgREST only, no direct connection) the stream has no
- * feed yet: clients there use Supabase Realtime (the SDK's default transport); this is logged.
+ * the embedded database, and Supabase Realtime `postgres_changes` (with the service role key) on
+ * Supabase in client mode (PostgREST only, no direct connection): see realtime-feed.ts.
  */
 import type { GuardianConfig } from '../config.ts';
 import { mountApp, type HttpMount } from '../http/server.ts';
@@ -32,11 +32,16 @@ export interface AdminApiRunning {
 }
 
 /** The change feed of a store, if it has one. */
-function feedFor(config: GuardianConfig, store: Store, logger: Logger): ChangeFeed | undefined {
+async function feedFor(config: GuardianConfig, store: Store, logger: Logger): Promise<ChangeFeed | undefined> {
   if (store.kind === 'pg' && config.databaseUrl !== undefined) return pgChangeFeed({ connectionString: config.databaseUrl, logger });
   if (store instanceof SqlStore && store.sql.listen) {
     const listen = store.sql.listen.bind(store.sql);
     return pgliteChangeFeed((channel, cb) => listen(channel, cb));
+  }
+  if (store.kind === 'supabase' && config.supabase) {
+    // Loaded only here: supabase-js is not needed on the other stores.
+    const { realtimeChangeFeed } = await import('./realtime-feed.ts');
+    return realtimeChangeFeed({ url: config.supabase.url, serviceRoleKey: config.supabase.serviceRoleKey, logger });
   }
   return undefined;
 }
@@ -50,10 +55,10 @@ function feedFor(config: GuardianConfig, store: Store, logger: Logger): ChangeFe
 export async function startAdminApi(opts: { config: GuardianConfig; store: Store; logger: Logger; status: StatusProvider }): Promise<AdminApiRunning> {
   const { config, store, logger } = opts;
   const hub = new ChangeHub();
-  const feed = feedFor(config, store, logger);
+  const feed = await feedFor(config, store, logger);
   let stopFeed: () => Promise<void> = async () => {};
   if (feed) stopFeed = await pipeFeed(feed, hub, store, logger);
-  // (The banner says when there is no feed, and when nobody can sign in.)
+  // (The banner says what feeds the stream on Supabase, and when nobody can sign in.)
   const limiter = new FailureLimiter();
   const api = createAdminApi({
     store,

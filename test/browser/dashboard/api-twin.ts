@@ -226,6 +226,8 @@ export class AdminApiTwin {
       if (c.req.query('format') === 'csv') return c.text(['id,flag,kind,reason', ...events.map((e) => `${e.id},${e.flag},${e.kind},"${(e.reason ?? '').replace(/"/g, '""')}"`)].join('\n'), 200, { 'content-type': 'text/csv' });
       return c.json({ events, nextCursor: null });
     });
+    // The twin's rules file has no release plan (the plans pages run against the real guardian).
+    app.get('/plans', (c) => c.json({ plans: [] }));
     app.get('/status', (c) => {
       const s: GuardianStatus = {
         lastCycle: { at: new Date(Date.now() - 12_000).toISOString(), durationMs: 184, ok: true }, intervalMs: 30_000, dryRun: false,
