@@ -29,7 +29,8 @@ describe('urgent rollback with a rule message over the Supabase transport', () =
     const admin = createClient(double.url, jwt({ role: 'service_role' }), { auth: { persistSession: false }, realtime: { reconnectAfterMs: () => 100 } });
     const user = createClient(double.url, jwt({ role: 'anon' }), { auth: { persistSession: false, autoRefreshToken: false }, realtime: { reconnectAfterMs: () => 100 } });
     expect((await user.auth.setSession({ access_token: jwt({ sub: QA, role: 'authenticated', aud: 'authenticated' }), refresh_token: 'r1' })).error).toBeNull();
-    const options = { refetchJitterMs: 0, pollIntervalMs: 3_600_000, rollbackHoldMs: 10_000, safePointMaxMs: 3_600_000 } as const;
+    // Polling (through the same transport) backs up a Realtime change lost on a loaded machine.
+    const options = { refetchJitterMs: 0, pollIntervalMs: 1_000, rollbackHoldMs: 10_000, safePointMaxMs: 3_600_000 } as const;
     const server = createServerClient({ transport: supabaseTransport(admin), ...options });
     const browser = createBrowserClient({ transport: supabaseTransport(user), ...options });
     const seen: string[] = [];
