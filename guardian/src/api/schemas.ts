@@ -78,6 +78,10 @@ export const RollbackBody = z.strictObject({
   stepBack: z.boolean().optional(),
   notify: z.boolean().optional(),
   force: z.boolean().optional(),
+  urgent: z.boolean({ error: 'must be true or false' }).optional().meta({
+    description:
+      'Urgent rollback (default false): users must leave the feature at once. The flag carries the mark (rollbackUrgent) until it is restored, and SDK clients then ignore the app\'s holdUntil(safePoint); the onRollback save hook still runs within its bound.',
+  }),
 });
 
 export const RestoreBody = z.strictObject({
@@ -151,6 +155,8 @@ const FlagStateOut = z.object({
   rolloutPercentage: z.number(),
   targets: z.union([z.array(z.string()), z.object({ count: z.number() })]),
   guardState: z.string(),
+  rollbackMessage: z.string().nullable().optional().meta({ description: 'The flag\'s rollback message in this state (absent in events recorded before it was).' }),
+  rollbackUrgent: z.boolean().optional().meta({ description: 'The urgent mark in this state (absent in events recorded before it was).' }),
 });
 
 export const NotificationOut = z.object({
@@ -189,6 +195,7 @@ export const FlagOut = z.object({
   updatedBy: z.string().nullable(),
   guardState: z.enum(['watching', 'rolled_back', 'locked']),
   rollbackMessage: z.string().nullable(),
+  rollbackUrgent: z.boolean().meta({ description: 'The flag\'s latest rollback was marked urgent (cleared by restore): SDK clients ignore holdUntil for it.' }),
   stageStartedAt: z.string(),
   targetCount: z.number(),
   verdicts: z.array(VerdictOut),
@@ -256,6 +263,7 @@ export const FlagEventData = z.object({
   bucketGroup: z.string().nullable(),
   guardState: z.string(),
   rollbackMessage: z.string().nullable(),
+  rollbackUrgent: z.boolean(),
   description: z.string(),
   updatedAt: z.string(),
   updatedBy: z.string().nullable(),
