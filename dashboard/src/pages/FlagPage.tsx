@@ -403,7 +403,7 @@ function RollbackNowCard(props: { flag: Flag; writer: Writer }): ReactNode {
               Apps then switch without waiting for the safe point a user&apos;s flow declared (their save hook still runs, for at most its bound). Leave it off when finishing a form first is fine.
             </p>
             <label htmlFor="rollback-reason">Reason (required: stored with the event and sent in the alerts)</label>
-            <textarea id="rollback-reason" rows={2} maxLength={2000} aria-required="true" aria-invalid={tried && missing} aria-describedby={tried && missing ? 'rollback-reason-error' : undefined} value={reason} onChange={(e) => setReason(e.target.value)} />
+            <textarea id="rollback-reason" rows={2} maxLength={1000} aria-required="true" aria-invalid={tried && missing} aria-describedby={tried && missing ? 'rollback-reason-error' : undefined} value={reason} onChange={(e) => setReason(e.target.value)} />
             {tried && missing && <p id="rollback-reason-error" className="field-error" role="alert">Say why you roll it back: the reason is stored with the event and shown in the alerts.</p>}
             {open.rollbackMessage ? <p className="small">Users will see: <q className="reason">{open.rollbackMessage}</q></p> : <p className="small muted">The flag has no rollback message: users are not told.</p>}
           </>
