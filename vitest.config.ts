@@ -13,7 +13,9 @@ export default defineConfig({
     include: ['sdk/test/**/*.test.ts', 'guardian/test/**/*.test.ts', 'supabase/test/**/*.test.ts', 'test/**/*.test.ts', 'examples/*/test/**/*.test.ts'],
     // A bound for a hung test, not a speed goal: the suite must pass on a loaded two-core machine.
     testTimeout: 60_000,
-    hookTimeout: 60_000,
+    // expect.poll waits for a condition; its default of 1 s is a speed goal a loaded machine misses.
+    expect: { poll: { timeout: 15_000 } },
+    hookTimeout: 120_000,
     // Database tests each create their own throwaway database, so files may run in parallel.
     fileParallelism: true,
     maxWorkers: 2,

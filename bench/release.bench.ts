@@ -95,7 +95,7 @@ function release(s: Scenario, strategy: 'guarded' | 'fixed', random: () => numbe
     else {
       const flag: Flag = {
         name: 'bench_flag', description: '', enabled: true, rolloutPercentage: pct, bucketGroup: null, version: stage + 1, updatedAt: at, updatedBy: 'bench',
-        guardState: 'watching', rollbackMessage: null, stageStartedAt: new Date(stageStart * MIN), targets: [],
+        guardState: 'watching', rollbackMessage: null, rollbackUrgent: false, stageStartedAt: new Date(stageStart * MIN), targets: [],
       };
       const harm: GuardVerdict[] = [{ ruleId: 'harm', source: 'sim', kind: verdict.kind, consecutive: verdict.consecutive, reason: verdict.reason }];
       const a = assessStage(plan, flag, history, 'sim', harm, at);

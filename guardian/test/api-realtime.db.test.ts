@@ -303,7 +303,7 @@ describe('realtimeChangeFeed on its own', () => {
 });
 
 describe('realtimeChangePayload', () => {
-  const flagRow = { name: 'f', version: 3, enabled: true, rollout_percentage: 5, bucket_group: null, guard_state: 'watching', rollback_message: null, description: 'd', updated_at: '2025-12-03T10:00:00.123456+00:00', updated_by: 'ana', created_at: '2025-12-01T00:00:00+00:00', stage_started_at: '2025-12-01T00:00:00+00:00' };
+  const flagRow = { name: 'f', version: 3, enabled: true, rollout_percentage: 5, bucket_group: null, guard_state: 'watching', rollback_message: null, rollback_urgent: false, description: 'd', updated_at: '2025-12-03T10:00:00.123456+00:00', updated_by: 'ana', created_at: '2025-12-01T00:00:00+00:00', stage_started_at: '2025-12-01T00:00:00+00:00' };
 
   it('builds the trigger payload of a flag change with only the public columns', () => {
     expect(JSON.parse(realtimeChangePayload({ schema: 'public', table: 'feature_flags', eventType: 'UPDATE', new: flagRow, old: { ...flagRow, version: 2 }, errors: null })!)).toEqual({
@@ -311,7 +311,7 @@ describe('realtimeChangePayload', () => {
       op: 'UPDATE',
       name: 'f',
       version: 3,
-      row: { name: 'f', enabled: true, rollout_percentage: 5, bucket_group: null, guard_state: 'watching', rollback_message: null, description: 'd', updated_at: '2025-12-03T10:00:00.123456+00:00', updated_by: 'ana' },
+      row: { name: 'f', enabled: true, rollout_percentage: 5, bucket_group: null, guard_state: 'watching', rollback_message: null, rollback_urgent: false, description: 'd', updated_at: '2025-12-03T10:00:00.123456+00:00', updated_by: 'ana' },
     });
   });
 

@@ -36,7 +36,7 @@ describe.each(['pg', 'pglite'] as const)('change stream on %s', (backend) => {
     expect(rb).toEqual({ id: event.id, flag: 'ai_beta_users', kind: 'auto_rollback', actor: 'guardian', ruleId: null, createdAt: expect.any(String) });
     const flags = s.events.filter((e) => e.event === 'flag').map((e) => JSON.parse(e.data) as Record<string, unknown>);
     expect(flags.at(-1)).toMatchObject({ name: 'ai_beta_users', enabled: false, guardState: 'rolled_back' });
-    expect(Object.keys(flags[0]!).sort()).toEqual(['bucketGroup', 'description', 'enabled', 'guardState', 'name', 'rollbackMessage', 'rolloutPercentage', 'updatedAt', 'updatedBy', 'version']);
+    expect(Object.keys(flags[0]!).sort()).toEqual(['bucketGroup', 'description', 'enabled', 'guardState', 'name', 'rollbackMessage', 'rollbackUrgent', 'rolloutPercentage', 'updatedAt', 'updatedBy', 'version']);
     expect(s.events.map((e) => e.data).join('\n')).not.toContain('secret-user-id');
     const ids = s.events.map((e) => Number(e.id));
     expect(ids).toEqual([...ids].sort((a, b) => a - b));

@@ -141,6 +141,17 @@ describe.each(['pg', 'pglite'] as const)('admin API on %s', (backend) => {
     const control = await call('POST', '/flags/api_new_flag/targets', { body: { add: ['fine', 'bad\nid'], remove: ['user-00001'] }, ifMatch: v });
     expect(control.status).toBe(400);
     expect(control.body.error?.field).toBe('body.add[1]');
+    // Messages users see and reasons follow the CLI's rule (one line, 500 / 1000 characters).
+    const message = await call('PATCH', '/flags/api_new_flag', { body: { rollbackMessage: 'Back soon.\nSorry!' }, ifMatch: v });
+    expect(message.status).toBe(400);
+    expect(message.body.error?.field).toBe('body.rollbackMessage');
+    expect(JSON.stringify(message.body)).toContain('control character U+000A at position 11');
+    const long = await call('PATCH', '/flags/api_new_flag', { body: { rollbackMessage: 'x'.repeat(501) }, ifMatch: v });
+    expect(long.status).toBe(400);
+    expect(JSON.stringify(long.body)).toContain('message longer than 500 characters (got 501)');
+    const reason = await call('POST', '/flags/api_new_flag/rollback', { body: { reason: 'r'.repeat(1001) } });
+    expect(reason.status).toBe(400);
+    expect(reason.body.error?.field).toBe('body.reason');
     expect(await changeCount()).toBe(before);
     expect(Number((await row('api_new_flag'))!.version)).toBe(v);
 

@@ -72,8 +72,8 @@ describe('guardian rollback', () => {
       restores_event_id: null,
       idempotency_key: `manual:booking_agent_enabled:${before.version}`,
     });
-    expect(event?.previous_state).toEqual({ enabled: true, rollout_percentage: 25, targets: [QA], guard_state: 'watching' });
-    expect(event?.new_state).toEqual({ enabled: false, rollout_percentage: 25, targets: [QA], guard_state: 'rolled_back' });
+    expect(event?.previous_state).toEqual({ enabled: true, rollout_percentage: 25, targets: [QA], guard_state: 'watching', rollback_message: null, rollback_urgent: false });
+    expect(event?.new_state).toEqual({ enabled: false, rollout_percentage: 25, targets: [QA], guard_state: 'rolled_back', rollback_message: null, rollback_urgent: false });
 
     const audit = await auditRows(db, 'booking_agent_enabled', mark);
     expect(audit).toHaveLength(1);
@@ -125,8 +125,8 @@ describe('guardian rollback', () => {
     const out = JSON.parse(r.stdout) as { changed: boolean; event: RollbackEvent; notified: string[]; warnings: string[] };
     expect(out).toMatchObject({ changed: true, notified: [], warnings: [] });
     expect(out.event).toMatchObject({ flag: 'ai_beta_users', kind: 'manual_rollback', action: 'step_back', actor: 'cli:tester', reason: 'beta regression' });
-    expect(out.event.previousState).toEqual({ enabled: true, rolloutPercentage: 50, targets: [], guardState: 'watching' });
-    expect(out.event.newState).toEqual({ enabled: true, rolloutPercentage: 10, targets: [], guardState: 'rolled_back' });
+    expect(out.event.previousState).toEqual({ enabled: true, rolloutPercentage: 50, targets: [], guardState: 'watching', rollbackMessage: null, rollbackUrgent: false });
+    expect(out.event.newState).toEqual({ enabled: true, rolloutPercentage: 10, targets: [], guardState: 'rolled_back', rollbackMessage: null, rollbackUrgent: false });
     expect(await flagRow(db, 'ai_beta_users')).toMatchObject({ enabled: true, rollout_percentage: 10, guard_state: 'rolled_back' });
     expect(await outboxRows(db, out.event.id)).toEqual([]);
     // No stage below 10%: refused, nothing changed (never a silent disable)...
@@ -232,8 +232,8 @@ describe('guardian restore', () => {
 
     expect(await flagRow(db, 'booking_agent_enabled')).toMatchObject({ enabled: true, rollout_percentage: 25, guard_state: 'watching', updated_by: 'frank', targets: [QA] });
     expect(restore).toMatchObject({ kind: 'restore', action: null, actor: 'frank', reason: 'fixed in 1.4.3', restores_event_id: rollback?.id });
-    expect(restore?.previous_state).toEqual({ enabled: false, rollout_percentage: 5, targets: ['late-user'], guard_state: 'rolled_back' });
-    expect(restore?.new_state).toEqual({ enabled: true, rollout_percentage: 25, targets: [QA], guard_state: 'watching' });
+    expect(restore?.previous_state).toEqual({ enabled: false, rollout_percentage: 5, targets: ['late-user'], guard_state: 'rolled_back', rollback_message: null, rollback_urgent: false });
+    expect(restore?.new_state).toEqual({ enabled: true, rollout_percentage: 25, targets: [QA], guard_state: 'watching', rollback_message: null, rollback_urgent: false });
     expect((await auditRows(db, 'booking_agent_enabled', mark)).map((a) => [a.op, a.actor]).sort()).toEqual([
       ['target_add', 'frank'],
       ['target_remove', 'frank'],
@@ -250,7 +250,7 @@ describe('guardian restore', () => {
     expect(r.code).toBe(0);
     const { event } = JSON.parse(r.stdout) as { event: RollbackEvent };
     expect(event).toMatchObject({ flag: 'followup_agent_enabled', kind: 'restore', restoresEventId: rollback?.id, actor: 'cli:tester', action: null });
-    expect(event.newState).toEqual({ enabled: true, rolloutPercentage: 0, targets: [QA], guardState: 'watching' });
+    expect(event.newState).toEqual({ enabled: true, rolloutPercentage: 0, targets: [QA], guardState: 'watching', rollbackMessage: null, rollbackUrgent: false });
     expect(await flagRow(db, 'followup_agent_enabled')).toMatchObject({ enabled: true, rollout_percentage: 0, guard_state: 'watching', targets: [QA] });
     expect(await outboxRows(db, event.id)).toEqual([]);
   });

@@ -38,7 +38,7 @@ function groupAlive(pgid: number): boolean {
 describe('npm start and signals', () => {
   it('the start script execs node (no shell left between npm and the guardian)', () => {
     const pkg = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
-    expect(pkg.scripts['start']).toMatch(/^exec node guardian\/bin\/guardian\.ts start$/);
+    expect(pkg.scripts['start']).toMatch(/^exec node guardian\/bin\/guardian\.js start$/);
   });
 
   it.each(['SIGTERM', 'SIGINT'] as const)('%s to the npm process: the guardian drains, npm exits 0, every process is gone', async (signal) => {

@@ -172,6 +172,32 @@ rules:
     expect(r?.consecutive).toBe(2);
   });
 
+  it('rollback_message and urgent: on a rule or in defaults (the rule wins); plain text within the flag message limits; urgent a boolean', () => {
+    const file = (defaults: string, extra: string) =>
+      `defaults: { source: builtin, action: disable, condition: { absolute: {} }${defaults} }\nrules:\n  - { id: a, flags: [booking_agent_enabled]${extra} }\n  - { id: b, flags: [session_agent_enabled] }\n`;
+    const [a, b] = ok(parseRules(file(', rollback_message: "Back to the classic flow.", urgent: true', ', rollback_message: "Bookings paused.", urgent: false'))).rules.rules;
+    expect(a).toMatchObject({ rollback_message: 'Bookings paused.', urgent: false });
+    expect(b).toMatchObject({ rollback_message: 'Back to the classic flow.', urgent: true });
+    const plain = ok(parseRules(file('', ''))).rules.rules[0];
+    expect(plain?.rollback_message).toBeUndefined();
+    expect(plain?.urgent).toBeUndefined();
+
+    expect(problems(parseRules(file('', ', rollback_message: "Paused\\u001b[2J now", urgent: "yes"')))).toEqual([
+      'rules[0].rollback_message: message contains the control character U+001B at position 7; use plain text',
+      'rules[0].urgent: must be true or false, got "yes"',
+    ]);
+    expect(problems(parseRules(file(`, rollback_message: "${'x'.repeat(501)}"`, '')))).toEqual(['defaults.rollback_message: message longer than 500 characters (got 501)']);
+    expect(problems(parseRules(file('', ', rollback_message: "  "')))).toEqual(['rules[0].rollback_message: is blank: write the text users should see, or leave rollback_message out']);
+    expect(problems(parseRules(file('', ', rollback_message: 42')))).toEqual(['rules[0].rollback_message: must be text (the message users see after this rule rolls a flag back), got 42']);
+    const noted = ok(parseRules(file(', rollback_message: "Back soon.", urgent: true', ', action: notify_only')));
+    expect(noted.notes).toContainEqual({ path: 'rules[0]', message: 'rollback_message and urgent have no effect with action notify_only (the flag is not changed)' });
+    expect(noted.notes.filter((n) => n.path === 'rules[1]')).toEqual([]);
+    // The generated JSON Schema names both fields for editors.
+    const schema = JSON.parse(rulesJsonSchemaText()) as { $defs?: unknown };
+    expect(JSON.stringify(schema)).toContain('"rollback_message"');
+    expect(JSON.stringify(schema)).toContain('"urgent"');
+  });
+
   it('loadRulesFile reports an unreadable file; the throwing variant carries every problem', async () => {
     expect(problems(await loadRulesFile('/nonexistent/rules.yaml'))).toEqual(['(file): cannot read /nonexistent/rules.yaml (ENOENT): check the path and its permissions']);
     const err = await loadRulesFileOrThrow('/nonexistent/rules.yaml').catch((e: unknown) => e);

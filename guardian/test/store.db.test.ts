@@ -101,7 +101,7 @@ describe.each(backends)('Store contract on $name', ({ name, open }) => {
     expect(again.id).toBe(first.id);
     expect(first.id).toMatch(/^\d+$/);
     expect(first).toMatchObject({ kind: 'auto_rollback', action: 'disable', ruleId: 'booking-agent-errors', source: 'sentry', actor: 'guardian', reason: 'error rate 10% above 5%' });
-    expect(first.previousState).toEqual({ enabled: true, rolloutPercentage: 25, targets: [QA_USER], guardState: 'watching' });
+    expect(first.previousState).toEqual({ enabled: true, rolloutPercentage: 25, targets: [QA_USER], guardState: 'watching', rollbackMessage: null, rollbackUrgent: false });
     expect(first.newState).toMatchObject({ enabled: false, rolloutPercentage: 25, guardState: 'rolled_back' });
     expect(first.evidence).toEqual({ treatment: { total: 900, errors: 90 } });
     expect(first.createdAt).toBeInstanceOf(Date);

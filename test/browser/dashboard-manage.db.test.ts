@@ -119,7 +119,7 @@ plans:
     expect(await dialog.textContent()).toContain('still rolls the flag back');
     await shot(page, 'manage-plan-pause-confirm');
     await dialog.getByRole('button', { name: 'Pause' }).click();
-    await expect.poll(async () => (await planRow('ai_beta_users'))?.status, { timeout: 5_000 }).toBe('paused');
+    await expect.poll(async () => (await planRow('ai_beta_users'))?.status, { timeout: 15_000 }).toBe('paused');
     expect((await planRow('ai_beta_users'))?.updated_by).toBe('eddie@example.com');
     await expect.poll(() => card.locator('[data-plan-status]').getAttribute('data-plan-status')).toBe('paused');
     expect(await card.textContent()).toContain('support is busy');
@@ -127,7 +127,7 @@ plans:
     // Someone else resumes it through the API: the open page shows it without a reload.
     const r = await fetch(`${b.url}/api/v1/plans/ai_beta_users/resume`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' }, body: JSON.stringify({ reason: flows.HOSTILE, notify: false }) });
     expect(r.status).toBe(200);
-    await expect.poll(() => card.locator('[data-plan-status]').getAttribute('data-plan-status'), { timeout: 5_000 }).toBe('active');
+    await expect.poll(() => card.locator('[data-plan-status]').getAttribute('data-plan-status'), { timeout: 15_000 }).toBe('active');
     // Its reason (a hostile one here) is text.
     await flows.hostileRendersAsText(page, flows.HOSTILE, 'plans page');
     await shot(page, 'manage-plans-live');
@@ -162,10 +162,12 @@ plans:
     await dialog.getByLabel(/Reason \(required/).fill('checkout errors reported by support');
     await flows.checkPage(page, 'manage-rollback-confirm', () => dialog.waitFor());
     await dialog.getByRole('button', { name: 'Turn off now' }).click();
-    await expect.poll(async () => (await flagRow('booking_agent_enabled'))?.guard_state, { timeout: 5_000 }).toBe('rolled_back');
+    await expect.poll(async () => (await flagRow('booking_agent_enabled'))?.guard_state, { timeout: 15_000 }).toBe('rolled_back');
     expect((await flagRow('booking_agent_enabled'))?.enabled).toBe(false);
     const ev = (await db.sql.query<{ kind: string; actor: string; reason: string }>("select kind, actor, reason from rollback_events where flag_name = 'booking_agent_enabled' order by id desc limit 1")).rows[0];
     expect(ev).toEqual({ kind: 'manual_rollback', actor: 'eddie@example.com', reason: 'checkout errors reported by support' });
+    const urgent = async (flag: string) => (await db.sql.query<{ u: boolean }>('select rollback_urgent as u from feature_flags where name = $1', [flag])).rows[0]?.u;
+    expect(await urgent('booking_agent_enabled')).toBe(false); // not asked for
     // The page shows the rolled-back state and the restore preview.
     await page.getByRole('heading', { name: 'Restore will put back exactly' }).waitFor();
     const list = await page.locator('.restore-list').first().textContent();
@@ -187,9 +189,13 @@ plans:
     await dialog.getByRole('radio', { name: /Step back to the previous rollout stage/ }).check();
     expect(await dialog.textContent()).toContain('It goes from 50% to its previous stage');
     await dialog.getByLabel(/Reason \(required/).fill('latency up at 50%');
+    // Marked urgent: apps skip their users' safe points (the SDK side is tested in rollback-urgent.db).
+    await dialog.getByRole('checkbox', { name: /Urgent: users must leave the feature at once/ }).check();
     await dialog.getByRole('button', { name: 'Step back now' }).click();
-    await expect.poll(async () => (await flagRow('insights_agent_enabled'))?.guard_state, { timeout: 5_000 }).toBe('rolled_back');
+    await expect.poll(async () => (await flagRow('insights_agent_enabled'))?.guard_state, { timeout: 15_000 }).toBe('rolled_back');
     expect(await flagRow('insights_agent_enabled')).toMatchObject({ enabled: true, rollout_percentage: 10 });
+    expect((await db.sql.query<{ u: boolean }>("select rollback_urgent as u from feature_flags where name = 'insights_agent_enabled'")).rows[0]?.u).toBe(true);
+    await page.getByText('Marked urgent:').waitFor();
     await page.getByRole('heading', { name: 'Restore will put back exactly' }).waitFor();
     expect(await page.locator('.restore-list').first().textContent()).toContain('Rollout: 50% (now 10%)');
     await shot(page, 'manage-stepped-back');

@@ -115,7 +115,7 @@ rules:
     await page.locator('tr[data-flag="insights_agent_enabled"]').getByRole('link').click();
     await page.getByRole('button', { name: 'Turn off…' }).click();
     await page.getByRole('dialog', { name: 'Turn off insights_agent_enabled?' }).getByRole('button', { name: 'Turn off' }).click();
-    await expect.poll(async () => (await db.sql.query<{ enabled: boolean }>("select enabled from feature_flags where name = 'insights_agent_enabled'")).rows[0]?.enabled, { timeout: 5_000 }).toBe(false);
+    await expect.poll(async () => (await db.sql.query<{ enabled: boolean }>("select enabled from feature_flags where name = 'insights_agent_enabled'")).rows[0]?.enabled, { timeout: 15_000 }).toBe(false);
     const row = (await db.sql.query<{ updated_by: string }>("select updated_by from feature_flags where name = 'insights_agent_enabled'")).rows[0];
     expect(row?.updated_by).toBe('eddie@example.com');
     const change = (await db.sql.query<{ actor: string }>("select actor from flag_changes where flag_name = 'insights_agent_enabled' order by id desc limit 1")).rows[0];

@@ -106,7 +106,10 @@ describe('fault suite: hostile rules files', () => {
 
       // The ordinary DRY file applies; then hostile files, starting with the alias bomb.
       writeFileSync(rulesFile, dryAliasRules(120));
-      await waitFor(async () => (await reloads('ok')) === 1, 60_000, 'the 120-alias file to apply');
+      await waitFor(async () => (await reloads('ok')) === 1, 60_000, 'the 120-alias file to apply').catch(async (err: Error) => {
+        // Say why: a refused reload logs its problems (LOG_LEVEL=error), a missed watch event logs nothing.
+        throw new Error(`${err.message}; reload errors so far: ${await reloads('error')}; output: ${(stdout + stderr).slice(-2000)}`);
+      });
       const sample = FULL ? files : [{ name: 'alias bomb 9x9', text: aliasBomb(9, 9) }, ...files.filter((_, i) => i % Math.ceil(files.length / 15) === 0)];
       let survived = 0;
       for (const f of sample) {

@@ -13,6 +13,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { get } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
@@ -130,12 +131,19 @@ describe(`fault suite: ingestion burst of ${REQUESTS} concurrent 0.54 MB batches
     let peak = baseline;
     const notReady: number[] = [];
     // RSS and /readyz sampled every 50 ms while the burst runs (a sampling rate, not a wait).
+    // Each probe on its own connection, as a load balancer's would: fetch would reuse a pooled
+    // connection of the burst that the daemon is closing after a 429, and count that as not ready.
+    const probe = (): Promise<number> =>
+      new Promise((done) => {
+        const req = get(`${base}/readyz`, { agent: false }, (res) => {
+          res.resume();
+          res.once('end', () => done(res.statusCode ?? 0));
+        });
+        req.once('error', () => done(0));
+      });
     const sample = async (): Promise<void> => {
       peak = Math.max(peak, rssOf(pid));
-      const ready = await fetch(`${base}/readyz`).then(
-        (r) => r.status,
-        () => 0,
-      );
+      const ready = await probe();
       if (ready !== 200) notReady.push(ready);
     };
     let inFlight: Promise<void> | undefined;

@@ -135,7 +135,7 @@ export class AdminApi {
     return this.json('POST', `/flags/${enc(name)}/targets`, { body: change, version });
   }
   /** Rolls back now (the endpoint takes no If-Match: a rollback is never refused for being stale). */
-  rollback(name: string, body: { reason: string; stepBack?: boolean; notify?: boolean }): Promise<{ event: RollbackEvent; flag: Flag; alreadyRolledBack: boolean }> {
+  rollback(name: string, body: { reason: string; stepBack?: boolean; notify?: boolean; urgent?: boolean }): Promise<{ event: RollbackEvent; flag: Flag; alreadyRolledBack: boolean }> {
     return this.json('POST', `/flags/${enc(name)}/rollback`, { body });
   }
   async createFlag(body: NewFlag): Promise<Flag> {

@@ -76,6 +76,8 @@ export interface Flag {
   readonly updatedBy: string | null;
   readonly guardState: GuardState;
   readonly rollbackMessage: string | null;
+  /** Rolled back and marked urgent: apps skip their safe-point hold (the save hook still runs). */
+  readonly rollbackUrgent?: boolean;
   readonly stageStartedAt?: string | null;
   readonly targetCount?: number;
   readonly verdicts?: readonly Verdict[];

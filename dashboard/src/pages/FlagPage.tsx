@@ -130,6 +130,7 @@ function RestoreCard(props: { flag: Flag; writer: Writer }): ReactNode {
           {ev.reason ? <> Reason: <span className="reason">{ev.reason}</span></> : null}
         </p>
       )}
+      {flag.rollbackUrgent && <p><strong>Marked urgent:</strong> apps switched without waiting for their users&apos; safe points.</p>}
       {flag.rollbackMessage && <p>Users see: <q className="reason">{flag.rollbackMessage}</q></p>}
       <h3>Restore will put back exactly</h3>
       {what}
@@ -344,6 +345,7 @@ function RollbackNowCard(props: { flag: Flag; writer: Writer }): ReactNode {
   const [open, setOpen] = useState<Flag | null>(null);
   const [reason, setReason] = useState('');
   const [stepBack, setStepBack] = useState(false);
+  const [urgent, setUrgent] = useState(false);
   const [tried, setTried] = useState(false);
   const locked = flag.guardState === 'locked';
   const why = !can.allowed ? can.reason : locked ? 'The flag is locked: unlock it first (a locked flag is never rolled back).' : '';
@@ -372,10 +374,14 @@ function RollbackNowCard(props: { flag: Flag; writer: Writer }): ReactNode {
           setOpen(null);
           void writer
             .write(`Roll back ${base.name}`, base, async (b) => {
-              const r = await api.rollback(b.name, { reason: reason.trim(), ...(stepBack ? { stepBack: true } : {}) });
+              const r = await api.rollback(b.name, { reason: reason.trim(), ...(stepBack ? { stepBack: true } : {}), ...(urgent ? { urgent: true } : {}) });
               return { flag: r.flag, ...(r.alreadyRolledBack ? { note: 'It had already been rolled back; nothing more was changed.' } : { note: `Now ${r.flag.enabled ? `at ${r.flag.rolloutPercentage}%` : 'off'}; restore shows what comes back.` }) };
             })
-            .then((ok) => ok && setReason(''));
+            .then((ok) => {
+              if (!ok) return;
+              setReason('');
+              setUrgent(false);
+            });
         }}
       >
         {open && (
@@ -390,8 +396,14 @@ function RollbackNowCard(props: { flag: Flag; writer: Writer }): ReactNode {
                 <input type="radio" name="rollback-action" checked={stepBack} onChange={() => setStepBack(true)} /> Step back to the previous rollout stage
               </label>
             </fieldset>
+            <label className="check">
+              <input type="checkbox" checked={urgent} onChange={(e) => setUrgent(e.target.checked)} aria-describedby="rollback-urgent-help" /> Urgent: users must leave the feature at once
+            </label>
+            <p id="rollback-urgent-help" className="small muted">
+              Apps then switch without waiting for the safe point a user&apos;s flow declared (their save hook still runs, for at most its bound). Leave it off when finishing a form first is fine.
+            </p>
             <label htmlFor="rollback-reason">Reason (required: stored with the event and sent in the alerts)</label>
-            <textarea id="rollback-reason" rows={2} maxLength={2000} aria-required="true" aria-invalid={tried && missing} aria-describedby={tried && missing ? 'rollback-reason-error' : undefined} value={reason} onChange={(e) => setReason(e.target.value)} />
+            <textarea id="rollback-reason" rows={2} maxLength={1000} aria-required="true" aria-invalid={tried && missing} aria-describedby={tried && missing ? 'rollback-reason-error' : undefined} value={reason} onChange={(e) => setReason(e.target.value)} />
             {tried && missing && <p id="rollback-reason-error" className="field-error" role="alert">Say why you roll it back: the reason is stored with the event and shown in the alerts.</p>}
             {open.rollbackMessage ? <p className="small">Users will see: <q className="reason">{open.rollbackMessage}</q></p> : <p className="small muted">The flag has no rollback message: users are not told.</p>}
           </>

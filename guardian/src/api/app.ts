@@ -434,6 +434,7 @@ export function createAdminApi(deps: AdminApiDeps): Hono {
           channels,
           reason: body.reason.trim(),
           kind: 'manual_rollback',
+          urgent: body.urgent === true,
         });
       } catch (err) {
         const f = isGuardianError(err, 'STORE_CONFLICT') ? await store.getFlag(current.name) : undefined;

@@ -44,6 +44,7 @@ function toFlag(f: Json, targets: readonly string[]): Flag {
     updatedBy: (f['updatedBy'] as string | null) ?? null,
     guardState: f['guardState'] as Flag['guardState'],
     rollbackMessage: (f['rollbackMessage'] as string | null) ?? null,
+    rollbackUrgent: f['rollbackUrgent'] === true,
     stageStartedAt: new Date(String(f['stageStartedAt'])),
     targets: [...targets].sort(),
   };
@@ -52,7 +53,9 @@ function toFlag(f: Json, targets: readonly string[]): Flag {
 function toEvent(e: Json): RollbackEvent {
   const state = (s: unknown) => {
     const o = (s ?? {}) as Json;
-    return { enabled: o['enabled'] === true, rolloutPercentage: Number(o['rolloutPercentage'] ?? 0), targets: Array.isArray(o['targets']) ? (o['targets'] as string[]) : [], guardState: (o['guardState'] ?? 'watching') as Flag['guardState'] };
+    return { enabled: o['enabled'] === true, rolloutPercentage: Number(o['rolloutPercentage'] ?? 0), targets: Array.isArray(o['targets']) ? (o['targets'] as string[]) : [], guardState: (o['guardState'] ?? 'watching') as Flag['guardState'],
+      ...('rollbackMessage' in o ? { rollbackMessage: (o['rollbackMessage'] as string | null) ?? null } : {}),
+      ...('rollbackUrgent' in o ? { rollbackUrgent: o['rollbackUrgent'] === true } : {}) };
   };
   return {
     id: String(e['id']),
@@ -173,7 +176,7 @@ export function apiStore(opts: { url: string; token: string; fetch?: typeof fetc
     lock: (flag) => setFlag(flag, { lock: true }),
     unlock: (flag) => setFlag(flag, { lock: false }),
     async rollback(req: RollbackRequest) {
-      const res = await call('POST', `/flags/${enc(req.flag)}/rollback`, { reason: req.reason ?? 'rolled back through the API', stepBack: req.action === 'step_back', notify: req.channels.length > 0, force: true });
+      const res = await call('POST', `/flags/${enc(req.flag)}/rollback`, { reason: req.reason ?? 'rolled back through the API', stepBack: req.action === 'step_back', notify: req.channels.length > 0, force: true, ...(req.urgent ? { urgent: true } : {}) });
       return toEvent(res.json['event'] as Json);
     },
     async restore(req: RestoreRequest) {

@@ -41,7 +41,7 @@ function left(value: unknown, n: number): string | null {
 }
 
 /** The feature_flags columns the trigger's `row` carries (public fields; never targets). */
-const FLAG_ROW_COLUMNS = ['name', 'enabled', 'rollout_percentage', 'bucket_group', 'guard_state', 'rollback_message', 'description', 'updated_at', 'updated_by'] as const;
+const FLAG_ROW_COLUMNS = ['name', 'enabled', 'rollout_percentage', 'bucket_group', 'guard_state', 'rollback_message', 'rollback_urgent', 'description', 'updated_at', 'updated_by'] as const;
 
 /**
  * The `guardian_changes` payload (JSON text) the trigger sends for a Realtime change, or undefined

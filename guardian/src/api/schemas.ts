@@ -6,6 +6,7 @@
 import { z } from 'zod';
 
 import { FLAG_NAME_PATTERN } from '../rules/schema.ts';
+import { MAX_MESSAGE_LENGTH, MAX_REASON_LENGTH, textProblem } from '../store/limits.ts';
 import { EVENT_KINDS } from '../store/types.ts';
 
 /** Most ids one targets request may add (and, separately, remove). */
@@ -23,6 +24,18 @@ const Text = (max: number) =>
     .max(max, { error: `must be at most ${max} characters` })
     // eslint-disable-next-line no-control-regex -- tabs and newlines are allowed in text, other control characters are not
     .refine((s) => !/[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/.test(s), { error: 'must not contain control characters' });
+/**
+ * One line of plain text under the same rule as the CLI and the rules file (store/limits.ts): at
+ * most `max` characters, no control characters at all (a reason or a message users see is one line).
+ */
+const OneLine = (noun: string, max: number) =>
+  z
+    .string()
+    .superRefine((s, ctx) => {
+      const problem = textProblem(noun, s, max);
+      if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem });
+    })
+    .meta({ maxLength: max });
 export const TargetId = z
   .string()
   .min(1, { error: 'must not be empty' })
@@ -58,7 +71,7 @@ export const PatchFlagBody = z
   .strictObject({
     enabled: z.boolean().optional(),
     rolloutPercentage: z.number().int({ error: 'must be a whole number 0..100' }).min(0).max(100).optional(),
-    rollbackMessage: Text(2000).nullable().optional(),
+    rollbackMessage: OneLine('message', MAX_MESSAGE_LENGTH).nullable().optional(),
     description: Text(2000).optional(),
     locked: z.boolean().optional(),
   })
@@ -74,15 +87,19 @@ export const TargetsBody = z
   .refine((b) => (b.add?.length ?? 0) + (b.remove?.length ?? 0) > 0, { error: 'give ids to add or remove' });
 
 export const RollbackBody = z.strictObject({
-  reason: Text(2000).refine((s) => s.trim() !== '', { error: 'say why (stored with the event and shown in alerts)' }),
+  reason: OneLine('reason', MAX_REASON_LENGTH).refine((s) => s.trim() !== '', { error: 'say why (stored with the event and shown in alerts)' }),
   stepBack: z.boolean().optional(),
   notify: z.boolean().optional(),
   force: z.boolean().optional(),
+  urgent: z.boolean({ error: 'must be true or false' }).optional().meta({
+    description:
+      'Urgent rollback (default false): users must leave the feature at once. The flag carries the mark (rollbackUrgent) until it is restored, and SDK clients then ignore the app\'s holdUntil(safePoint); the onRollback save hook still runs within its bound.',
+  }),
 });
 
 export const RestoreBody = z.strictObject({
   eventId: z.string().regex(/^\d{1,19}$/, { error: 'must be an event id (digits)' }).optional(),
-  reason: Text(2000).optional(),
+  reason: OneLine('reason', MAX_REASON_LENGTH).optional(),
 });
 
 export const EventsQuery = z.object({
@@ -151,6 +168,8 @@ const FlagStateOut = z.object({
   rolloutPercentage: z.number(),
   targets: z.union([z.array(z.string()), z.object({ count: z.number() })]),
   guardState: z.string(),
+  rollbackMessage: z.string().nullable().optional().meta({ description: 'The flag\'s rollback message in this state (absent in events recorded before it was).' }),
+  rollbackUrgent: z.boolean().optional().meta({ description: 'The urgent mark in this state (absent in events recorded before it was).' }),
 });
 
 export const NotificationOut = z.object({
@@ -189,6 +208,7 @@ export const FlagOut = z.object({
   updatedBy: z.string().nullable(),
   guardState: z.enum(['watching', 'rolled_back', 'locked']),
   rollbackMessage: z.string().nullable(),
+  rollbackUrgent: z.boolean().meta({ description: 'The flag\'s latest rollback was marked urgent (cleared by restore): SDK clients ignore holdUntil for it.' }),
   stageStartedAt: z.string(),
   targetCount: z.number(),
   verdicts: z.array(VerdictOut),
@@ -256,6 +276,7 @@ export const FlagEventData = z.object({
   bucketGroup: z.string().nullable(),
   guardState: z.string(),
   rollbackMessage: z.string().nullable(),
+  rollbackUrgent: z.boolean(),
   description: z.string(),
   updatedAt: z.string(),
   updatedBy: z.string().nullable(),
@@ -268,7 +289,7 @@ export const RollbackEventData = z.object({ id: z.string(), flag: z.string(), ki
 export const PlanParams = z.object({ flag: FlagName });
 
 export const PlanChangeBody = z.strictObject({
-  reason: Text(1000).optional(),
+  reason: OneLine('reason', MAX_REASON_LENGTH).optional(),
   notify: z.boolean().optional(),
 });
 

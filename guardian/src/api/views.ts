@@ -19,7 +19,14 @@ export function lastRollbackOf(events: readonly RollbackEvent[]): RollbackEvent 
 
 /** An event as JSON (idempotency key left out; targets of the states kept: admins see targets). */
 export function eventJson(e: RollbackEvent, notifications: readonly EventNotification[] = []): EventJson {
-  const state = (s: RollbackEvent['previousState']) => ({ enabled: s.enabled, rolloutPercentage: s.rolloutPercentage, targets: [...s.targets], guardState: s.guardState });
+  const state = (s: RollbackEvent['previousState']) => ({
+    enabled: s.enabled,
+    rolloutPercentage: s.rolloutPercentage,
+    targets: [...s.targets],
+    guardState: s.guardState,
+    ...(s.rollbackMessage !== undefined ? { rollbackMessage: s.rollbackMessage } : {}),
+    ...(s.rollbackUrgent !== undefined ? { rollbackUrgent: s.rollbackUrgent } : {}),
+  });
   return {
     id: e.id,
     flag: e.flag,
@@ -106,6 +113,7 @@ export async function flagsJson(store: Store, flags: readonly Flag[], status: Gu
       updatedBy: f.updatedBy,
       guardState: f.guardState,
       rollbackMessage: f.rollbackMessage,
+      rollbackUrgent: f.rollbackUrgent,
       stageStartedAt: f.stageStartedAt.toISOString(),
       targetCount: f.targets.length,
       verdicts: states.filter((s) => s.flag === f.name).map((s) => verdictJson(s, status)),

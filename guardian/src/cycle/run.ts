@@ -312,6 +312,9 @@ export async function runCycle(deps: CycleDeps): Promise<CycleReport> {
         reason: verdict.reason,
         kind: 'auto_rollback',
         ...(ruleAction === 'step_back' ? { stages } : {}),
+        // The flag's own message wins; the rule's default is set only when it has none (in SQL, under the row lock).
+        ...(rule.rollback_message !== undefined ? { message: rule.rollback_message } : {}),
+        ...(rule.urgent === true ? { urgent: true } : {}),
       });
       deps.metrics?.action(rule.id, ruleAction, dryRun);
       if (!dryRun && ruleAction !== 'notify_only') actedOn.set(flag.name, rule.id);

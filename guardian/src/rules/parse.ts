@@ -430,6 +430,11 @@ function notesFor(config: RulesConfig): RulesNote[] {
     notes.push({ path: 'sources.sentry', message: 'not configured (no org or token): rules with source sentry will report no data until it is' });
   }
   if (config.notify.slack && config.notify.slack.webhook_url === '') notes.push({ path: 'notify.slack.webhook_url', message: 'empty: Slack alerts are off' });
+  config.rules.forEach((rule, i) => {
+    if (rule.action === 'notify_only' && (rule.rollback_message !== undefined || rule.urgent === true)) {
+      notes.push({ path: `rules[${i}]`, message: 'rollback_message and urgent have no effect with action notify_only (the flag is not changed)' });
+    }
+  });
   if (!config.notify.slack && !config.notify.email) notes.push({ path: 'notify', message: 'no notification channel configured: rollbacks are recorded but nobody is told' });
   return notes;
 }

@@ -11,6 +11,7 @@
 import { z } from 'zod';
 import { cutText } from '../errors.ts';
 import type { Plan } from '../plans/schema.ts';
+import { MAX_MESSAGE_LENGTH, textProblem } from '../store/limits.ts';
 import { formatDuration, parseDuration } from './duration.ts';
 
 /** Flag names, as in the database (`feature_flags.name`). */
@@ -147,6 +148,18 @@ export const StagesSchema = z
   .min(2, { error: 'must list at least two stages, like [10, 50, 100]' })
   .refine((s) => s.every((v, i) => i === 0 || v > s[i - 1]!), { message: 'must be strictly increasing, like [10, 50, 100]' });
 
+/**
+ * A rule's default rollback message: plain text shown to users, with the limits of a flag's own
+ * message (`guardian flags set --message`): at most {@link MAX_MESSAGE_LENGTH} characters, no
+ * control characters, not blank.
+ */
+export const RollbackMessageSchema = z
+  .string({ error: (iss) => `must be text (the message users see after this rule rolls a flag back), got ${show(iss.input)}` })
+  .superRefine((text, ctx) => {
+    const problem = text.trim() === '' ? 'is blank: write the text users should see, or leave rollback_message out' : textProblem('message', text, MAX_MESSAGE_LENGTH);
+    if (problem !== undefined) ctx.addIssue({ code: 'custom', input: text, message: problem });
+  });
+
 /** Fields a rule may set itself or inherit from `defaults`. */
 const ruleFieldShape = {
   source: SourceKindSchema.meta({ description: 'Where the counts come from: posthog, sentry or builtin.' }),
@@ -165,6 +178,13 @@ const ruleFieldShape = {
   }),
   dry_run: z.boolean({ error: (iss) => `must be true or false, got ${show(iss.input)}` }).meta({ description: 'Record what would happen, change nothing.' }),
   stages: StagesSchema.meta({ description: 'Rollout percentages for step_back (default [10, 50, 100]).' }),
+  rollback_message: RollbackMessageSchema.meta({
+    description: `Message users see when this rule rolls a flag back and the flag has no message of its own (a message set on the flag always wins; restore takes this one away). Plain text, at most ${MAX_MESSAGE_LENGTH} characters, no control characters.`,
+  }),
+  urgent: z.boolean({ error: (iss) => `must be true or false, got ${show(iss.input)}` }).meta({
+    description:
+      'This rule\'s rollbacks are urgent (default false): users must leave the feature at once, so SDK clients ignore the app\'s holdUntil(safePoint) (the onRollback save hook still runs within its bound).',
+  }),
 };
 
 /** Built-in values for rule fields set neither on the rule nor in `defaults`. */
@@ -188,7 +208,7 @@ export const RuleInputSchema = z
       .min(1, { error: 'must name at least one flag, like [booking_agent_enabled]' }),
     ...ruleFieldShape,
   })
-  .partial({ source: true, condition: true, action: true, window: true, min_users: true, min_samples: true, consecutive: true, dry_run: true, stages: true });
+  .partial({ source: true, condition: true, action: true, window: true, min_users: true, min_samples: true, consecutive: true, dry_run: true, stages: true, rollback_message: true, urgent: true });
 
 /** A resolved rule: what the guardian runs. Durations in milliseconds. */
 export const RuleSchema = z.strictObject({
@@ -196,6 +216,8 @@ export const RuleSchema = z.strictObject({
   flags: RuleInputSchema.shape.flags,
   ...ruleFieldShape,
   stages: StagesSchema.optional(),
+  rollback_message: RollbackMessageSchema.optional(),
+  urgent: ruleFieldShape.urgent.optional(),
 });
 
 const EmptyOr = <T extends z.ZodType>(schema: T) => z.union([z.literal(''), schema]);

@@ -33,13 +33,27 @@ const CONTROL = /[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/u;
  * checkText('--reason', 'reason', reason, MAX_REASON_LENGTH);
  */
 export function checkText(what: string, noun: string, value: string, max: number): void {
+  const problem = textProblem(noun, value, max);
+  if (problem !== undefined) throw new GuardianError('BAD_ARGUMENT', `${what}: ${problem}`);
+}
+
+/**
+ * What is wrong with one text field (longer than `max` characters, or a control character), or
+ * `undefined` when it is fine: the rule of {@link checkText} for callers that collect problems
+ * (the rules file's `rollback_message`).
+ *
+ * @example
+ * textProblem('message', 'Back soon\u0007', MAX_MESSAGE_LENGTH); // 'message contains the control character U+0007 at position 10; use plain text'
+ */
+export function textProblem(noun: string, value: string, max: number): string | undefined {
   const length = [...value].length;
-  if (length > max) throw new GuardianError('BAD_ARGUMENT', `${what}: ${noun} longer than ${max} characters (got ${length})`);
+  if (length > max) return `${noun} longer than ${max} characters (got ${length})`;
   const bad = CONTROL.exec(value);
   if (bad) {
     const code = bad[0].codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0');
-    throw new GuardianError('BAD_ARGUMENT', `${what}: ${noun} contains the control character U+${code} at position ${[...value.slice(0, bad.index)].length + 1}; use plain text`);
+    return `${noun} contains the control character U+${code} at position ${[...value.slice(0, bad.index)].length + 1}; use plain text`;
   }
+  return undefined;
 }
 
 /**

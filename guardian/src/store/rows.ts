@@ -41,6 +41,7 @@ export function toFlag(row: Row, targets: readonly string[]): Flag {
     updatedBy: strOrNull(row['updated_by']),
     guardState: str(row['guard_state']) as GuardState,
     rollbackMessage: strOrNull(row['rollback_message']),
+    rollbackUrgent: row['rollback_urgent'] === true,
     stageStartedAt: date(row['stage_started_at']),
     targets: [...targets].sort(),
   };
@@ -54,6 +55,8 @@ function toFlagState(v: unknown): FlagState {
     rolloutPercentage: Number(o['rollout_percentage'] ?? 0),
     targets,
     guardState: (str(o['guard_state']) || 'watching') as GuardState,
+    ...('rollback_message' in o ? { rollbackMessage: strOrNull(o['rollback_message']) } : {}),
+    ...('rollback_urgent' in o ? { rollbackUrgent: o['rollback_urgent'] === true } : {}),
   };
 }
 

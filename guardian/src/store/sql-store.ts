@@ -163,7 +163,7 @@ export class SqlStore implements Store {
       `select * from public.guardian_rollback(
          p_flag => $1, p_action => $2, p_rule_id => $3, p_source => $4, p_evidence => $5::jsonb,
          p_actor => $6, p_idempotency_key => $7, p_channels => $8::text[], p_dry_run => $9,
-         p_reason => $10, p_kind => $11, p_stages => $12::integer[])`,
+         p_reason => $10, p_kind => $11, p_stages => $12::integer[], p_message => $13, p_urgent => $14)`,
       [
         req.flag,
         req.action,
@@ -177,6 +177,8 @@ export class SqlStore implements Store {
         req.reason ?? null,
         req.kind ?? 'auto_rollback',
         req.stages ? [...req.stages] : null,
+        req.message ?? null,
+        req.urgent === true,
       ],
     );
     return toEvent(rows[0] ?? {});

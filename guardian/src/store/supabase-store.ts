@@ -240,6 +240,8 @@ export class SupabaseStore implements Store {
         p_reason: req.reason ?? null,
         p_kind: req.kind ?? 'auto_rollback',
         p_stages: req.stages ? [...req.stages] : null,
+        p_message: req.message ?? null,
+        p_urgent: req.urgent === true,
       }),
     );
   }

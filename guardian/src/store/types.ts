@@ -42,6 +42,8 @@ export interface Flag {
   readonly updatedBy: string | null;
   readonly guardState: GuardState;
   readonly rollbackMessage: string | null;
+  /** The flag's latest rollback was marked urgent (until a restore, or until it is turned back up). */
+  readonly rollbackUrgent: boolean;
   /** When `enabled`/`rollout_percentage` last changed: counts are taken since then. */
   readonly stageStartedAt: Date;
   /** Target user ids, sorted. */
@@ -73,6 +75,10 @@ export interface FlagState {
   readonly rolloutPercentage: number;
   readonly targets: readonly string[];
   readonly guardState: GuardState;
+  /** The flag's rollback message then (absent in events written before it was recorded, and in promotions). */
+  readonly rollbackMessage?: string | null;
+  /** The urgent mark then (absent like `rollbackMessage`). */
+  readonly rollbackUrgent?: boolean;
 }
 
 /**
@@ -199,6 +205,13 @@ export interface RollbackRequest {
   readonly kind?: 'auto_rollback' | 'manual_rollback';
   /** Rollout stages for `step_back`; else the flag's history decides. */
   readonly stages?: readonly number[];
+  /**
+   * A rule's default rollback message: set on the flag for this rollback when the flag has none
+   * of its own (a message a person set always wins); the restore puts back what was there.
+   */
+  readonly message?: string | null;
+  /** Urgent: users must leave the feature at once (SDK clients ignore `holdUntil`). Default false. */
+  readonly urgent?: boolean;
 }
 
 /**

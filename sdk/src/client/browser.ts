@@ -184,6 +184,7 @@ export class BrowserFlagClient extends ListenerHub {
       } else {
         result = { flag: flagName, value: r.value, reason: this.fromCache ? 'CACHED' : r.reason, version: r.version };
         if (r.guardState === 'rolled_back' && r.rollbackMessage !== null) result = { ...result, rollbackMessage: r.rollbackMessage };
+        if (r.guardState === 'rolled_back' && r.rollbackUrgent === true) result = { ...result, rollbackUrgent: true };
       }
     }
     if (this.evaluationListeners.length !== 0) this.notifyEvaluation(result.flag, result.value, this.userId, result.reason);
@@ -263,7 +264,7 @@ export class BrowserFlagClient extends ListenerHub {
         continue;
       }
       next.set(r.name, r);
-      if (old === undefined || old.value !== r.value || old.version !== r.version || old.guardState !== r.guardState || old.rollbackMessage !== r.rollbackMessage) {
+      if (old === undefined || old.value !== r.value || old.version !== r.version || old.guardState !== r.guardState || old.rollbackMessage !== r.rollbackMessage || (old.rollbackUrgent === true) !== (r.rollbackUrgent === true)) {
         events.push({ flag: r.name, version: r.version, deleted: false });
       }
     }
@@ -272,7 +273,7 @@ export class BrowserFlagClient extends ListenerHub {
     this.emitChanges(events);
     for (const r of rollbacks) {
       const kept = next.get(r.name);
-      this.gateRollback(r.name, r.rollbackMessage, r.version, () => {
+      this.gateRollback(r.name, r.rollbackMessage, r.version, r.rollbackUrgent === true, () => {
         if (this.values.get(r.name) !== kept) return; // replaced meanwhile
         this.values.set(r.name, r);
         this.emitChanges([{ flag: r.name, version: r.version, deleted: false }]);
@@ -286,7 +287,7 @@ export class BrowserFlagClient extends ListenerHub {
     const rec = change.record;
     if (rec !== null && !rec.enabled && held !== undefined && change.version !== null) {
       // Off for everyone (a rollback, a kill switch): no need to ask the database, and no herd.
-      const off: EvaluatedFlagRecord = { name: rec.name, value: false, reason: 'DISABLED', version: change.version, guardState: rec.guardState, rollbackMessage: rec.rollbackMessage };
+      const off: EvaluatedFlagRecord = { name: rec.name, value: false, reason: 'DISABLED', version: change.version, guardState: rec.guardState, rollbackMessage: rec.rollbackMessage, rollbackUrgent: rec.rollbackUrgent === true };
       this.replace([...[...this.values.values()].filter((r) => r.name !== rec.name), off], true);
       return;
     }

@@ -35,7 +35,8 @@ function sameRecord(a: FlagRecord, b: FlagRecord): boolean {
     a.rolloutPercentage !== b.rolloutPercentage ||
     a.bucketGroup !== b.bucketGroup ||
     a.guardState !== b.guardState ||
-    a.rollbackMessage !== b.rollbackMessage
+    a.rollbackMessage !== b.rollbackMessage ||
+    (a.rollbackUrgent === true) !== (b.rollbackUrgent === true)
   ) {
     return false;
   }
@@ -180,6 +181,7 @@ export class ServerFlagClient extends ListenerHub {
             : { flag: flagName, value: r.value, reason: r.reason, version: entry.definition.version };
         const d = entry.definition;
         if (d.guardState === 'rolled_back' && d.rollbackMessage !== null) result = { ...result, rollbackMessage: d.rollbackMessage };
+        if (d.guardState === 'rolled_back' && d.rollbackUrgent === true) result = { ...result, rollbackUrgent: true };
       }
     }
     if (this.evaluationListeners.length !== 0) this.notifyEvaluation(result.flag, result.value, typeof userId === 'string' ? userId : null, result.reason);
@@ -287,7 +289,7 @@ export class ServerFlagClient extends ListenerHub {
   /** Puts a rolled-back definition in place once {@link gateRollback} lets it (unless replaced meanwhile). */
   private switchAfterRollback(record: FlagRecord): void {
     const kept = this.flags.get(record.name);
-    this.gateRollback(record.name, record.rollbackMessage, record.version, () => {
+    this.gateRollback(record.name, record.rollbackMessage, record.version, record.rollbackUrgent === true, () => {
       if (this.flags.get(record.name) !== kept) return;
       const entry = toEntry(record);
       this.flags.set(record.name, entry);

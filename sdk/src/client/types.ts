@@ -24,6 +24,11 @@ export interface FlagRecord {
   readonly version: number;
   readonly guardState: GuardState;
   readonly rollbackMessage: string | null;
+  /**
+   * The flag's rollback was marked urgent (`guardian rollback --urgent`, the admin API's
+   * `urgent: true`, or a rule with `urgent: true`): clients ignore `holdUntil` for it. Absent = false.
+   */
+  readonly rollbackUrgent?: boolean;
   readonly description?: string | null;
   /** User ids on the flag's target list; absent when the transport cannot read them (client mode). */
   readonly targets?: readonly string[];
@@ -43,6 +48,8 @@ export interface EvaluatedFlagRecord {
   readonly version: number;
   readonly guardState: GuardState;
   readonly rollbackMessage: string | null;
+  /** The flag's rollback was marked urgent (see {@link FlagRecord.rollbackUrgent}). Absent = false. */
+  readonly rollbackUrgent?: boolean;
 }
 
 /**
@@ -167,6 +174,8 @@ export interface FlagEvaluation {
   readonly version?: number;
   /** The flag's rollback message (plain text) when the flag is rolled back, else absent. */
   readonly rollbackMessage?: string;
+  /** `true` when the flag is rolled back and that rollback was marked urgent, else absent. */
+  readonly rollbackUrgent?: true;
 }
 
 /**
@@ -198,7 +207,11 @@ export interface RollbackEvent {
   /** The flag's rollback message (plain text, never HTML), or `null`. */
   readonly message: string | null;
   readonly version: number;
-  /** The app marked this flag's rollbacks urgent (`urgentFlags`): no safe-point hold. */
+  /**
+   * The rollback is urgent: an operator or a rule marked it (`guardian rollback --urgent`, the admin
+   * API's `urgent: true`, `urgent: true` on the rule), or the app lists the flag in `urgentFlags`.
+   * `holdUntil` is ignored; the save hook still runs within `rollbackHoldMs`.
+   */
   readonly urgent: boolean;
   /**
    * Keeps the old value until `safePoint` settles (bounded by the client's `safePointMaxMs`).

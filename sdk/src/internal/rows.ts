@@ -2,7 +2,7 @@ import { SdkError } from '../client/errors.ts';
 import type { EvaluatedFlagRecord, FlagRecord, GuardState } from '../client/types.ts';
 
 /** Columns of `feature_flags` the SDK reads (the public ones). */
-export const FLAG_COLUMNS = 'name,description,enabled,rollout_percentage,bucket_group,version,guard_state,rollback_message';
+export const FLAG_COLUMNS = 'name,description,enabled,rollout_percentage,bucket_group,version,guard_state,rollback_message,rollback_urgent';
 
 const GUARD_STATES: readonly string[] = ['watching', 'rolled_back', 'locked'];
 
@@ -40,6 +40,7 @@ export function parseFlagRow(row: unknown, where: string): Omit<FlagRecord, 'tar
     version,
     guardState: guard(r['guard_state']),
     rollbackMessage: typeof r['rollback_message'] === 'string' ? r['rollback_message'] : null,
+    rollbackUrgent: r['rollback_urgent'] === true,
     description: typeof r['description'] === 'string' ? r['description'] : null,
   };
 }
@@ -58,6 +59,7 @@ export function parseEvaluatedRow(row: unknown, where: string): EvaluatedFlagRec
     version: num(r['version']) ?? fail('version', 'an integer'),
     guardState: guard(r['guard_state']),
     rollbackMessage: typeof r['rollback_message'] === 'string' ? r['rollback_message'] : null,
+    rollbackUrgent: r['rollback_urgent'] === true,
   };
 }
 

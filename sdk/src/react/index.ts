@@ -97,7 +97,7 @@ function serverEvaluation(ctx: FlagsContextValue, name: string, defaultValue: bo
 
 /** A snapshot as a string (stable for useSyncExternalStore); parsed back by the hook. */
 function key(e: FlagEvaluation): string {
-  return JSON.stringify([e.value, e.reason, e.errorCode ?? null, e.version ?? null, e.rollbackMessage ?? null]);
+  return JSON.stringify([e.value, e.reason, e.errorCode ?? null, e.version ?? null, e.rollbackMessage ?? null, e.rollbackUrgent === true]);
 }
 
 /**
@@ -113,6 +113,8 @@ export interface FeatureFlagDetails {
   readonly version: number | null;
   /** The flag's rollback message (plain text: render it as text, never as HTML) while it is rolled back. */
   readonly rollbackMessage: string | null;
+  /** The flag is rolled back and that rollback was marked urgent (users were switched off without waiting for safe points). */
+  readonly rollbackUrgent: boolean;
 }
 
 /**
@@ -131,8 +133,15 @@ export function useFeatureFlagDetails(name: string, defaultValue = false): Featu
   const getServerSnapshot = useCallback(() => key(serverEvaluation(ctx, name, defaultValue)), [ctx, name, defaultValue]);
   const snap = useSyncExternalStore(subscribe, getSnapshot, getServerSnapshot);
   return useMemo(() => {
-    const [value, reason, errorCode, version, rollbackMessage] = JSON.parse(snap) as [boolean, FlagEvaluation['reason'], FlagEvaluation['errorCode'] | null, number | null, string | null];
-    return { value, reason, errorCode, version, rollbackMessage };
+    const [value, reason, errorCode, version, rollbackMessage, rollbackUrgent] = JSON.parse(snap) as [
+      boolean,
+      FlagEvaluation['reason'],
+      FlagEvaluation['errorCode'] | null,
+      number | null,
+      string | null,
+      boolean,
+    ];
+    return { value, reason, errorCode, version, rollbackMessage, rollbackUrgent };
   }, [snap]);
 }
 

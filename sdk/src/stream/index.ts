@@ -51,6 +51,7 @@ interface StreamFlag {
   bucketGroup?: string | null;
   guardState?: string;
   rollbackMessage?: string | null;
+  rollbackUrgent?: boolean;
   description?: string;
   deleted?: true;
 }
@@ -122,6 +123,7 @@ export function streamTransport(options: StreamTransportOptions): FlagTransport 
           version: f.version,
           guardState: (f.guardState ?? 'watching') as GuardState,
           rollbackMessage: f.rollbackMessage ?? null,
+          rollbackUrgent: f.rollbackUrgent === true,
           description: f.description ?? null,
           targets,
         };
@@ -167,6 +169,7 @@ export function streamTransport(options: StreamTransportOptions): FlagTransport 
           version: f.version,
           guardState: (f.guardState ?? 'watching') as GuardState,
           rollbackMessage: f.rollbackMessage ?? null,
+          rollbackUrgent: f.rollbackUrgent === true,
           description: f.description ?? null,
         },
       });

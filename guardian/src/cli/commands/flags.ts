@@ -135,7 +135,7 @@ async function run(args: readonly string[], io: CliIo): Promise<number> {
           io.stdout(
             renderTable(
               ['flag', 'enabled', 'rollout', 'guard', 'version', 'targets', 'stage since', 'updated by'],
-              flags.map((f) => [f.name, f.enabled ? 'yes' : 'no', `${f.rolloutPercentage}%`, f.guardState, String(f.version), String(f.targets.length), when(f.stageStartedAt), f.updatedBy ?? '-']),
+              flags.map((f) => [f.name, f.enabled ? 'yes' : 'no', `${f.rolloutPercentage}%`, f.rollbackUrgent ? `${f.guardState} (urgent)` : f.guardState, String(f.version), String(f.targets.length), when(f.stageStartedAt), f.updatedBy ?? '-']),
             ),
           );
         return 0;
@@ -156,7 +156,7 @@ async function run(args: readonly string[], io: CliIo): Promise<number> {
       if (json) io.stdout(`${JSON.stringify({ flag: flagJson(flag), notes }, null, 2)}\n`);
       else
         io.stdout(
-          `${flag.name}: ${flag.enabled ? 'enabled' : 'disabled'}, ${flag.rolloutPercentage}%, ${flag.guardState}, ${flag.targets.length} target(s), version ${flag.version}${flag.rollbackMessage ? `, message "${printable(flag.rollbackMessage)}"` : ''}\n`,
+          `${flag.name}: ${flag.enabled ? 'enabled' : 'disabled'}, ${flag.rolloutPercentage}%, ${flag.guardState}${flag.rollbackUrgent ? ' (urgent)' : ''}, ${flag.targets.length} target(s), version ${flag.version}${flag.rollbackMessage ? `, message "${printable(flag.rollbackMessage)}"` : ''}\n`,
         );
       return 0;
     } finally {

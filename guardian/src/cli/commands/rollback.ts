@@ -1,5 +1,5 @@
 /**
- * `guardian rollback <flag> --reason "…" [--step-back] [--json]`: a manual rollback, instant:
+ * `guardian rollback <flag> --reason "…" [--step-back] [--urgent] [--json]`: a manual rollback, instant:
  * the same atomic SQL function as the guardian's, recorded as a `manual_rollback` event and
  * notified on the channels the rules file configures.
  *
@@ -17,8 +17,8 @@ import type { Channel, Flag, RollbackEvent, Store } from '../../store/types.ts';
 import type { CliCommand, CliIo } from '../io.ts';
 import { cliActor, commandConfig, COMMON_OPTIONS, COMMON_USAGE, openStore, parseCommandArgs, reportError, requireFlag, when } from '../shared.ts';
 
-const usage = `Usage: guardian rollback <flag> --reason TEXT [--step-back [--stages 10,50,100]] [--force] [--no-notify]
-                         [--rules FILE] [--actor NAME] [--json]
+const usage = `Usage: guardian rollback <flag> --reason TEXT [--step-back [--stages 10,50,100]] [--urgent] [--force]
+                         [--no-notify] [--rules FILE] [--actor NAME] [--json]
 
 Rolls a flag back now, by hand: disables it (percentage and targets kept for restore), or with
 --step-back moves it to the previous rollout stage. Writes a "manual_rollback" event and
@@ -32,6 +32,9 @@ Options:
                        characters, no control characters)
   --step-back          previous stage instead of disabling
   --stages LIST        stages for --step-back (default: the flag's own history)
+  --urgent             users must leave the feature at once: the flag carries the mark until it is
+                       restored, and SDK clients ignore the app's holdUntil(safePoint) (the
+                       onRollback save hook still runs within its bound)
   --force              roll back even a locked flag; with --step-back, disable a flag that has
                        no earlier stage (refused without it)
   --no-notify          write no notifications
@@ -47,6 +50,7 @@ const OPTIONS = {
   ...COMMON_OPTIONS,
   reason: { type: 'string' },
   'step-back': { type: 'boolean' },
+  urgent: { type: 'boolean' },
   stages: { type: 'string' },
   force: { type: 'boolean' },
   'no-notify': { type: 'boolean' },
@@ -154,6 +158,7 @@ async function run(args: readonly string[], io: CliIo): Promise<number> {
           reason,
           kind: 'manual_rollback',
           ...(stages ? { stages } : {}),
+          ...(values.urgent ? { urgent: true } : {}),
         });
       } catch (err) {
         // Someone else turned it off between our read and our rollback: same answer as above.
@@ -169,7 +174,7 @@ async function run(args: readonly string[], io: CliIo): Promise<number> {
       else {
         const s = event.newState;
         io.stdout(
-          `Rolled back ${name} (event ${event.id}): now ${s.enabled ? `enabled at ${s.rolloutPercentage}%` : 'disabled'}, ${s.guardState}. Notified: ${channels.length ? channels.join(', ') : 'nobody'}.\nRestore with: guardian restore ${name}\n`,
+          `Rolled back ${name} (event ${event.id}): now ${s.enabled ? `enabled at ${s.rolloutPercentage}%` : 'disabled'}, ${s.guardState}${s.rollbackUrgent ? ', urgent (apps do not wait for safe points)' : ''}. Notified: ${channels.length ? channels.join(', ') : 'nobody'}.\nRestore with: guardian restore ${name}\n`,
         );
       }
       return 0;

@@ -12,7 +12,10 @@ export interface ClientBehaviourOptions {
   readonly rollbackHoldMs?: number;
   /** How long `holdUntil(safePoint)` may keep the old value (default 300 000 ms). */
   readonly safePointMaxMs?: number;
-  /** Flags whose rollbacks are urgent: `holdUntil` is ignored for them (the save hook still runs). */
+  /**
+   * Flags whose rollbacks are always urgent for this app: `holdUntil` is ignored for them (the save
+   * hook still runs). A rollback an operator or a rule marked urgent is urgent without this.
+   */
   readonly urgentFlags?: readonly string[];
   /**
    * Re-fetches after a change or a reconnect wait a random delay below this (default 2 000 ms), so
@@ -244,13 +247,14 @@ export class ListenerHub {
   /**
    * A rollback reached the client: tells the rollback listeners BEFORE `apply` switches the value,
    * then applies it once their hooks settled (at most `rollbackHoldMs`) and their safe points
-   * passed (at most `safePointMaxMs`; none when the flag is urgent). With no listener, or none that
-   * asks to wait, `apply` runs at once.
+   * passed (at most `safePointMaxMs`; none when the rollback is urgent: `marked` by an operator or
+   * a rule, or the flag is in `urgentFlags`). With no listener, or none that asks to wait, `apply`
+   * runs at once.
    */
-  protected gateRollback(flag: string, message: string | null, version: number, apply: () => void): void {
+  protected gateRollback(flag: string, message: string | null, version: number, marked: boolean, apply: () => void): void {
     this.cancelHold(flag);
     const listeners = [...this.rollbackListeners];
-    const urgent = this.behaviour.urgentFlags.has(flag);
+    const urgent = marked || this.behaviour.urgentFlags.has(flag);
     const hooks: Promise<unknown>[] = [];
     const safePoints: Promise<unknown>[] = [];
     let open = true;
@@ -261,7 +265,7 @@ export class ListenerHub {
       urgent,
       holdUntil: (safePoint) => {
         if (!open || urgent) {
-          this.logger.warn({ flag, urgent }, urgent ? 'holdUntil ignored: this flag\'s rollbacks are urgent' : 'holdUntil ignored: the value was already switched');
+          this.logger.warn({ flag, urgent }, urgent ? 'holdUntil ignored: this rollback is urgent' : 'holdUntil ignored: the value was already switched');
           return;
         }
         safePoints.push(Promise.resolve(safePoint).catch((error: unknown) => this.logger.warn({ err: error, flag }, 'a rollback safe point rejected')));
