@@ -192,6 +192,15 @@ describe('postgres transport on real PostgreSQL', () => {
   test('parseChange reads flag payloads of the change feed and nothing else', () => {
     expect(parseChange('{"table":"feature_flags","op":"UPDATE","name":"f_1","version":4}')).toEqual({ type: 'UPDATE', name: 'f_1', version: 4, record: null });
     expect(parseChange('{"table":"feature_flags","op":"DELETE","name":"f_1"}')).toEqual({ type: 'DELETE', name: 'f_1', version: null, record: null });
+    // The row's public fields only say how soon to re-fetch (its guard state); nothing is applied from them.
+    expect(parseChange('{"table":"feature_flags","op":"UPDATE","name":"f_1","version":5,"row":{"name":"f_1","enabled":true,"guard_state":"rolled_back"}}')).toEqual({
+      type: 'UPDATE',
+      name: 'f_1',
+      version: 5,
+      record: null,
+      guardState: 'rolled_back',
+    });
+    expect(parseChange('{"table":"feature_flags","op":"UPDATE","name":"f_1","version":5,"row":{"guard_state":"nonsense"}}')).toEqual({ type: 'UPDATE', name: 'f_1', version: 5, record: null });
     expect(parseChange('{"table":"rollback_events","op":"INSERT","id":"1","flag":"f_1","kind":"restore"}')).toBeUndefined();
     expect(parseChange('{"table":"feature_flags","op":"TRUNCATE","name":"f_1"}')).toBeUndefined();
     expect(parseChange('nope')).toBeUndefined();

@@ -165,6 +165,43 @@ describe('no thundering herd', () => {
     expect(client.isEnabled('a')).toBe(false);
   });
 
+  test('a rollback a transport knows only by its guard state (postgres notifications: no record) is fetched within ROLLBACK_JITTER_MS, in both modes', async () => {
+    // Browser (client mode).
+    const transport = new MemoryTransport();
+    transport.mine = [mine('a', true)];
+    const timers = new ManualTimers();
+    const client = createBrowserClient({ transport, timers, random: () => 0.5, refetchJitterMs: 2_000 });
+    await client.ready();
+    transport.status('live');
+    await flush();
+    const loads = transport.loads;
+    transport.mine = [mine('a', false, { version: 2, guardState: 'rolled_back', reason: 'SPLIT' })];
+    transport.push({ type: 'UPDATE', name: 'a', version: 2, record: null, guardState: 'rolled_back' });
+    await timers.advance(ROLLBACK_JITTER_MS * 0.5);
+    await flush();
+    expect(transport.loads).toBe(loads + 1);
+    expect(client.isEnabled('a')).toBe(false);
+    // An ordinary change without a record is still spread over the whole jitter.
+    transport.push({ type: 'UPDATE', name: 'a', version: 3, record: null, guardState: 'rolled_back' }); // already rolled back: no hurry
+    await timers.advance(ROLLBACK_JITTER_MS);
+    expect(transport.loads).toBe(loads + 1);
+
+    // Server mode.
+    const st = new MemoryTransport();
+    st.rows = [flag('booking')];
+    const stimers = new ManualTimers();
+    const server = createServerClient({ transport: st, timers: stimers, random: () => 0.5, refetchJitterMs: 2_000 });
+    await server.ready();
+    st.status('live');
+    await flush();
+    const sloads = st.loads;
+    st.rows = [flag('booking', { enabled: true, rolloutPercentage: 10, version: 2, guardState: 'rolled_back' })];
+    st.push({ type: 'UPDATE', name: 'booking', version: 2, record: null, guardState: 'rolled_back' });
+    await stimers.advance(ROLLBACK_JITTER_MS * 0.5);
+    await flush();
+    expect(st.loads).toBe(sloads + 1);
+  });
+
   test('a change that turns a flag off for everyone applies without any fetch', async () => {
     const transport = new MemoryTransport();
     transport.mine = [mine('a', true)];

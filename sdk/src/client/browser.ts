@@ -294,7 +294,8 @@ export class BrowserFlagClient extends ListenerHub {
     // Targets are not visible here, so the user's value is asked of the database again (spread);
     // sooner when the row says the guardian just rolled the flag back (a step back keeps it on for
     // some users): the users it hurts must hear it within a second, not after the whole spread.
-    const rollback = rec !== null && rec.guardState === 'rolled_back' && held !== undefined && held.guardState !== 'rolled_back';
+    const guard = rec?.guardState ?? change.guardState;
+    const rollback = guard === 'rolled_back' && held !== undefined && held.guardState !== 'rolled_back';
     this.sync.refreshSoon(rollback ? ROLLBACK_JITTER_MS : Infinity);
   }
 }

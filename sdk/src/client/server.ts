@@ -3,7 +3,7 @@ import type { CompiledFlag } from '../core/compiled.ts';
 import { checkMs, SdkError } from './errors.ts';
 import { checkBehaviour, ListenerHub, plainText, safeString } from './internal/base.ts';
 import type { ClientBehaviourOptions, FlagChangeEvent } from './internal/base.ts';
-import { defaultTimers, silentLogger, Sync } from './internal/sync.ts';
+import { defaultTimers, ROLLBACK_JITTER_MS, silentLogger, Sync } from './internal/sync.ts';
 import type { FlagChange, FlagEvaluation, FlagRecord, FlagTransport, SdkLogger, Timers } from './types.ts';
 
 /**
@@ -325,8 +325,11 @@ export class ServerFlagClient extends ListenerHub {
         this.emitChanges([{ flag: change.name, version: record.version, deleted: false }]);
       }
     }
-    // Spread in time: every server holding the flags hears the same change at the same instant.
-    this.sync.refreshSoon();
+    // Spread in time: every server holding the flags hears the same change at the same instant;
+    // a rollback known only by its guard state (no record to apply) is fetched within
+    // ROLLBACK_JITTER_MS: the users it hurts must not wait for the whole spread.
+    const rollback = change.record === null && change.guardState === 'rolled_back' && old !== undefined && old.definition.guardState !== 'rolled_back';
+    this.sync.refreshSoon(rollback ? ROLLBACK_JITTER_MS : Infinity);
   }
 }
 

@@ -66,6 +66,11 @@ export interface FlagChange {
   /** The row's version after the change (`null` when unknown, e.g. a DELETE). */
   readonly version: number | null;
   readonly record: Omit<FlagRecord, 'targets'> | null;
+  /**
+   * The row's guard state when the transport knows it without the row (the postgres transport's
+   * notifications): a client re-fetches a flag the guardian just rolled back sooner than the spread.
+   */
+  readonly guardState?: GuardState;
 }
 
 /**

@@ -168,10 +168,14 @@ export function parseChange(payload: string | undefined): FlagChange | undefined
     return undefined;
   }
   if (body === null || typeof body !== 'object') return undefined;
-  const { table, op, name, version } = body as Record<string, unknown>;
+  const { table, op, name, version, row } = body as Record<string, unknown>;
   if (table !== 'feature_flags' || typeof name !== 'string' || (op !== 'INSERT' && op !== 'UPDATE' && op !== 'DELETE')) return undefined;
-  // The payload carries no row (targets are never public): the client re-fetches what it needs.
-  return { type: op, name, version: typeof version === 'number' && Number.isFinite(version) ? version : null, record: null };
+  // No record: the client re-fetches what it needs (targets are never in a notification), and
+  // applies nothing from the payload, so a fetch already in flight can never undo a newer change.
+  // The guard state only says how soon: a rollback is re-fetched within ROLLBACK_JITTER_MS.
+  const guard = row !== null && typeof row === 'object' ? (row as Record<string, unknown>)['guard_state'] : undefined;
+  const guardState = guard === 'watching' || guard === 'rolled_back' || guard === 'locked' ? guard : undefined;
+  return { type: op, name, version: typeof version === 'number' && Number.isFinite(version) ? version : null, record: null, ...(guardState ? { guardState } : {}) };
 }
 
 /**
