@@ -6,6 +6,7 @@
 import { describe, expect, it } from 'vitest';
 
 import { betaBinomialLogE, betaBinomialLowerBound, mixtureLogE, RELATIVE_MIXTURE, relativeLogE, relativeLowerBound, SAFETY_MIXTURE, type RatioComponent, type TwoSample } from '../src/decide/stats.ts';
+import { rng } from '../src/random.ts';
 
 // ---- the reference: the versions before the speed work, verbatim ------------------------------
 
@@ -67,21 +68,9 @@ function refBetaBinomialLowerBound(errors: number, total: number, alpha: number)
 
 // ---- inputs ----------------------------------------------------------------------------------
 
-/** A seeded generator (mulberry32): the same inputs on every run. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
-
 /** Counts from tiny to huge, rates from 0 to high, and the edge cases (empty cohorts, no errors, all errors). */
 function samples(n: number): TwoSample[] {
-  const r = random(20_261_203);
+  const r = rng(20_261_203);
   const out: TwoSample[] = [
     { treatmentErrors: 0, treatmentTotal: 0, controlErrors: 0, controlTotal: 0 },
     { treatmentErrors: 0, treatmentTotal: 100, controlErrors: 0, controlTotal: 0 },
