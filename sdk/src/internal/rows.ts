@@ -13,8 +13,13 @@ function num(v: unknown): number | null {
   return null;
 }
 
+/** A guard state as the database spells it, or `undefined` for anything else. */
+export function parseGuardState(v: unknown): GuardState | undefined {
+  return typeof v === 'string' && GUARD_STATES.includes(v) ? (v as GuardState) : undefined;
+}
+
 function guard(v: unknown): GuardState {
-  return typeof v === 'string' && GUARD_STATES.includes(v) ? (v as GuardState) : 'watching';
+  return parseGuardState(v) ?? 'watching';
 }
 
 /**

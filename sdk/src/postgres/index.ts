@@ -17,7 +17,7 @@
  */
 import { SdkError } from '../client/errors.ts';
 import type { ChangeListener, EvaluatedFlagRecord, FlagChange, FlagRecord, FlagTransport } from '../client/types.ts';
-import { FLAG_COLUMNS, parseEvaluatedRow, parseFlagRow } from '../internal/rows.ts';
+import { FLAG_COLUMNS, parseEvaluatedRow, parseFlagRow, parseGuardState } from '../internal/rows.ts';
 
 /**
  * The part of a `pg` Pool this transport uses.
@@ -173,8 +173,7 @@ export function parseChange(payload: string | undefined): FlagChange | undefined
   // No record: the client re-fetches what it needs (targets are never in a notification), and
   // applies nothing from the payload, so a fetch already in flight can never undo a newer change.
   // The guard state only says how soon: a rollback is re-fetched within ROLLBACK_JITTER_MS.
-  const guard = row !== null && typeof row === 'object' ? (row as Record<string, unknown>)['guard_state'] : undefined;
-  const guardState = guard === 'watching' || guard === 'rolled_back' || guard === 'locked' ? guard : undefined;
+  const guardState = parseGuardState(row !== null && typeof row === 'object' ? (row as Record<string, unknown>)['guard_state'] : undefined);
   return { type: op, name, version: typeof version === 'number' && Number.isFinite(version) ? version : null, record: null, ...(guardState ? { guardState } : {}) };
 }
 

@@ -56,6 +56,21 @@ interface StreamFlag {
   deleted?: true;
 }
 
+/** The public fields of a flag as the admin API sends them (in its list and on the stream). */
+function publicRecord(f: StreamFlag): Omit<FlagRecord, 'targets'> {
+  return {
+    name: f.name,
+    enabled: f.enabled === true,
+    rolloutPercentage: Number(f.rolloutPercentage ?? 0),
+    bucketGroup: f.bucketGroup ?? null,
+    version: f.version,
+    guardState: (f.guardState ?? 'watching') as GuardState,
+    rollbackMessage: f.rollbackMessage ?? null,
+    rollbackUrgent: f.rollbackUrgent === true,
+    description: f.description ?? null,
+  };
+}
+
 /** One parsed SSE block (`id`, `event`, `data`), or null for comments only. */
 function parseBlock(block: string): { id?: string; event: string; data: string } | null {
   let id: string | undefined;
@@ -115,18 +130,7 @@ export function streamTransport(options: StreamTransportOptions): FlagTransport 
           targets.push(...page.targets);
           cursor = page.nextCursor;
         }
-        return {
-          name: f.name,
-          enabled: f.enabled === true,
-          rolloutPercentage: Number(f.rolloutPercentage ?? 0),
-          bucketGroup: f.bucketGroup ?? null,
-          version: f.version,
-          guardState: (f.guardState ?? 'watching') as GuardState,
-          rollbackMessage: f.rollbackMessage ?? null,
-          rollbackUrgent: f.rollbackUrgent === true,
-          description: f.description ?? null,
-          targets,
-        };
+        return { ...publicRecord(f), targets };
       }),
     );
   };
@@ -161,17 +165,7 @@ export function streamTransport(options: StreamTransportOptions): FlagTransport 
         type: 'UPDATE',
         name: f.name,
         version: f.version,
-        record: {
-          name: f.name,
-          enabled: f.enabled === true,
-          rolloutPercentage: Number(f.rolloutPercentage ?? 0),
-          bucketGroup: f.bucketGroup ?? null,
-          version: f.version,
-          guardState: (f.guardState ?? 'watching') as GuardState,
-          rollbackMessage: f.rollbackMessage ?? null,
-          rollbackUrgent: f.rollbackUrgent === true,
-          description: f.description ?? null,
-        },
+        record: publicRecord(f),
       });
     };
 
