@@ -511,8 +511,6 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
       : `PORT=${config.port} cannot be used${code === 'EACCES' ? ' (ports below 1024 need privileges)' : ''}: set PORT to a free port (0 picks one)`;
     throw new GuardianError('CONFIG_INVALID', `cannot listen on ${config.host}:${config.port}${code ? ` (${code})` : ''}: ${fix}`, { cause: err });
   }
-  opts.stdout(await banner(parts, http));
-
   const shutdown = new AbortController();
   const runOnce = async (focus?: ReadonlyMap<string, ReadonlySet<string>>): Promise<CycleReport> => {
     const rules = parts.rules;
@@ -574,6 +572,9 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   const watcher = opts.watchRules === false ? undefined : watchRulesFile(config.rulesFile, reloadSafely, logger);
   const onHup = reloadSafely;
   process.on('SIGHUP', onHup);
+  // The banner is the sign that the guardian is up (people and tests wait for it): print it only once
+  // an edit of the rules file and SIGHUP are heard, so a change made right after it is never missed.
+  opts.stdout(await banner(parts, http));
 
   outbox.start();
   scheduler.start();
