@@ -246,6 +246,31 @@ describe.each(backends)('Store contract on $name', ({ name, open }) => {
     expect(await store.pruneObservations(new Date(at.getTime() + 1))).toBe(0);
   });
 
+  it('a cycle-sized bulk write (2,500 rows, several statements) saves every row, and a bad row in its last part saves none', async () => {
+    const at = new Date('2026-01-02T10:00:00.000Z');
+    const stage = new Date('2026-01-02T09:00:00.000Z');
+    const states = Array.from({ length: 2_500 }, (_, i) => ({ ruleId: 'bulk', flag: `bulk_${i}`, consecutiveBreaches: i % 3, lastVerdict: 'healthy', lastEvidence: { polls: i } }));
+    await store.saveRuleState(states, at);
+    const saved = (await store.loadRuleState()).filter((s) => s.ruleId === 'bulk');
+    expect(saved).toHaveLength(2_500);
+    expect(saved.find((s) => s.flag === 'bulk_2499')).toMatchObject({ consecutiveBreaches: 2499 % 3, lastEvidence: { polls: 2499 } });
+    // All or nothing: the last row breaks a check, so not even the first part's rows change.
+    const bad = states.map((s, i) => ({ ...s, consecutiveBreaches: i === 2_499 ? -1 : 0 }));
+    expect(await codeOf(store.saveRuleState(bad, new Date(at.getTime() + 60_000)))).toBe('BAD_ARGUMENT');
+    const after = (await store.loadRuleState({ evidence: false })).filter((s) => s.ruleId === 'bulk');
+    expect(after.filter((s) => s.consecutiveBreaches !== Number(s.flag.slice(5)) % 3)).toEqual([]);
+    expect(after.every((s) => s.updatedAt.getTime() === at.getTime())).toBe(true);
+
+    const obs = Array.from({ length: 2_500 }, (_, i) => ({ source: 'bulk', flag: `bulk_${i}`, stageStartedAt: stage, at, unit: 'users' as const, treatment: { total: 100 + i, errors: 1 } }));
+    expect(await codeOf(store.appendObservations([...obs.slice(0, 2_499), { ...obs[2_499]!, treatment: { total: -1, errors: 0 } }]))).toBe('BAD_ARGUMENT');
+    const q = obs.map((o) => ({ flag: o.flag, stageStartedAt: stage, segmentSince: stage }));
+    expect([...(await store.observationHistory('bulk', q)).values()].flat()).toEqual([]);
+    await store.appendObservations(obs);
+    const hist = await store.observationHistory('bulk', q);
+    expect([...hist.values()].flat()).toHaveLength(2_500);
+    expect(hist.get('bulk_2499')).toEqual([{ at, since: stage, unit: 'users', treatment: { total: 2_599, errors: 1 } }]);
+  });
+
   it('observation history of a stage in segments: every poll of the current segment, the last poll of each earlier one', async () => {
     const stage = new Date('2026-03-01T00:00:00.000Z');
     const hour = 3_600_000;

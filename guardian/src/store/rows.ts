@@ -14,8 +14,9 @@ function str(v: unknown): string {
 function strOrNull(v: unknown): string | null {
   return v === null || v === undefined ? null : String(v);
 }
+/** A timestamp as pg parses it (Date), as JSON has it (text), or as epoch milliseconds (number: cheaper to read in bulk). */
 function date(v: unknown): Date {
-  return v instanceof Date ? v : new Date(str(v));
+  return v instanceof Date ? v : typeof v === 'number' ? new Date(v) : new Date(str(v));
 }
 function obj(v: unknown): Record<string, unknown> {
   if (typeof v === 'string') {

@@ -41,6 +41,18 @@ import type {
 type Row = Record<string, unknown>;
 
 /** Default and maximum page size of {@link Store.listEvents}. */
+/** A timestamp column read as epoch milliseconds (rows.ts takes numbers): every cycle reads one per flag and rule, and text dates cost a regex each. */
+function epochMs(column: string): string {
+  return `floor(extract(epoch from ${column}) * 1000)::float8 as ${column}`;
+}
+/** The feature_flags columns {@link toFlag} reads. */
+const FLAG_COLUMNS = `name, description, enabled, rollout_percentage, bucket_group, version, ${epochMs('updated_at')}, updated_by, guard_state, rollback_message, rollback_urgent, ${epochMs('stage_started_at')}`;
+
+/** An observation's counts as numbers (float8 holds every count exactly), not bigint text to convert. */
+const COUNT_COLUMNS = 'treatment_total::float8 as treatment_total, treatment_errors::float8 as treatment_errors, control_total::float8 as control_total, control_errors::float8 as control_errors';
+
+/** Rows per statement of the cycle's bulk writes: one cycle's JSON stays small whatever the flag count. */
+export const WRITE_CHUNK = 1000;
 export const DEFAULT_EVENT_LIMIT = 50;
 export const MAX_EVENT_LIMIT = 1000;
 /** Default and maximum page size of {@link Store.listTargets}. */
@@ -112,7 +124,7 @@ export class SqlStore implements Store {
 
   async listFlags(): Promise<Flag[]> {
     const [flags, targets] = await Promise.all([
-      this.#q('list flags', 'select * from public.feature_flags order by name'),
+      this.#q('list flags', `select ${FLAG_COLUMNS} from public.feature_flags order by name`),
       this.#q('list targets', 'select flag_name, user_id from public.flag_targets order by flag_name, user_id'),
     ]);
     const byFlag = new Map<string, string[]>();
@@ -127,7 +139,7 @@ export class SqlStore implements Store {
 
   async getFlag(name: string): Promise<Flag | undefined> {
     const [flags, targets] = await Promise.all([
-      this.#q('get flag', 'select * from public.feature_flags where name = $1', [name]),
+      this.#q('get flag', `select ${FLAG_COLUMNS} from public.feature_flags where name = $1`, [name]),
       this.#q('get targets', 'select user_id from public.flag_targets where flag_name = $1 order by user_id', [name]),
     ]);
     const row = flags[0];
@@ -331,20 +343,12 @@ export class SqlStore implements Store {
   }
 
   async loadRuleState(options: RuleStateQuery = {}): Promise<RuleState[]> {
-    const columns = options.evidence === false ? 'rule_id, flag_name, consecutive_breaches, last_verdict, null as last_evidence, updated_at' : '*';
+    const columns = options.evidence === false ? `rule_id, flag_name, consecutive_breaches, last_verdict, null as last_evidence, ${epochMs('updated_at')}` : '*';
     return (await this.#q('load rule state', `select ${columns} from public.guardian_rule_state order by rule_id, flag_name`)).map(toRuleState);
   }
 
   async saveRuleState(states: readonly Omit<RuleState, 'updatedAt'>[], at: Date): Promise<void> {
-    if (states.length === 0) return;
-    const rows = states.map((s) => ({
-      rule_id: s.ruleId,
-      flag_name: s.flag,
-      consecutive_breaches: s.consecutiveBreaches,
-      last_verdict: s.lastVerdict,
-      last_evidence: s.lastEvidence,
-    }));
-    await this.#q(
+    await this.#bulk(
       'save rule state',
       `insert into public.guardian_rule_state (rule_id, flag_name, consecutive_breaches, last_verdict, last_evidence, updated_at)
        select x.rule_id, x.flag_name, x.consecutive_breaches, x.last_verdict, x.last_evidence, $2::timestamptz
@@ -352,33 +356,55 @@ export class SqlStore implements Store {
        on conflict (rule_id, flag_name) do update
          set consecutive_breaches = excluded.consecutive_breaches, last_verdict = excluded.last_verdict,
              last_evidence = excluded.last_evidence, updated_at = excluded.updated_at`,
-      [JSON.stringify(rows), at.toISOString()],
+      states,
+      (s) => ({ rule_id: s.ruleId, flag_name: s.flag, consecutive_breaches: s.consecutiveBreaches, last_verdict: s.lastVerdict, last_evidence: s.lastEvidence }),
+      [at.toISOString()],
     );
   }
 
   async appendObservations(observations: readonly Observation[]): Promise<void> {
-    if (observations.length === 0) return;
     const iso = isoTimes();
-    const rows = observations.map((o) => ({
-      source: o.source,
-      flag_name: o.flag,
-      stage_started_at: iso(o.stageStartedAt),
-      since: iso(o.since ?? o.stageStartedAt),
-      at: iso(o.at),
-      unit: o.unit,
-      treatment_total: o.treatment.total,
-      treatment_errors: o.treatment.errors,
-      control_total: o.control?.total ?? null,
-      control_errors: o.control?.errors ?? null,
-    }));
-    await this.#q(
+    await this.#bulk(
       'append observations',
       `insert into public.guardian_observations (source, flag_name, stage_started_at, since, at, unit, treatment_total, treatment_errors, control_total, control_errors)
        select x.source, x.flag_name, x.stage_started_at, x.since, x.at, x.unit, x.treatment_total, x.treatment_errors, x.control_total, x.control_errors
          from jsonb_to_recordset($1::jsonb) as x(source text, flag_name text, stage_started_at timestamptz, since timestamptz, at timestamptz, unit text,
               treatment_total bigint, treatment_errors bigint, control_total bigint, control_errors bigint)`,
-      [JSON.stringify(rows)],
+      observations,
+      (o) => ({
+        source: o.source,
+        flag_name: o.flag,
+        stage_started_at: iso(o.stageStartedAt),
+        since: iso(o.since ?? o.stageStartedAt),
+        at: iso(o.at),
+        unit: o.unit,
+        treatment_total: o.treatment.total,
+        treatment_errors: o.treatment.errors,
+        control_total: o.control?.total ?? null,
+        control_errors: o.control?.errors ?? null,
+      }),
     );
+  }
+
+  /**
+   * A cycle's bulk write: `text` takes the rows as a JSON array in $1 (then `params`), sent
+   * {@link WRITE_CHUNK} rows a statement so that no single JSON text (and its copy on the wire)
+   * grows with the flag count; more than one chunk runs in one transaction, all or nothing.
+   */
+  async #bulk<T>(what: string, text: string, items: readonly T[], row: (item: T) => object, params: readonly unknown[] = []): Promise<void> {
+    if (items.length === 0) return;
+    const chunk = (from: number): string => JSON.stringify(items.slice(from, from + WRITE_CHUNK).map(row));
+    try {
+      if (items.length <= WRITE_CHUNK) {
+        await this.#sql.query(text, [chunk(0), ...params]);
+        return;
+      }
+      await this.#sql.transaction(async (tx) => {
+        for (let from = 0; from < items.length; from += WRITE_CHUNK) await tx.query(text, [chunk(from), ...params]);
+      });
+    } catch (err) {
+      throw storeError(err, what);
+    }
   }
 
   async observationHistory(source: string, queries: readonly HistoryQuery[]): Promise<Map<string, HistoryPoint[]>> {
@@ -389,7 +415,7 @@ export class SqlStore implements Store {
     const rows = await this.#q(
       'read observations',
       `select flag_name, (extract(epoch from since) * 1000)::float8 as since_ms, (extract(epoch from at) * 1000)::float8 as at_ms, unit,
-              treatment_total, treatment_errors, control_total, control_errors
+              ${COUNT_COLUMNS}
          from public.guardian_observation_history($1, $2::jsonb)`,
       [source, JSON.stringify(historyArgs(queries))],
     );
@@ -413,7 +439,7 @@ export class SqlStore implements Store {
     const rows = await this.#q(
       'read observations',
       `select flag_name, (extract(epoch from since) * 1000)::float8 as since_ms, (extract(epoch from at) * 1000)::float8 as at_ms, unit,
-              treatment_total, treatment_errors, control_total, control_errors, omitted
+              ${COUNT_COLUMNS}, omitted
          from public.guardian_observation_tail($1, $2::jsonb, $3::integer)`,
       [source, JSON.stringify(historyArgs(queries)), Math.max(1, Math.trunc(tail))],
     );
