@@ -44,7 +44,7 @@ import type { MetricSource, SourceDeps } from './sources/types.ts';
 import { createStore, pgliteDir } from './store/index.ts';
 import { SqlStore } from './store/sql-store.ts';
 import { SupabaseStore } from './store/supabase-store.ts';
-import type { Store } from './store/types.ts';
+import type { Flag, Store } from './store/types.ts';
 
 /** Whether each kind of source is usable with the rules file's settings, and why not. */
 export interface SourceStatus {
@@ -371,14 +371,44 @@ export async function banner(parts: GuardianParts, http?: RunningHttpServer): Pr
   }
   for (const rule of rules.rules) {
     const cond = rule.condition.kind === 'absolute' ? `error rate > ${rule.condition.error_rate_above}` : `+${rule.condition.max_increase} over flag-off`;
-    const watched = rule.flags.map((name) => {
-      const f = byName.get(name);
-      return f ? `${name} (${f.enabled ? `on ${f.rolloutPercentage}%` : 'off'}, ${f.guardState})` : `${name} (MISSING in database)`;
-    });
     const usable = parts.sources.has(rule.source) ? '' : ` [source ${rule.source} not configured: this rule sees no data]`;
-    lines.push(`  rule ${rule.id}: ${cond} via ${rule.source} → ${rule.action}${rule.dry_run ? ' (dry run)' : ''}; flags ${watched.join(', ')}${usable}`);
+    lines.push(`  rule ${rule.id}: ${cond} via ${rule.source} → ${rule.action}${rule.dry_run ? ' (dry run)' : ''}; flags ${watchedFlags(rule.flags, byName)}${usable}`);
   }
   return `${lines.join('\n')}\n`;
+}
+
+/** Flags a banner line names one by one; a longer list is summed up after them (10,000 flags are one rule's list at scale). */
+const BANNER_FLAGS = 10;
+
+/**
+ * A rule's flags for the banner: each with its state, or the first {@link BANNER_FLAGS} and counts of
+ * the rest (missing ones always named, up to 5).
+ *
+ * @example
+ * watchedFlags(['booking_agent_enabled'], flagsByName); // "booking_agent_enabled (on 25%, watching)"
+ */
+export function watchedFlags(names: readonly string[], byName: ReadonlyMap<string, Flag>): string {
+  const describe = (name: string): string => {
+    const f = byName.get(name);
+    return f ? `${name} (${f.enabled ? `on ${f.rolloutPercentage}%` : 'off'}, ${f.guardState})` : `${name} (MISSING in database)`;
+  };
+  if (names.length <= BANNER_FLAGS + 2) return names.map(describe).join(', ');
+  const rest = names.slice(BANNER_FLAGS);
+  const onOff = new Map<string, number>();
+  const guard = new Map<string, number>();
+  const missing: string[] = [];
+  for (const name of rest) {
+    const f = byName.get(name);
+    if (!f) missing.push(name);
+    else {
+      onOff.set(f.enabled ? 'on' : 'off', (onOff.get(f.enabled ? 'on' : 'off') ?? 0) + 1);
+      guard.set(f.guardState, (guard.get(f.guardState) ?? 0) + 1);
+    }
+  }
+  const count = (m: Map<string, number>) => [...m].map(([key, n]) => `${n.toLocaleString('en-US')} ${key}`).join(', ');
+  const parts = [count(onOff), count(guard)].filter((p) => p !== '');
+  if (missing.length > 0) parts.push(`${missing.length.toLocaleString('en-US')} MISSING in database (${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ', …' : ''})`);
+  return `${names.slice(0, BANNER_FLAGS).map(describe).join(', ')} and ${rest.length.toLocaleString('en-US')} more: ${parts.join('; ')}`;
 }
 
 /** The cycle's dependencies from the parts (read anew for every cycle: hot-reloaded rules apply at the next cycle). */
