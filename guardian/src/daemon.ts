@@ -15,6 +15,7 @@ import { basename, dirname, resolve } from 'node:path';
 import { configSecrets, loadConfig, type GuardianConfig } from './config.ts';
 import { confirmationFocus } from './cycle/confirm.ts';
 import { runLeasedCycle } from './cycle/leased.ts';
+import { collectAfterCycle } from './cycle/memory.ts';
 import { channelsFromNotify, runCycle } from './cycle/run.ts';
 import { Scheduler } from './cycle/scheduler.ts';
 import type { CycleLogger, CycleReport } from './cycle/types.ts';
@@ -560,6 +561,9 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
         `cycle done: ${report.results.length} rule/flag pair(s), ${acted} action(s)`,
       );
       if (acted > 0) outbox.kick();
+      // Once this report is let go too (the caller drops it).
+      const pairs = report.results.length;
+      setImmediate(() => collectAfterCycle(pairs));
     }
     return report;
   };
