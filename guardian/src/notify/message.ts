@@ -252,6 +252,16 @@ function rollbackMessage(row: OutboxRow, options: MessageOptions): NotificationM
   if (e.source) facts.push({ label: 'Source', value: e.source });
   if (before !== undefined && after !== undefined) facts.push({ label: 'State', value: kind === 'dry_run' ? `${before} (would be ${after})` : `${before} → ${after}` });
   if (actor) facts.push({ label: 'Actor', value: actor });
+  // What users go through: an urgent rollback takes the feature away at once, and the message they are shown.
+  const rolledBack = kind === 'auto_rollback' || kind === 'manual_rollback' || kind === 'dry_run';
+  const users = isRecord(e.new_state) && rolledBack && action !== 'notify_only' ? e.new_state : undefined;
+  const urgent = users?.['rollback_urgent'] === true;
+  if (urgent) {
+    if (kind !== 'dry_run') title = `URGENT: ${title}`;
+    facts.push({ label: 'Urgent', value: `yes: users ${kind === 'dry_run' ? 'would leave' : 'leave'} the feature at once, without waiting for the app's safe points` });
+  }
+  const shown = users?.['rollback_message'];
+  if (typeof shown === 'string' && shown.trim() !== '') facts.push({ label: 'Users see', value: shown });
   facts.push({ label: 'Time', value: at.toISOString() });
   if (e.event_id !== undefined) facts.push({ label: 'Event', value: String(e.event_id) });
 
