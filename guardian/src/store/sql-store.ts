@@ -40,19 +40,21 @@ import type {
 
 type Row = Record<string, unknown>;
 
-/** Default and maximum page size of {@link Store.listEvents}. */
 /** A timestamp column read as epoch milliseconds (rows.ts takes numbers): every cycle reads one per flag and rule, and text dates cost a regex each. */
-function epochMs(column: string): string {
-  return `floor(extract(epoch from ${column}) * 1000)::float8 as ${column}`;
+function epochMs(column: string, as: string = column): string {
+  return `floor(extract(epoch from ${column}) * 1000)::float8 as ${as}`;
 }
 /** The feature_flags columns {@link toFlag} reads. */
 const FLAG_COLUMNS = `name, description, enabled, rollout_percentage, bucket_group, version, ${epochMs('updated_at')}, updated_by, guard_state, rollback_message, rollback_urgent, ${epochMs('stage_started_at')}`;
 
 /** An observation's counts as numbers (float8 holds every count exactly), not bigint text to convert. */
 const COUNT_COLUMNS = 'treatment_total::float8 as treatment_total, treatment_errors::float8 as treatment_errors, control_total::float8 as control_total, control_errors::float8 as control_errors';
+/** The columns of a history read that {@link historyPointFromEpochRow} takes. */
+const HISTORY_COLUMNS = `flag_name, ${epochMs('since', 'since_ms')}, ${epochMs('at', 'at_ms')}, unit, ${COUNT_COLUMNS}`;
 
 /** Rows per statement of the cycle's bulk writes: one cycle's JSON stays small whatever the flag count. */
 export const WRITE_CHUNK = 1000;
+/** Default and maximum page size of {@link Store.listEvents}. */
 export const DEFAULT_EVENT_LIMIT = 50;
 export const MAX_EVENT_LIMIT = 1000;
 /** Default and maximum page size of {@link Store.listTargets}. */
@@ -414,8 +416,7 @@ export class SqlStore implements Store {
     // number is far cheaper to read than a timestamptz's text.
     const rows = await this.#q(
       'read observations',
-      `select flag_name, (extract(epoch from since) * 1000)::float8 as since_ms, (extract(epoch from at) * 1000)::float8 as at_ms, unit,
-              ${COUNT_COLUMNS}
+      `select ${HISTORY_COLUMNS}
          from public.guardian_observation_history($1, $2::jsonb)`,
       [source, JSON.stringify(historyArgs(queries))],
     );
@@ -438,8 +439,7 @@ export class SqlStore implements Store {
     if (queries.length === 0) return out;
     const rows = await this.#q(
       'read observations',
-      `select flag_name, (extract(epoch from since) * 1000)::float8 as since_ms, (extract(epoch from at) * 1000)::float8 as at_ms, unit,
-              ${COUNT_COLUMNS}, omitted
+      `select ${HISTORY_COLUMNS}, omitted
          from public.guardian_observation_tail($1, $2::jsonb, $3::integer)`,
       [source, JSON.stringify(historyArgs(queries)), Math.max(1, Math.trunc(tail))],
     );
