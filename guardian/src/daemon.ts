@@ -398,12 +398,13 @@ export function watchedFlags(names: readonly string[], byName: ReadonlyMap<strin
   const onOff = new Map<string, number>();
   const guard = new Map<string, number>();
   const missing: string[] = [];
+  const bump = (m: Map<string, number>, key: string) => m.set(key, (m.get(key) ?? 0) + 1);
   for (const name of rest) {
     const f = byName.get(name);
     if (!f) missing.push(name);
     else {
-      onOff.set(f.enabled ? 'on' : 'off', (onOff.get(f.enabled ? 'on' : 'off') ?? 0) + 1);
-      guard.set(f.guardState, (guard.get(f.guardState) ?? 0) + 1);
+      bump(onOff, f.enabled ? 'on' : 'off');
+      bump(guard, f.guardState);
     }
   }
   const count = (m: Map<string, number>) => [...m].map(([key, n]) => `${n.toLocaleString('en-US')} ${key}`).join(', ');
