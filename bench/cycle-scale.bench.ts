@@ -72,6 +72,7 @@ async function main(): Promise<void> {
   const { parseRules, loadRulesFile } = await import('../guardian/src/rules/parse.ts');
   const { SqlStore } = await import('../guardian/src/store/sql-store.ts');
   const { createTestDatabase } = await import('../test/helpers/db.ts');
+  const { scaleNames, scaleRulesYaml, seedScaleFlags } = await import('./scale-setup.ts');
 
   const sizes = (process.env.SIZES ?? '10,100,1000,10000,30000').split(',').map(Number);
   const cycles = Number(process.env.CYCLES ?? 30);
@@ -104,18 +105,12 @@ async function main(): Promise<void> {
     for (const n of sizes) {
       const db = await createTestDatabase();
       try {
-        const names = Array.from({ length: n }, (_, i) => `scale_${String(i).padStart(6, '0')}`);
-        await db.sql.query(`insert into public.feature_flags (name, enabled, rollout_percentage) select x, true, 50 from unnest($1::text[]) as x`, [names]);
-        const yaml = [
-          `interval: ${intervalMs / 1000}s`,
-          'defaults: { window: 1h, min_users: 200, min_samples: 1000, consecutive: 2 }',
-          'sources:',
-          `  posthog: { host: "${base}", project_id: "1", api_key: "phx_bench" }`,
-          `  sentry: { base_url: "${base}", org: bench, token: "sntrys_bench", max_requests_per_cycle: ${sentryShipped?.max_requests_per_cycle ?? 40}, concurrency: ${sentryShipped?.concurrency ?? 3} }`,
-          'rules:',
-          `  - { id: scale-relative, source: posthog, action: step_back, condition: { relative: { max_increase: 0.01 } }, flags: [${names.join(', ')}] }`,
-          `  - { id: scale-absolute, source: sentry, action: disable, condition: { absolute: { error_rate_above: 0.05 } }, flags: [${names.join(', ')}] }`,
-        ].join('\n');
+        const names = scaleNames(n);
+        await seedScaleFlags(db.sql, names);
+        const yaml = scaleRulesYaml(names, base, {
+          intervalMs,
+          sentry: { maxRequestsPerCycle: sentryShipped?.max_requests_per_cycle ?? 40, concurrency: sentryShipped?.concurrency ?? 3 },
+        });
         const parsed = parseRules(yaml);
         if (!parsed.ok) throw new Error(`bench rules: ${JSON.stringify(parsed.problems.slice(0, 3))}`);
         const rules = parsed.rules;

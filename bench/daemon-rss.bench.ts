@@ -13,6 +13,7 @@ import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import { createTestDatabase } from '../test/helpers/db.ts';
+import { scaleNames, scaleRulesYaml, seedScaleFlags } from './scale-setup.ts';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const n = Number(process.env['FLAGS'] ?? 10_000);
@@ -35,22 +36,10 @@ const port = await new Promise<number>((r) => createInterface({ input: doubles.s
 const db = await createTestDatabase();
 const dir = mkdtempSync(join(tmpdir(), 'guardian-rss-'));
 try {
-  const names = Array.from({ length: n }, (_, i) => `scale_${String(i).padStart(6, '0')}`);
-  await db.sql.query(`insert into public.feature_flags (name, enabled, rollout_percentage) select x, true, 50 from unnest($1::text[]) as x`, [names]);
+  const names = scaleNames(n);
+  await seedScaleFlags(db.sql, names);
   const rules = join(dir, 'rules.yaml');
-  writeFileSync(
-    rules,
-    [
-      'interval: 30s',
-      'defaults: { window: 1h, min_users: 200, min_samples: 1000, consecutive: 2 }',
-      'sources:',
-      `  posthog: { host: "http://127.0.0.1:${port}", project_id: "1", api_key: "phx_bench" }`,
-      `  sentry: { base_url: "http://127.0.0.1:${port}", org: bench, token: "sntrys_bench" }`,
-      'rules:',
-      `  - { id: scale-relative, source: posthog, action: step_back, condition: { relative: { max_increase: 0.01 } }, flags: [${names.join(', ')}] }`,
-      `  - { id: scale-absolute, source: sentry, action: disable, condition: { absolute: { error_rate_above: 0.05 } }, flags: [${names.join(', ')}] }`,
-    ].join('\n'),
-  );
+  writeFileSync(rules, scaleRulesYaml(names, `http://127.0.0.1:${port}`, { intervalMs: 30_000 }));
   const daemon = spawn(process.execPath, [join(ROOT, 'guardian/bin/guardian.js'), 'start'], {
     cwd: ROOT,
     env: { PATH: process.env['PATH'] ?? '', DATABASE_URL: db.url, RULES_FILE: rules, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', GUARDIAN_ADMIN_TOKEN: 'bench-admin-token-0123456789abcdef' },
