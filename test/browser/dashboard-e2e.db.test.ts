@@ -3,7 +3,6 @@
 // and the dashboard at /admin on one port, headless Chromium driving the pages. A scripted
 // metric source (the guardian's MetricSource interface) makes the guardian roll a flag back.
 // The scenarios are shared with the API-twin tests (dashboard/flows.ts).
-import { createHmac } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { startDaemon, type Daemon } from '../../guardian/src/daemon.ts';
 import { linesSink, ScriptedSource } from '../../guardian/test/cycle-helpers.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
+import { signJwt } from '../helpers/postgrest-double.ts';
 import type { Backend, FlagTruth } from './dashboard/flows.ts';
 import * as flows from './dashboard/flows.ts';
 import { launch, shot } from './dashboard/harness.ts';
@@ -21,10 +21,8 @@ const JWT_SECRET = 'e2e-supabase-jwt-secret-0123456789abcdef0123';
 
 /** A Supabase Auth access token (HS256, as GoTrue signs them) for a viewer. */
 function supabaseToken(email: string, role: string): string {
-  const b64 = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url');
   const now = Math.floor(Date.now() / 1000);
-  const body = `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64({ sub: '00000000-0000-4000-8000-0000000000v1', email, role: 'authenticated', aud: 'authenticated', iat: now, exp: now + 3600, app_metadata: { role } })}`;
-  return `${body}.${createHmac('sha256', JWT_SECRET).update(body).digest('base64url')}`;
+  return signJwt({ sub: '00000000-0000-4000-8000-0000000000v1', email, role: 'authenticated', aud: 'authenticated', iat: now, exp: now + 3600, app_metadata: { role } }, JWT_SECRET);
 }
 
 describe('dashboard end to end (real guardian, real PostgreSQL, headless Chromium)', { timeout: 120_000 }, () => {

@@ -32,6 +32,8 @@ import { createHmac, randomBytes, randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
+import { signJwt } from './postgrest-double.ts';
+
 /** A user of the double's project. */
 export interface GoTrueUser {
   readonly email: string;
@@ -70,13 +72,6 @@ interface UserRecord extends GoTrueUser {
   lastSignInAt: string | null;
 }
 
-const b64url = (v: unknown): string => Buffer.from(JSON.stringify(v)).toString('base64url');
-
-function sign(secret: string, claims: Record<string, unknown>): string {
-  const body = `${b64url({ alg: 'HS256', typ: 'JWT' })}.${b64url(claims)}`;
-  return `${body}.${createHmac('sha256', secret).update(body).digest('base64url')}`;
-}
-
 function verify(secret: string, token: string): Record<string, unknown> | 'bad' | 'expired' {
   const parts = token.split('.');
   if (parts.length !== 3) return 'bad';
@@ -108,7 +103,7 @@ async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> 
  * // guardian env: SUPABASE_URL=auth.url, SUPABASE_ANON_KEY=auth.anonKey, SUPABASE_JWT_SECRET=jwtSecret
  */
 export async function startGoTrueDouble(opts: { jwtSecret: string; users: readonly GoTrueUser[]; anonKey?: string }): Promise<GoTrueDouble> {
-  const anonKey = opts.anonKey ?? sign(opts.jwtSecret, { iss: 'supabase-demo', role: 'anon', exp: Math.floor(Date.now() / 1000) + 10 * 365 * 86_400 });
+  const anonKey = opts.anonKey ?? signJwt({ iss: 'supabase-demo', role: 'anon', exp: Math.floor(Date.now() / 1000) + 10 * 365 * 86_400 }, opts.jwtSecret);
   const users = new Map<string, UserRecord>(opts.users.map((u) => [u.email, { ...u, id: randomUUID(), createdAt: new Date().toISOString(), lastSignInAt: null }]));
   const refreshTokens = new Map<string, { email: string; sessionId: string }>();
   const otps = new Map<string, string>();
@@ -135,7 +130,7 @@ export async function startGoTrueDouble(opts: { jwtSecret: string; users: readon
 
   const accessToken = (u: UserRecord, sessionId: string, ttl: number, method: string): string => {
     const now = Math.floor(Date.now() / 1000);
-    return sign(opts.jwtSecret, {
+    return signJwt({
       aud: 'authenticated',
       exp: now + ttl,
       iat: now,
@@ -150,7 +145,7 @@ export async function startGoTrueDouble(opts: { jwtSecret: string; users: readon
       amr: [{ method, timestamp: now }],
       session_id: sessionId,
       is_anonymous: false,
-    });
+    }, opts.jwtSecret);
   };
 
   const double: GoTrueDouble = {
