@@ -65,7 +65,7 @@ export const MAX_EXCLUDED_USERS = 1000;
 /** ` AND distinct_id NOT IN (…)` for a flag's target list (quoted literals), or nothing. */
 function excluded(f: FlagQuery): string {
   if (f.excludeUsers === undefined || f.excludeUsers.length === 0) return '';
-  const users = [...new Set(f.excludeUsers ?? [])].filter((u) => typeof u === 'string' && u !== '').sort().slice(0, MAX_EXCLUDED_USERS);
+  const users = [...new Set(f.excludeUsers)].filter((u) => typeof u === 'string' && u !== '').sort().slice(0, MAX_EXCLUDED_USERS);
   return users.length === 0 ? '' : ` AND distinct_id NOT IN (${users.map(hogqlString).join(', ')})`;
 }
 
