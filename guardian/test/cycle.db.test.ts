@@ -205,6 +205,28 @@ describe('runCycle (PGlite store)', () => {
     expect(next.results.find((r) => r.ruleId === 'booking-agent-errors')).toMatchObject({ action: 'acted' });
   });
 
+  it('a pair its source did not ask this cycle (deferred) keeps its stored verdict, evidence and time; one never judged is stored as no data', async () => {
+    // insights: healthy once, then not asked. beta: never asked, so nothing to keep. booking: asked, no data (rate limited).
+    posthog.answer = (flag, call) => (flag === 'ai_beta_users' || call > 1 ? { noData: 'deferred' } : GOOD);
+    sentry.answer = (_flag, call) => (call > 1 ? { noData: 'rate_limited' } : GOOD);
+    await runCycle(deps);
+    const before = new Map((await store.loadRuleState()).map((s) => [s.ruleId, s]));
+    expect(before.get('insights-errors')).toMatchObject({ lastVerdict: 'healthy', lastEvidence: { treatment: { total: 2000, errors: 10 } } });
+    expect(before.get('beta-regression')).toMatchObject({ lastVerdict: 'no_data', consecutiveBreaches: 0 });
+    expect(String(before.get('beta-regression')?.lastEvidence?.['reason'])).toContain('(deferred)');
+
+    const second = await runCycle(deps);
+    // The report still says what happened this cycle.
+    expect(second.results.find((r) => r.ruleId === 'insights-errors')).toMatchObject({ action: 'none', verdict: { kind: 'no_data' } });
+    const after = new Map((await store.loadRuleState()).map((s) => [s.ruleId, s]));
+    expect(after.get('insights-errors')).toEqual(before.get('insights-errors'));
+    expect(after.get('beta-regression')).toEqual(before.get('beta-regression'));
+    // A source that was asked and had nothing is news: stored as no data, at this cycle's time.
+    expect(after.get('booking-agent-errors')).toMatchObject({ lastVerdict: 'no_data' });
+    expect(String(after.get('booking-agent-errors')?.lastEvidence?.['reason'])).toContain('(rate_limited)');
+    expect(after.get('booking-agent-errors')!.updatedAt.getTime()).toBeGreaterThan(before.get('booking-agent-errors')!.updatedAt.getTime());
+  });
+
   it('skips missing flags, disabled and locked flags and unconfigured sources, with the reason', async () => {
     await store.lock('insights_agent_enabled', 'alice');
     await store.setFlag('ai_beta_users', { enabled: false }, 'alice');

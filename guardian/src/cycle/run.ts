@@ -253,9 +253,9 @@ export async function runCycle(deps: CycleDeps): Promise<CycleReport> {
       results.push({ ...base, action: 'skipped', skipped: `rule ${already} already rolled this flag back in this cycle` });
       continue;
     }
+    const latest = latestBySource.get(rule.source)?.get(flag.name);
     let verdict: Verdict;
     try {
-      const latest = latestBySource.get(rule.source)?.get(flag.name);
       if (latest?.status === 'no_data') {
         verdict = {
           kind: 'no_data',
@@ -278,13 +278,20 @@ export async function runCycle(deps: CycleDeps): Promise<CycleReport> {
       continue;
     }
     deps.metrics?.verdict(rule.id, verdict.kind);
-    newStates.push({
-      ruleId: rule.id,
-      flag: flag.name,
-      consecutiveBreaches: verdict.consecutive,
-      lastVerdict: verdict.kind,
-      lastEvidence: verdict.evidence ? { ...verdict.evidence, reason: verdict.reason } : { reason: verdict.reason },
-    });
+    // A pair its source did not ask this cycle (requests per cycle are bounded and flags take turns)
+    // keeps its stored judgement, evidence and time: not being asked is no news about the flag.
+    // Rewriting it as "no data" each cycle hid the last real verdict (at 10,000 Sentry-watched
+    // flags, from all but a few) and wrote thousands of rows a cycle that said nothing.
+    const unasked = latest?.status === 'no_data' && latest.reason === 'deferred' && previous !== undefined;
+    if (!unasked) {
+      newStates.push({
+        ruleId: rule.id,
+        flag: flag.name,
+        consecutiveBreaches: verdict.consecutive,
+        lastVerdict: verdict.kind,
+        lastEvidence: verdict.evidence ? { ...verdict.evidence, reason: verdict.reason } : { reason: verdict.reason },
+      });
+    }
     const summary = { kind: verdict.kind, reason: verdict.reason, consecutive: verdict.consecutive, ...(verdict.evidence ? { evidence: verdict.evidence } : {}) };
     if (verdict.kind !== 'breach') {
       deps.logger.debug({ ...log, verdict: verdict.kind, consecutive: verdict.consecutive }, verdict.reason);
