@@ -397,7 +397,7 @@ export class SqlStore implements Store {
    * A cycle's bulk write: `text` takes the rows as a JSON array in $1 (then `params`), sent about
    * {@link WRITE_CHUNK_CHARS} characters a statement so that no single JSON text (and its copy on
    * the wire) grows with the flag count; more than one statement runs in one transaction, all or
-   * nothing. The rows per statement follow the size of the rows written so far.
+   * nothing. Each statement takes as many rows as fit, at the last statement's characters per row.
    */
   async #bulk<T>(what: string, text: string, items: readonly T[], row: (item: T) => object, params: readonly unknown[] = []): Promise<void> {
     if (items.length === 0) return;
