@@ -182,7 +182,7 @@ export function storeError(err: unknown, what: string): GuardianError {
     });
   }
   if (code === '42883' || code === '42P01') {
-    return new GuardianError('STORE_FAILED', `${what}: ${message}. The database schema is missing or old: apply the migrations (npm run db:migrate).`, { cause: err });
+    return new GuardianError('STORE_FAILED', `${what}: ${message}. The database schema is missing or old: apply the migrations (DATABASE_URL=… npm run db:migrate; add -- --shim on plain PostgreSQL, never on Supabase).`, { cause: err });
   }
   return new GuardianError('STORE_FAILED', `${what}: ${message}`, { cause: err });
 }
