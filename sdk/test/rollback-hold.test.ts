@@ -6,7 +6,7 @@ import type { EventDetails } from '@openfeature/server-sdk';
 import { OpenFeature as WebOpenFeature, ProviderEvents as WebEvents } from '@openfeature/web-sdk';
 import { afterEach, describe, expect, test } from 'vitest';
 import { createBrowserClient, createServerClient } from '../src/index.ts';
-import type { EvaluatedFlagRecord, RollbackEvent } from '../src/index.ts';
+import type { EvaluatedFlagRecord, FlagRecord, RollbackEvent } from '../src/index.ts';
 import { RollbackGuardianProvider } from '../src/openfeature/server.ts';
 import { RollbackGuardianWebProvider } from '../src/openfeature/web.ts';
 import { ROLLBACK_JITTER_MS } from '../src/client/internal/sync.ts';
@@ -108,6 +108,75 @@ describe('onRollback: before the switch, bounded, with safe points', () => {
     expect(client.isEnabled('booking', 'u1')).toBe(true);
     await timers.advance(500);
     expect(client.evaluate('booking', 'u1')).toMatchObject({ value: false, reason: 'DISABLED', rollbackMessage: 'Back soon' });
+  });
+});
+
+describe('a fetch read before a rollback never undoes it', () => {
+  /** Makes the transport's next load wait: it answers what it read now (before the change), when released. */
+  function stallNextLoad(transport: MemoryTransport): () => void {
+    const mine = transport.mine.map((r) => ({ ...r }));
+    const rows = transport.rows.map((r) => ({ ...r }));
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const { loadMine, loadAll } = transport;
+    transport.loadMine = async () => {
+      transport.loadMine = loadMine;
+      await gate;
+      return mine;
+    };
+    transport.loadAll = async () => {
+      transport.loadAll = loadAll;
+      await gate;
+      return rows;
+    };
+    return release;
+  }
+  const offRow = (over: Partial<FlagRecord> = {}) => flag('booking', { enabled: false, version: 2, guardState: 'rolled_back', rollbackMessage: 'Paused for now', ...over });
+
+  test('client mode: an urgent rollback applied from the change stays applied; a held one stays held and then applies', async () => {
+    // Urgent: switched at once from the change's row; the stale answer (version 1, on) arrives after.
+    const urgent = await browser();
+    const release = stallNextLoad(urgent.transport);
+    const inFlight = urgent.client.refresh();
+    urgent.transport.push({ type: 'UPDATE', name: 'booking', version: 2, record: pub(offRow({ rollbackUrgent: true })) });
+    await flush();
+    expect(urgent.client.isEnabled('booking')).toBe(false);
+    release();
+    expect(await inFlight).toBe(true);
+    expect(urgent.client.evaluate('booking')).toMatchObject({ value: false, rollbackUrgent: true });
+
+    // Held for a safe point: the stale answer neither switches it back nor cancels the hold.
+    const held = await browser();
+    let safe!: () => void;
+    held.client.onRollback((e) => e.holdUntil(new Promise<void>((r) => (safe = r))));
+    const releaseHeld = stallNextLoad(held.transport);
+    const heldFetch = held.client.refresh();
+    held.transport.push({ type: 'UPDATE', name: 'booking', version: 2, record: pub(offRow()) });
+    releaseHeld();
+    await heldFetch;
+    expect(held.client.isEnabled('booking')).toBe(true); // still held: the user is mid-flow
+    safe();
+    await flush();
+    expect(held.client.evaluate('booking')).toMatchObject({ value: false, rollbackMessage: 'Paused for now' });
+  });
+
+  test('server mode: the same for a held rollback', async () => {
+    const transport = new MemoryTransport();
+    transport.rows = [flag('booking')];
+    const timers = new ManualTimers();
+    const client = createServerClient({ transport, timers, refetchJitterMs: 0 });
+    await client.ready();
+    let safe!: () => void;
+    client.onRollback((e) => e.holdUntil(new Promise<void>((r) => (safe = r))));
+    const release = stallNextLoad(transport);
+    const inFlight = client.refresh();
+    transport.push({ type: 'UPDATE', name: 'booking', version: 2, record: pub(offRow()) });
+    release();
+    await inFlight;
+    expect(client.isEnabled('booking', 'u1')).toBe(true);
+    safe();
+    await flush();
+    expect(client.evaluate('booking', 'u1')).toMatchObject({ value: false, reason: 'DISABLED', rollbackMessage: 'Paused for now' });
   });
 });
 
