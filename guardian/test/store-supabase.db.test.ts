@@ -80,7 +80,10 @@ describe('SupabaseStore through supabase-js and the PostgREST double', () => {
       treatment: { total: i + 1, errors: 0 },
     }));
     await store.appendObservations(obs);
-    const hist = (await store.observationHistory('bulk', [{ flag: 'f9', stageStartedAt: stage, segmentSince: stage }])).get('f9') ?? [];
+    // Every poll (a tail as long as the segment), paged through PostgREST's max_rows.
+    const all = (await store.observationTail('bulk', [{ flag: 'f9', stageStartedAt: stage, segmentSince: stage }], 1500)).get('f9');
+    expect(all?.omitted).toBe(0);
+    const hist = all?.points ?? [];
     expect(hist).toHaveLength(1500);
     expect(hist.at(-1)?.treatment.total).toBe(1500);
     // The cycle's bounded read through PostgREST: the last polls and how many were left out.

@@ -11,11 +11,22 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { createTestDatabase, createTestPglite, type TestDatabase } from '../../test/helpers/db.ts';
 import { PostgrestDouble, supabaseKey } from '../../test/helpers/postgrest-double.ts';
+import type { HistoryPoint } from '../src/decide/types.ts';
 import { isGuardianError } from '../src/errors.ts';
 import { SqlStore } from '../src/store/sql-store.ts';
 import { SupabaseStore } from '../src/store/supabase-store.ts';
-import type { Store } from '../src/store/types.ts';
+import type { HistoryQuery, Store } from '../src/store/types.ts';
 import { codeOf, errorOf } from './rejection.ts';
+
+/** Every stored poll decide could read, per flag: the tail read with a tail longer than any segment here (nothing left out). */
+async function historyOf(store: Store, source: string, queries: readonly HistoryQuery[]): Promise<Map<string, HistoryPoint[]>> {
+  const out = new Map<string, HistoryPoint[]>();
+  for (const [flag, t] of await store.observationTail(source, queries, 10_000)) {
+    expect(t.omitted).toBe(0);
+    out.set(flag, t.points);
+  }
+  return out;
+}
 
 interface Opened {
   readonly db: TestDatabase;
@@ -231,17 +242,17 @@ describe.each(backends)('Store contract on $name', ({ name, open }) => {
       { source: 'sentry', flag: 'f1', stageStartedAt: stage, at, unit: 'events', treatment: { total: 5, errors: 5 } },
     ]);
     await store.appendObservations([]);
-    const hist = await store.observationHistory('posthog', [{ flag: 'f1', stageStartedAt: stage, segmentSince: stage }]);
+    const hist = await historyOf(store, 'posthog', [{ flag: 'f1', stageStartedAt: stage, segmentSince: stage }]);
     expect(hist.get('f1')).toEqual([
       { at, since: stage, unit: 'users', treatment: { total: 100, errors: 2 }, control: { total: 300, errors: 3 } },
       { at: new Date(at.getTime() + 60_000), since: stage, unit: 'users', treatment: { total: 150, errors: 9 } },
     ]);
     // Polls before the current segment: only the last one of their segment comes back.
-    expect((await store.observationHistory('posthog', [{ flag: 'f1', stageStartedAt: stage, segmentSince: new Date(at.getTime() + 1) }])).get('f1')).toEqual([
+    expect((await historyOf(store, 'posthog', [{ flag: 'f1', stageStartedAt: stage, segmentSince: new Date(at.getTime() + 1) }])).get('f1')).toEqual([
       { at: new Date(at.getTime() + 60_000), since: stage, unit: 'users', treatment: { total: 150, errors: 9 } },
     ]);
-    expect((await store.observationHistory('sentry', [{ flag: 'f1', stageStartedAt: stage, segmentSince: stage }, { flag: 'f2', stageStartedAt: stage, segmentSince: stage }])).get('f2')).toEqual([]);
-    expect(await store.observationHistory('posthog', [])).toEqual(new Map());
+    expect((await historyOf(store, 'sentry', [{ flag: 'f1', stageStartedAt: stage, segmentSince: stage }, { flag: 'f2', stageStartedAt: stage, segmentSince: stage }])).get('f2')).toEqual([]);
+    expect(await historyOf(store, 'posthog', [])).toEqual(new Map());
     expect(await store.pruneObservations(new Date(at.getTime() + 1))).toBe(3);
     expect(await store.pruneObservations(new Date(at.getTime() + 1))).toBe(0);
   });
@@ -264,9 +275,9 @@ describe.each(backends)('Store contract on $name', ({ name, open }) => {
     const obs = Array.from({ length: 2_500 }, (_, i) => ({ source: 'bulk', flag: `bulk_${i}`, stageStartedAt: stage, at, unit: 'users' as const, treatment: { total: 100 + i, errors: 1 } }));
     expect(await codeOf(store.appendObservations([...obs.slice(0, 2_499), { ...obs[2_499]!, treatment: { total: -1, errors: 0 } }]))).toBe('BAD_ARGUMENT');
     const q = obs.map((o) => ({ flag: o.flag, stageStartedAt: stage, segmentSince: stage }));
-    expect([...(await store.observationHistory('bulk', q)).values()].flat()).toEqual([]);
+    expect([...(await historyOf(store, 'bulk', q)).values()].flat()).toEqual([]);
     await store.appendObservations(obs);
-    const hist = await store.observationHistory('bulk', q);
+    const hist = await historyOf(store, 'bulk', q);
     expect([...hist.values()].flat()).toHaveLength(2_500);
     expect(hist.get('bulk_2499')).toEqual([{ at, since: stage, unit: 'users', treatment: { total: 2_599, errors: 1 } }]);
   });
@@ -286,7 +297,7 @@ describe.each(backends)('Store contract on $name', ({ name, open }) => {
     obs.push({ source: 'seg', flag: 'fs', stageStartedAt: new Date('2026-02-01T00:00:00Z'), since: new Date('2026-02-01T00:00:00Z'), at: new Date(stage.getTime() + 30_000), unit: 'users' as const, treatment: { total: 1, errors: 1 }, control: { total: 1, errors: 0 } });
     obs.push({ source: 'seg', flag: 'fd', stageStartedAt: stage, at: new Date(stage.getTime() + 60_000), unit: 'users' as const, treatment: { total: 5, errors: 0 } });
     await store.appendObservations(obs);
-    const hist = await store.observationHistory('seg', [
+    const hist = await historyOf(store, 'seg', [
       { flag: 'fs', stageStartedAt: stage, segmentSince: new Date(stage.getTime() + 2 * hour) },
       { flag: 'fd', stageStartedAt: stage, segmentSince: stage },
     ]);

@@ -239,7 +239,6 @@ export function apiStore(opts: { url: string; token: string; fetch?: typeof fetc
     loadRuleState: unsupported('rule state'),
     saveRuleState: unsupported('rule state'),
     appendObservations: unsupported('observations'),
-    observationHistory: unsupported('observations'),
     observationTail: unsupported('observations'),
     pruneObservations: unsupported('observations'),
     recordExposures: unsupported('exposures'),

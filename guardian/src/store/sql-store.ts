@@ -425,31 +425,6 @@ export class SqlStore implements Store {
     }
   }
 
-  async observationHistory(source: string, queries: readonly HistoryQuery[]): Promise<Map<string, HistoryPoint[]>> {
-    const out = new Map<string, HistoryPoint[]>(queries.map((q) => [q.flag, []]));
-    if (queries.length === 0) return out;
-    // Times as epoch milliseconds (float8): tens of thousands of rows a cycle at scale, and a
-    // number is far cheaper to read than a timestamptz's text.
-    const rows = await this.#q(
-      'read observations',
-      `select ${HISTORY_COLUMNS}
-         from public.guardian_observation_history($1, $2::jsonb)`,
-      [source, JSON.stringify(historyArgs(queries))],
-    );
-    let flag: string | undefined;
-    let list: HistoryPoint[] | undefined;
-    for (const r of rows) {
-      // Rows come ordered by flag: look each flag's list up once.
-      const name = String(r['flag_name']);
-      if (name !== flag) {
-        flag = name;
-        list = out.get(name);
-      }
-      list?.push(historyPointFromEpochRow(r));
-    }
-    return out;
-  }
-
   async observationTail(source: string, queries: readonly HistoryQuery[], tail: number): Promise<Map<string, HistoryTail>> {
     const out = new Map<string, { points: HistoryPoint[]; omitted: number }>(queries.map((q) => [q.flag, { points: [], omitted: 0 }]));
     if (queries.length === 0) return out;

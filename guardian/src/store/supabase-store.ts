@@ -399,15 +399,6 @@ export class SupabaseStore implements Store {
     await this.#run('append observations', this.#client.from('guardian_observations').insert(rows));
   }
 
-  async observationHistory(source: string, queries: readonly HistoryQuery[]): Promise<Map<string, HistoryPoint[]>> {
-    const out = new Map<string, HistoryPoint[]>(queries.map((q) => [q.flag, []]));
-    if (queries.length === 0) return out;
-    const args = { p_source: source, p_queries: historyArgs(queries) };
-    const rows = await this.#pages('read observations', (from, to) => this.#client.rpc('guardian_observation_history', args).range(from, to));
-    for (const r of rows) out.get(String(r['flag_name']))?.push(toHistoryPoint(r));
-    return out;
-  }
-
   async observationTail(source: string, queries: readonly HistoryQuery[], tail: number): Promise<Map<string, HistoryTail>> {
     const out = new Map<string, { points: HistoryPoint[]; omitted: number }>(queries.map((q) => [q.flag, { points: [], omitted: 0 }]));
     if (queries.length === 0) return out;

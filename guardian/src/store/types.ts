@@ -294,7 +294,7 @@ export interface Observation {
 
 /** One flag's bounded history ({@link Store.observationTail}). */
 export interface HistoryTail {
-  /** Oldest first, as {@link Store.observationHistory} gives them, without the left-out polls. */
+  /** Oldest first, without the left-out polls. */
   readonly points: HistoryPoint[];
   /** Polls of the current segment left out (older than the tail). */
   readonly omitted: number;
@@ -305,7 +305,7 @@ export interface HistoryTail {
  * poll at or after `segmentSince` (the current segment) and the last poll of each earlier segment.
  *
  * @example
- * await store.observationHistory('sentry', [{ flag: 'f', stageStartedAt, segmentSince }]);
+ * await store.observationTail('sentry', [{ flag: 'f', stageStartedAt, segmentSince }], 2);
  */
 export interface HistoryQuery {
   readonly flag: string;
@@ -558,13 +558,12 @@ export interface Store extends AdminStore {
   loadRuleState(options?: RuleStateQuery): Promise<RuleState[]>;
   saveRuleState(states: readonly Omit<RuleState, 'updatedAt'>[], at: Date): Promise<void>;
   appendObservations(observations: readonly Observation[]): Promise<void>;
-  /** Per flag: the observations of its stage described by {@link HistoryQuery}, oldest first, each with its `since`. */
-  observationHistory(source: string, queries: readonly HistoryQuery[]): Promise<Map<string, HistoryPoint[]>>;
   /**
-   * {@link observationHistory} bounded by what decide reads (`guardian_observation_tail`): per
-   * flag the last `tail` polls of the current segment (every one when a poll there was counted
-   * under another segmentation), the last poll of each earlier segment, and how many polls of the
-   * current segment were left out. The cycle's read at scale.
+   * Per flag, what decide reads of the observations of its stage described by {@link HistoryQuery}
+   * (`guardian_observation_tail`), oldest first, each with its `since`: the last `tail` polls of
+   * the current segment (every one when a poll there was counted under another segmentation), the
+   * last poll of each earlier segment, and how many polls of the current segment were left out.
+   * The cycle's read at scale; a `tail` at least the segment's poll count reads every poll of it.
    */
   observationTail(source: string, queries: readonly HistoryQuery[], tail: number): Promise<Map<string, HistoryTail>>;
   /** Removes observations older than `before` (bounded storage). Returns how many. */
