@@ -68,13 +68,6 @@ describe.each([
     expect(after).toEqual(before);
     return { before, after };
   };
-  /** Every row `guardian_observation_history` gives, per flag, as points: the reference the tail read is checked against. */
-  const historyOf = async (source: string, queries: readonly HistoryQuery[]): Promise<Map<string, HistoryPoint[]>> => {
-    const { rows } = await db.sql.query('select * from public.guardian_observation_history($1, $2::jsonb)', [source, JSON.stringify(historyArgs(queries))]);
-    const out = new Map<string, HistoryPoint[]>(queries.map((q) => [q.flag, []]));
-    for (const r of rows) out.get(String(r['flag_name']))?.push(toHistoryPoint(r));
-    return out;
-  };
 
   it('returns the same rows, in the same order, and decide reaches the same verdicts, poll after poll of a long stage', async () => {
     const random = rng(1303);
@@ -124,8 +117,11 @@ describe.each([
         await store.appendObservations([{ source: 'posthog', flag: 'hist_b', stageStartedAt: stage, since: segmentStart(stage, window, late), at: late, unit: 'users', treatment: { total: 1, errors: 0 }, control: { total: 1, errors: 0 } }]);
       }
       const queries = flags.map((flag) => ({ flag, stageStartedAt: stage, segmentSince: since }));
+      // Each source's guardian_observation_history rows: the reference the tail read is checked against below.
+      const history = new Map<string, Record<string, unknown>[]>();
       for (const source of ['posthog', 'sentry']) {
         const { before, after } = await compare(source, queries);
+        history.set(source, after);
         for (const flag of flags) {
           const old = points(before, flag, stage, window);
           const now = points(after, flag, stage, window);
@@ -139,11 +135,11 @@ describe.each([
       // The tail read (what the cycle reads): the last `consecutive` polls of the current segment,
       // the finals, and how many were left out; decide reaches the same verdict, evidence's polls included.
       for (const source of ['posthog', 'sentry']) {
-        const full = await historyOf(source, queries);
+        const full = history.get(source)!;
         for (const tail of [1, 2, 3]) {
           const bounded = await store.observationTail(source, queries, tail);
           for (const flag of flags) {
-            const all = (full.get(flag) ?? []).map((p) => ({ ...p, segment: segmentIndex(stage, window, p.since) }));
+            const all = points(full, flag, stage, window);
             const t = bounded.get(flag)!;
             const part = t.points.map((p) => ({ ...p, segment: segmentIndex(stage, window, p.since) }));
             expect(part.length + t.omitted).toBe(all.length);
@@ -155,7 +151,7 @@ describe.each([
         }
       }
       // The read is bounded: the current segment's polls plus one row per earlier segment (and the legacy rows).
-      const current = (await historyOf('posthog', queries)).get('hist_a') ?? [];
+      const current = points(history.get('posthog')!, 'hist_a', stage, window);
       expect(current.length).toBeLessThanOrEqual(30 + 1 + Math.floor(poll / 15) + 2 + 1);
     }
     expect(checked).toBe(150 * 2 * 3);
