@@ -54,9 +54,9 @@ const HISTORY_COLUMNS = `flag_name, ${epochMs('since', 'since_ms')}, ${epochMs('
 
 /**
  * Characters of JSON per statement of the cycle's bulk writes (about 96 KB). Below V8's large-object
- * size (128 KB), so a statement's text is an ordinary young string that dies with its statement,
- * instead of a large object that waits for a full collection: at 10,000 flags a cycle writes
- * about 12 MB of rule state, and in 600 KB parts that all stayed in memory until the cycle ended.
+ * size (128 KB), so a statement's text is an ordinary young string that dies with its statement:
+ * at 10,000 flags a cycle writes about 12 MB of rule state, and in 600 KB statements their texts
+ * ended every cycle as 7 MB of V8's large-object space, at the moment RSS peaks.
  */
 export const WRITE_CHUNK_CHARS = 96_000;
 /** Default and maximum page size of {@link Store.listEvents}. */
@@ -404,10 +404,10 @@ export class SqlStore implements Store {
     let from = 0;
     let rows = 64;
     const next = (): string => {
-      const json = JSON.stringify(items.slice(from, from + rows).map(row));
-      const sent = Math.min(rows, items.length - from);
-      from += sent;
-      rows = Math.max(1, Math.floor((WRITE_CHUNK_CHARS * sent) / json.length));
+      const part = items.slice(from, from + rows);
+      const json = JSON.stringify(part.map(row));
+      from += part.length;
+      rows = Math.max(1, Math.floor((WRITE_CHUNK_CHARS * part.length) / json.length));
       return json;
     };
     try {
