@@ -249,13 +249,11 @@ export class BrowserFlagClient extends ListenerHub {
       if (raw === null || typeof raw !== 'object' || typeof raw.name !== 'string' || typeof raw.value !== 'boolean') continue;
       const r: EvaluatedFlagRecord = { ...raw, rollbackMessage: plainText(raw.rollbackMessage ?? null) };
       const old = this.values.get(r.name);
-      const held = this.heldVersion(r.name);
-      // A fetch that raced with a newer change must not take the flag back in time, nor drop the
-      // rollback whose switch is being held (its answer was read before the rollback was made).
-      if (old !== undefined && r.version < Math.max(old.version, held ?? 0)) {
+      if (old !== undefined && this.staleAnswer(r.name, r.version, old.version)) {
         next.set(r.name, old);
         continue;
       }
+      const held = this.heldVersion(r.name);
       if (held !== undefined && old !== undefined) {
         // The same rolled-back row again while its switch is held: keep holding.
         if (held === r.version) {

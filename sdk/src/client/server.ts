@@ -252,13 +252,11 @@ export class ServerFlagClient extends ListenerHub {
       if (raw === null || typeof raw !== 'object' || typeof raw.name !== 'string') continue;
       const record: FlagRecord = { ...raw, rollbackMessage: plainText(raw.rollbackMessage ?? null) };
       const old = this.flags.get(record.name);
-      const held = this.heldVersion(record.name);
-      // A fetch that raced with a newer change event must not roll the flag back in time, nor drop
-      // the rollback whose switch is being held (its answer was read before the rollback was made).
-      if (old !== undefined && record.version < Math.max(old.definition.version, held ?? 0)) {
+      if (old !== undefined && this.staleAnswer(record.name, record.version, old.definition.version)) {
         next.set(record.name, old);
         continue;
       }
+      const held = this.heldVersion(record.name);
       if (held !== undefined && old !== undefined) {
         if (held === record.version) {
           next.set(record.name, old); // the held rollback again: keep holding

@@ -239,6 +239,15 @@ export class ListenerHub {
     return this.holds.get(flag)?.version;
   }
 
+  /**
+   * A fetched answer (`version`) that was read before what the client holds (`current`, the
+   * version it serves) or before the rollback whose switch is being held: a fetch that raced with a
+   * newer change. It must not take the flag back in time, nor drop the held rollback.
+   */
+  protected staleAnswer(flag: string, version: number, current: number | undefined): boolean {
+    return current !== undefined && version < Math.max(current, this.heldVersion(flag) ?? 0);
+  }
+
   /** Drops a held switch (a newer state of the flag arrived: it wins). */
   protected cancelHold(flag: string): void {
     this.holds.get(flag)?.cancel();
